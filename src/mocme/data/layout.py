@@ -1,0 +1,121 @@
+"""The project's own on-disk dataset layout, which every supported format converts into.
+
+::
+
+    my_graph/
+      dataset.yaml          optional: name, description, source
+      entities.txt          one entity name per line; line i (from 0) is entity id i
+      relations.txt         one relation name per line
+      train.tsv             head<TAB>relation<TAB>tail, by name
+      valid.tsv
+      test.tsv
+      entity_text.tsv       optional: name<TAB>text (descriptions for feature extraction)
+      features/
+        text.safetensors    optional, one file per modality: "features" float32 (N, d)
+        visual.safetensors  and "mask" bool (N,), row i = entity id i
+
+Names may contain spaces but not tabs or newlines.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+from safetensors.torch import save_file
+
+from mocme.data.kg import SPLITS, Modality, MultiModalKG
+from mocme.data.readers import (
+    read_entity_text,
+    read_features,
+    read_name_list,
+    read_name_triples,
+    triples_to_ids,
+)
+from mocme.errors import DataError, MocmeError
+from mocme.io import read_text
+
+PathLike = str | os.PathLike[str]
+MARKER = "entities.txt"
+
+
+def is_layout(directory: PathLike) -> bool:
+    return (Path(directory) / MARKER).is_file()
+
+
+def load_layout(directory: PathLike, name: str | None = None) -> MultiModalKG:
+    """Load a dataset saved in the project's layout."""
+    directory = Path(directory)
+    meta: dict = {}
+    if (directory / "dataset.yaml").is_file():
+        path, text = read_text(directory / "dataset.yaml")
+        try:
+            meta = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            line = err.problem_mark.line + 1 if getattr(err, "problem_mark", None) else None
+            raise DataError(path, f"invalid YAML ({getattr(err, 'problem', err)})", line) from None
+        if not isinstance(meta, dict):
+            raise DataError(path, "expected a mapping")
+    entities = read_name_list(directory / "entities.txt")
+    relations = read_name_list(directory / "relations.txt")
+    splits = {}
+    for split in SPLITS:
+        path, named = read_name_triples(directory / f"{split}.tsv")
+        splits[split] = triples_to_ids(path, named, entities, relations)
+    text = None
+    if (directory / "entity_text.tsv").is_file():
+        text = read_entity_text(directory / "entity_text.tsv", entities, strict=True)
+    kg = MultiModalKG(str(name or meta.get("name") or directory.name), entities, relations, **splits, entity_text=text)
+    features_dir = directory / "features"
+    if features_dir.is_dir():
+        for path in sorted(features_dir.glob("*.safetensors")):
+            kg.add_modality(read_features(path, kg.num_entities))
+    return kg
+
+
+def save_layout(kg: MultiModalKG, directory: PathLike, overwrite: bool = False, description: str = "") -> Path:
+    """Write ``kg`` in the project's layout. The directory appears complete or not at all."""
+    directory = Path(directory)
+    if directory.exists() and not overwrite:
+        raise MocmeError(f"{directory}: already exists (pass overwrite to replace it)")
+    for vocab in (kg.entities, kg.relations):
+        bad = next((n for n in vocab if "\t" in n or "\n" in n or not n.strip()), None)
+        if bad is not None:
+            raise MocmeError(f"cannot save name {bad!r}: names must be non-empty and free of tabs and newlines")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        meta = {"name": kg.name, "description": description, **kg.statistics()}
+        (tmp / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
+        (tmp / "entities.txt").write_text("".join(n + "\n" for n in kg.entities), encoding="utf-8")
+        (tmp / "relations.txt").write_text("".join(n + "\n" for n in kg.relations), encoding="utf-8")
+        ent, rel = kg.entities.names, kg.relations.names
+        for split in SPLITS:
+            rows = (f"{ent[h]}\t{rel[r]}\t{ent[t]}\n" for h, r, t in kg.split(split).tolist())
+            (tmp / f"{split}.tsv").write_text("".join(rows), encoding="utf-8")
+        if kg.entity_text is not None:
+            rows = (f"{ent[i]}\t{' '.join(t.split())}\n" for i, t in enumerate(kg.entity_text) if t)
+            (tmp / "entity_text.tsv").write_text("".join(rows), encoding="utf-8")
+        if kg.modalities:
+            (tmp / "features").mkdir()
+            for modality in kg.modalities.values():
+                save_modality(modality, tmp / "features" / f"{modality.name}.safetensors")
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return directory
+
+
+def save_modality(modality: Modality, path: PathLike) -> None:
+    """Write one modality as a safetensors file with ``features`` and ``mask``."""
+    save_file(
+        {"features": modality.features.contiguous(), "mask": modality.mask.contiguous()},
+        str(path),
+        metadata={"name": modality.name, "source": modality.source},
+    )

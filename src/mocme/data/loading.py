@@ -1,0 +1,70 @@
+"""One entry point from a dataset config section to a :class:`MultiModalKG`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mocme.data.kg import MultiModalKG
+from mocme.data.layout import is_layout, load_layout
+from mocme.data.readers import read_features
+from mocme.data.registry import BENCHMARKS, Benchmark, _load_openke, _load_tsv, load_benchmark
+from mocme.data.synthetic import SyntheticSpec, generate
+from mocme.errors import MocmeError
+
+
+class FeatureFile(BaseModel):
+    """A feature matrix on disk, row-aligned with the entity vocabulary."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path = Field(description="A .safetensors, .npy or .pt file of shape (entities, dim).")
+    mask: Path | None = Field(None, description="Optional availability mask, shape (entities,).")
+
+
+class DatasetConfig(BaseModel):
+    """Which graph to load and which modalities to attach."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("synthetic", description="'synthetic', a known benchmark (see 'mocme datasets'), or a directory.")
+    data_dir: Path | None = Field(
+        None, description="Folder of the known benchmarks (default: $MOCME_DATA, else ./data)."
+    )
+    synthetic: SyntheticSpec = Field(default_factory=SyntheticSpec, description="Generator settings for 'synthetic'.")
+    features: dict[str, FeatureFile] = Field(default_factory=dict, description="Extra modalities by name.")
+    modalities: list[str] | None = Field(None, description="Modalities to keep (default: all); [] = structure only.")
+
+
+def load_dataset(config: DatasetConfig | str | None = None) -> MultiModalKG:
+    """Load the graph a :class:`DatasetConfig` (or just a name or directory) describes."""
+    if config is None or isinstance(config, str):
+        config = DatasetConfig(name=config or "synthetic")
+    kg = _load_graph(config)
+    for name, feature in config.features.items():
+        kg.add_modality(read_features(feature.path, kg.num_entities, name=name, mask_path=feature.mask))
+    return kg.with_modalities(config.modalities)
+
+
+def _load_graph(config: DatasetConfig) -> MultiModalKG:
+    if config.name == "synthetic":
+        return generate(config.synthetic)
+    if config.name.lower() in (b.lower() for b in BENCHMARKS):
+        return load_benchmark(config.name, config.data_dir)
+    folder = Path(config.name)
+    if not folder.is_dir():
+        known = ", ".join(["synthetic", *BENCHMARKS])
+        raise MocmeError(f"dataset {config.name!r} is neither a known dataset ({known}) nor a directory")
+    if is_layout(folder):
+        return load_layout(folder)
+    if any((folder / f).exists() for f in ("entity2id.txt", "entity2id.txt.gz")):
+        return _load_openke(folder, folder.name)
+    if any((folder / f).exists() for f in ("train.tsv", "train.tsv.gz")):
+        return _load_tsv(folder, folder.name)
+    raise MocmeError(
+        f"{folder}: no dataset found (expected entities.txt, OpenKE entity2id.txt, or train.tsv/dev.tsv/test.tsv)"
+    )
+
+
+__all__ = ["Benchmark", "DatasetConfig", "FeatureFile", "load_dataset"]

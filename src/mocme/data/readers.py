@@ -1,0 +1,317 @@
+"""Readers for the file formats the field uses. Each raises :class:`DataError` naming file and line.
+
+- OpenKE ``entity2id.txt`` / ``relation2id.txt`` (count line, then ``name<ws>id``, split on the
+  last whitespace) and ``train2id.txt``-style triples (count line, then ``h t r``).
+- Tab-separated name triples ``h<TAB>r<TAB>t`` (kg-bert's ``train.tsv/dev.tsv/test.tsv``).
+- Entity text files ``name<TAB>text``.
+- Feature matrices in ``.safetensors``, ``.npy`` and ``.pt``, row-aligned to the entity vocabulary.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mocme.data.kg import Modality
+from mocme.data.vocab import Vocabulary
+from mocme.errors import DataError
+from mocme.io import read_text, resolve
+
+PathLike = str | os.PathLike[str]
+
+
+def _lines(path: PathLike) -> tuple[Path, list[str]]:
+    """Non-trailing lines of a text file; a blank line before the end is an error."""
+    path, text = read_text(path)
+    lines = text.split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise DataError(path, "empty line", number)
+    return path, lines
+
+
+def _count_line(path: Path, lines: list[str]) -> int:
+    """Check the OpenKE count line against the number of lines that follow it."""
+    if not lines:
+        raise DataError(path, "file is empty (expected a count on line 1)")
+    try:
+        count = int(lines[0].strip())
+    except ValueError:
+        raise DataError(path, f"line 1 must be the number of entries, got {lines[0].strip()[:40]!r}", 1) from None
+    if count != len(lines) - 1:
+        raise DataError(path, f"count line says {count} entries but the file has {len(lines) - 1}", 1)
+    return count
+
+
+# -- OpenKE ----------------------------------------------------------------------------------
+def read_openke_vocabulary(path: PathLike) -> Vocabulary:
+    """Read ``entity2id.txt`` / ``relation2id.txt``: a count, then ``name<ws>id`` lines."""
+    path, lines = _lines(path)
+    count = _count_line(path, lines)
+    names: list[str | None] = [None] * count
+    for number, line in enumerate(lines[1:], start=2):
+        parts = line.rstrip().rsplit(None, 1)
+        if len(parts) != 2:
+            raise DataError(path, "expected 'name<whitespace>id'", number)
+        name, ident = parts[0].strip(), parts[1]
+        try:
+            index = int(ident)
+        except ValueError:
+            raise DataError(path, f"id {ident[:40]!r} is not an integer", number) from None
+        if not 0 <= index < count:
+            raise DataError(path, f"id {index} out of range [0, {count})", number)
+        if names[index] is not None:
+            raise DataError(path, f"id {index} appears twice", number)
+        names[index] = name
+    return _vocabulary(path, [n for n in names if n is not None], lines_offset=2)
+
+
+def _vocabulary(path: Path, names: list[str], lines_offset: int) -> Vocabulary:
+    seen: dict[str, int] = {}
+    for number, name in enumerate(names, start=lines_offset):
+        if name in seen:
+            raise DataError(path, f"duplicate name {name[:60]!r} (first on line {seen[name]})", number)
+        seen[name] = number
+    return Vocabulary(names)
+
+
+def read_openke_triples(path: PathLike, num_entities: int, num_relations: int) -> Tensor:
+    """Read ``train2id.txt``-style files: a count, then ``head tail relation`` per line.
+
+    Returns:
+        LongTensor of shape ``(n, 3)`` in ``(h, r, t)`` order.
+    """
+    path, lines = _lines(path)
+    _count_line(path, lines)
+    rows = [line.split() for line in lines[1:]]
+    for number, row in enumerate(rows, start=2):
+        if len(row) != 3:
+            raise DataError(path, f"expected 3 columns 'head tail relation', got {len(row)}", number)
+    try:
+        hts = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    except ValueError:
+        number = next(i for i, row in enumerate(rows, start=2) if not all(_is_int(v) for v in row))
+        raise DataError(path, "ids must be integers", number) from None
+    triples = torch.from_numpy(hts[:, [0, 2, 1]].copy())
+    _check_range(path, triples, num_entities, num_relations, first_line=2)
+    return triples
+
+
+def _is_int(value: str) -> bool:
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_range(path: Path, triples: Tensor, num_entities: int, num_relations: int, first_line: int) -> None:
+    entity_bad = (triples[:, [0, 2]] < 0) | (triples[:, [0, 2]] >= num_entities)
+    relation_bad = (triples[:, 1] < 0) | (triples[:, 1] >= num_relations)
+    bad = entity_bad.any(1) | relation_bad
+    if bad.any():
+        row = int(bad.nonzero()[0])
+        h, r, t = triples[row].tolist()
+        if relation_bad[row]:
+            problem = f"relation id {r} out of range [0, {num_relations})"
+        else:
+            problem = f"entity id {h if entity_bad[row, 0] else t} out of range [0, {num_entities})"
+        raise DataError(path, problem, first_line + row)
+
+
+# -- tab-separated names ----------------------------------------------------------------------
+def read_name_triples(path: PathLike) -> tuple[Path, list[tuple[str, str, str]]]:
+    """Read ``h<TAB>r<TAB>t`` name triples (kg-bert ``*.tsv``, the project's own layout)."""
+    path, lines = _lines(path)
+    triples = []
+    for number, line in enumerate(lines, start=1):
+        parts = line.split("\t")
+        if len(parts) != 3:
+            raise DataError(path, f"expected 3 tab-separated columns 'head relation tail', got {len(parts)}", number)
+        h, r, t = (p.strip() for p in parts)
+        if not (h and r and t):
+            raise DataError(path, "empty name", number)
+        triples.append((h, r, t))
+    return path, triples
+
+
+def vocabularies_from_names(named_splits: list[list[tuple[str, str, str]]]) -> tuple[Vocabulary, Vocabulary]:
+    """Entity and relation vocabularies in order of first appearance over the given splits."""
+    entities: dict[str, None] = {}
+    relations: dict[str, None] = {}
+    for triples in named_splits:
+        for h, r, t in triples:
+            entities.setdefault(h)
+            relations.setdefault(r)
+            entities.setdefault(t)
+    return Vocabulary(entities), Vocabulary(relations)
+
+
+def triples_to_ids(
+    path: Path, triples: list[tuple[str, str, str]], entities: Vocabulary, relations: Vocabulary
+) -> Tensor:
+    """Map name triples to ids; an unknown name is an error naming its line."""
+    ent, rel = entities.index, relations.index
+    try:
+        ids = [(ent[h], rel[r], ent[t]) for h, r, t in triples]
+    except KeyError:
+        for number, (h, r, t) in enumerate(triples, start=1):
+            for kind, name, table in (("entity", h, ent), ("relation", r, rel), ("entity", t, ent)):
+                if name not in table:
+                    raise DataError(path, f"unknown {kind} {name[:60]!r}", number) from None
+        raise
+    return torch.tensor(ids, dtype=torch.long).reshape(-1, 3)
+
+
+def read_name_list(path: PathLike) -> Vocabulary:
+    """Read a vocabulary stored as one name per line (the project's own layout)."""
+    path, lines = _lines(path)
+    return _vocabulary(path, [line.strip() for line in lines], lines_offset=1)
+
+
+# -- entity text --------------------------------------------------------------------------------
+def read_entity_text(path: PathLike, entities: Vocabulary, strict: bool = True) -> list[str | None]:
+    """Read ``name<TAB>text`` lines into a list aligned with ``entities`` (``None`` = no text).
+
+    With ``strict=False``, names outside the vocabulary are skipped (benchmark text files often
+    cover a superset of a split's entities); otherwise they are an error.
+    """
+    path, lines = _lines(path)
+    texts: list[str | None] = [None] * len(entities)
+    first_seen: dict[int, int] = {}
+    for number, line in enumerate(lines, start=1):
+        name, sep, text = line.partition("\t")
+        name = name.strip()
+        if not sep:
+            raise DataError(path, "expected 'name<TAB>text'", number)
+        ident = entities.index.get(name)
+        if ident is None:
+            if strict:
+                raise DataError(path, f"unknown entity {name[:60]!r}", number)
+            continue
+        if ident in first_seen:
+            raise DataError(path, f"entity {name[:60]!r} listed twice (first on line {first_seen[ident]})", number)
+        first_seen[ident] = number
+        texts[ident] = text.strip()
+    return texts
+
+
+# -- feature files -------------------------------------------------------------------------------
+FEATURE_SUFFIXES = (".safetensors", ".npy", ".pt", ".pth")
+
+
+def read_features(
+    path: PathLike,
+    num_entities: int,
+    name: str | None = None,
+    mask_path: PathLike | None = None,
+) -> Modality:
+    """Read a feature matrix row-aligned to the entity vocabulary, with an optional mask.
+
+    ``.safetensors`` and ``.pt`` files hold either one tensor or ``features`` plus ``mask``;
+    ``.npy`` holds the matrix, and ``mask_path`` (any of these formats) an optional mask.
+    Without a mask every entity has the modality.
+
+    Returns:
+        A :class:`Modality` whose ``features`` have shape ``(num_entities, d)``.
+    """
+    path = resolve(path)
+    name = name or path.name.split(".")[0]
+    features, mask = _load_arrays(path)
+    if mask_path is not None:
+        if mask is not None:
+            raise DataError(mask_path, f"{path.name} already contains a mask")
+        mask_file = resolve(mask_path)
+        mask, _ = _load_arrays(mask_file)
+        mask = _as_mask(mask_file, mask, num_entities)
+    elif mask is not None:
+        mask = _as_mask(path, mask, num_entities)
+    features = _as_features(path, features, num_entities)
+    if mask is None:
+        mask = torch.ones(num_entities, dtype=torch.bool)
+    available = features[mask]
+    finite = torch.isfinite(available).all(dim=1)
+    if not finite.all():
+        row = int(mask.nonzero()[~finite][0])
+        kind = "NaN" if torch.isnan(available[~finite][0]).any() else "infinite value"
+        raise DataError(path, f"row {row} (entity {row}) contains a {kind}")
+    return Modality(name, features, mask, source=str(path))
+
+
+def _load_arrays(path: Path) -> tuple[object, object | None]:
+    suffix = path.suffix
+    try:
+        if suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            tensors = load_file(str(path))
+            return _split_dict(path, tensors)
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False), None
+        if suffix in (".pt", ".pth"):
+            data = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(data, dict):
+                return _split_dict(path, data)
+            return data, None
+    except DataError:
+        raise
+    except Exception as err:  # truncated or corrupt files raise many library-specific types
+        message = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise DataError(path, f"cannot read {suffix} file ({message})") from None
+    raise DataError(path, f"unsupported feature format {suffix!r} (use {', '.join(FEATURE_SUFFIXES)})")
+
+
+def _split_dict(path: Path, tensors: dict) -> tuple[object, object | None]:
+    if "features" in tensors:
+        extra = set(tensors) - {"features", "mask"}
+        if extra:
+            raise DataError(path, f"unexpected entries {sorted(extra)} (expected 'features' and optional 'mask')")
+        return tensors["features"], tensors.get("mask")
+    if len(tensors) == 1:
+        return next(iter(tensors.values())), None
+    raise DataError(path, f"expected a 'features' entry, found {sorted(tensors)[:5]}")
+
+
+def _as_tensor(path: Path, value: object) -> Tensor:
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise DataError(path, f"unsupported dtype {value.dtype}")
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, Tensor):
+        return value
+    raise DataError(path, f"expected a tensor, found {type(value).__name__}")
+
+
+def _as_features(path: Path, value: object, num_entities: int) -> Tensor:
+    features = _as_tensor(path, value)
+    if not features.is_floating_point():
+        raise DataError(path, f"features must be floating point, got {str(features.dtype).removeprefix('torch.')}")
+    if features.ndim != 2:
+        raise DataError(path, f"features must be a 2-D matrix (entities x dim), got shape {tuple(features.shape)}")
+    if features.shape[0] != num_entities:
+        raise DataError(path, f"has {features.shape[0]} rows, expected {num_entities} (one per entity)")
+    if features.shape[1] == 0:
+        raise DataError(path, "features have dimension 0")
+    if features.dtype == torch.float64:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            features = features.float()
+    return features.float().clone()
+
+
+def _as_mask(path: Path, value: object, num_entities: int) -> Tensor:
+    mask = _as_tensor(path, value)
+    if mask.ndim != 1 or mask.shape[0] != num_entities:
+        raise DataError(path, f"mask must have shape ({num_entities},), got {tuple(mask.shape)}")
+    if mask.dtype != torch.bool:
+        if mask.is_floating_point() or not bool(((mask == 0) | (mask == 1)).all()):
+            raise DataError(path, "mask must be boolean (or 0/1 integers)")
+        mask = mask.bool()
+    return mask

@@ -1,0 +1,138 @@
+"""A synthetic multimodal graph with planted, complementary modality signal.
+
+Every entity has a latent vector ``z`` made of disjoint blocks: a structural block that only the
+graph reveals, and one block per feature modality. Relation ``r`` is a random rotation ``Q_r`` of
+the latent space; the tails of ``(h, r)`` are the ``k_r`` entities nearest to ``z_h Q_r``, so every
+relation depends on every block. Modality ``m`` is a noisy linear projection of its own block only
+(so modalities complement each other), and is missing for a configurable share of entities
+(imbalance). A modality with ``factors: 0`` is pure noise. Everything is fixed by ``seed``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from mocme.data.kg import Modality, MultiModalKG
+from mocme.data.vocab import Vocabulary
+
+
+class SyntheticModality(BaseModel):
+    """One planted feature modality."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    factors: int = Field(8, ge=0, description="Latent factors this modality reveals; 0 makes it pure noise.")
+    dim: int = Field(32, ge=1, description="Feature dimension.")
+    noise: float = Field(0.5, ge=0, description="Std of the Gaussian noise added to the unit-variance signal.")
+    missing: float = Field(0.2, ge=0, lt=1, description="Share of entities without this modality.")
+
+
+def _default_modalities() -> dict[str, SyntheticModality]:
+    return {
+        "text": SyntheticModality(factors=8, dim=48, noise=0.5, missing=0.2),
+        "visual": SyntheticModality(factors=8, dim=32, noise=0.5, missing=0.4),
+    }
+
+
+class SyntheticSpec(BaseModel):
+    """Settings of the synthetic generator (the built-in default dataset)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = Field(0, description="Fixes the graph, features and split (independent of the training seed).")
+    num_entities: int = Field(2000, ge=10, description="Number of entities N.")
+    num_relations: int = Field(12, ge=1, description="Number of relations R.")
+    structure_factors: int = Field(8, ge=0, description="Latent factors revealed only by the graph.")
+    modalities: dict[str, SyntheticModality] = Field(default_factory=_default_modalities)
+    triples_per_entity: float = Field(5.0, gt=0, description="Average number of triples an entity takes part in.")
+    max_tails: int = Field(3, ge=1, description="Relations have 1..max_tails tails per head.")
+    degree_skew: float = Field(0.8, ge=0, description="Zipf exponent of head popularity (0 = uniform).")
+    valid_fraction: float = Field(0.1, ge=0, lt=0.5)
+    test_fraction: float = Field(0.1, ge=0, lt=0.5)
+
+
+def generate(spec: SyntheticSpec | None = None) -> MultiModalKG:
+    """Generate the synthetic multimodal graph described by ``spec``."""
+    spec = spec or SyntheticSpec()
+    gen = torch.Generator().manual_seed(spec.seed)
+    n = spec.num_entities
+    blocks = [spec.structure_factors] + [m.factors for m in spec.modalities.values()]
+    num_factors = max(sum(blocks), 1)
+    z = torch.randn(n, num_factors, generator=gen) / math.sqrt(num_factors)
+
+    triples = _planted_triples(spec, z, gen)
+    train, valid, test = _split(spec, triples, gen)
+
+    modalities = {}
+    start = spec.structure_factors
+    for name, m in spec.modalities.items():
+        signal = z[:, start : start + m.factors] if m.factors else torch.zeros(n, 0)
+        start += m.factors
+        features = _project(signal, m, gen)
+        mask = torch.rand(n, generator=gen) >= m.missing
+        modalities[name] = Modality(name, features, mask, source=f"synthetic(seed={spec.seed})")
+
+    width = len(str(n - 1))
+    entities = Vocabulary(f"e{i:0{width}d}" for i in range(n))
+    relations = Vocabulary(f"r{j:0{len(str(spec.num_relations - 1))}d}" for j in range(spec.num_relations))
+    return MultiModalKG("synthetic", entities, relations, train, valid, test, modalities)
+
+
+def _project(signal: torch.Tensor, m: SyntheticModality, gen: torch.Generator) -> torch.Tensor:
+    """Noisy linear view of ``signal`` (shape ``(N, f)``) with unit-variance columns; ``(N, dim)``."""
+    n, f = signal.shape
+    if f:
+        x = signal @ torch.randn(f, m.dim, generator=gen)
+        x = (x - x.mean(0)) / x.std(0).clamp_min(1e-8)
+        x = x + m.noise * torch.randn(n, m.dim, generator=gen)
+    else:
+        x = torch.randn(n, m.dim, generator=gen)
+    return x / x.std(0).clamp_min(1e-8)
+
+
+def _planted_triples(spec: SyntheticSpec, z: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Tails of each sampled ``(h, r)`` are the nearest entities to ``z_h Q_r``; shape ``(T, 3)``."""
+    n, f = z.shape
+    rotations = torch.linalg.qr(torch.randn(spec.num_relations, f, f, generator=gen)).Q
+    tails_per_head = 1 + torch.arange(spec.num_relations) % spec.max_tails
+    num_pairs = round(n * spec.triples_per_entity / 2 / tails_per_head.float().mean().item())
+    popularity = (torch.arange(n, dtype=torch.float) + 1).pow(-spec.degree_skew)[torch.randperm(n, generator=gen)]
+    heads = torch.multinomial(popularity, num_pairs, replacement=True, generator=gen)
+    rels = torch.randint(spec.num_relations, (num_pairs,), generator=gen)
+    pairs = torch.unique(torch.stack([heads, rels], 1), dim=0)
+    unit = torch.nn.functional.normalize(z, dim=1)
+    out = []
+    chunk = max(1, (1 << 24) // n)
+    for r in range(spec.num_relations):
+        hs = pairs[pairs[:, 1] == r, 0]
+        k = int(tails_per_head[r])
+        for block in hs.split(chunk):
+            target = torch.nn.functional.normalize(z[block] @ rotations[r], dim=1)
+            sims = target @ unit.T
+            sims[torch.arange(len(block)), block] = -math.inf  # no self loops
+            tails = sims.topk(k, dim=1).indices
+            out.append(
+                torch.stack([block.repeat_interleave(k), torch.full((len(block) * k,), r), tails.reshape(-1)], 1)
+            )
+    return torch.cat(out) if out else torch.zeros(0, 3, dtype=torch.long)
+
+
+def _split(spec: SyntheticSpec, triples: torch.Tensor, gen: torch.Generator):
+    """Random split; held-out triples whose entities never occur in train move back to train."""
+    triples = triples[torch.randperm(len(triples), generator=gen)]
+    n_valid = int(len(triples) * spec.valid_fraction)
+    n_test = int(len(triples) * spec.test_fraction)
+    test, valid, train = triples[:n_test], triples[n_test : n_test + n_valid], triples[n_test + n_valid :]
+    seen = torch.zeros(spec.num_entities, dtype=torch.bool)
+    seen[train[:, 0]] = True
+    seen[train[:, 2]] = True
+    kept = []
+    for held in (valid, test):
+        ok = seen[held[:, 0]] & seen[held[:, 2]]
+        train = torch.cat([train, held[~ok]])
+        seen[held[~ok][:, [0, 2]].reshape(-1)] = True
+        kept.append(held[ok])
+    return train, kept[0], kept[1]

@@ -1,0 +1,161 @@
+"""Filtered link-prediction evaluation of any model that scores all entities for ``(e, r')``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from mocme.data.kg import MultiModalKG, ranking_queries
+from mocme.evaluation.categories import CATEGORIES, relation_categories
+from mocme.evaluation.metrics import DEFAULT_KS, side_metrics
+from mocme.evaluation.ranking import filtered_ranks
+
+
+class ScoresAllEntities(Protocol):
+    """What the evaluator needs from a model."""
+
+    def score_all(self, queries: Tensor) -> Tensor:
+        """Scores of every entity as the answer of each query; ``(B, 2) -> (B, N)``."""
+        ...
+
+
+@dataclass
+class Ranks:
+    """Per-query filtered ranks of one split, both directions (tail queries first, then head)."""
+
+    optimistic: Tensor  # float64 (Q,)
+    pessimistic: Tensor  # float64 (Q,)
+    is_head: Tensor  # bool (Q,)
+    relations: Tensor  # long (Q,), original relation id (without the reciprocal offset)
+    targets: Tensor  # long (Q,)
+
+    @property
+    def realistic(self) -> Tensor:
+        return (self.optimistic + self.pessimistic) / 2
+
+
+def _batch_size(num_entities: int, memory_mb: float, max_batch: int) -> int:
+    """Queries per batch so that the model's scores plus the ranking workspace fit in ``memory_mb``."""
+    per_query = num_entities * 4 * 2 + 64
+    return max(1, min(max_batch, int(memory_mb * 2**20 // per_query)))
+
+
+@contextlib.contextmanager
+def _inference(model: Any) -> Iterator[None]:
+    """Eval mode, no autograd, and the model's own per-pass cache where it has one."""
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    cache = model.precomputed() if hasattr(model, "precomputed") else contextlib.nullcontext()
+    try:
+        with torch.inference_mode(), cache:
+            yield
+    finally:
+        if was_training:
+            model.train()
+
+
+def rank_triples(
+    model: ScoresAllEntities,
+    kg: MultiModalKG,
+    triples: Tensor,
+    *,
+    filtered: bool = True,
+    memory_mb: float = 512.0,
+    max_batch: int = 512,
+    progress: bool = False,
+    description: str = "ranking",
+) -> Ranks:
+    """Rank the true answer of both directions of each triple against all entities.
+
+    Queries are processed in batches sized from ``memory_mb`` (one ``(B, N)`` score block at a
+    time, never a ``(B, N, d)`` tensor), sorted by relation so that models can reuse
+    relation-specific work, and returned in the original order.
+    """
+    queries, targets, is_head = ranking_queries(triples, kg.num_relations)
+    order = torch.argsort(queries[:, 1] * kg.num_entities + queries[:, 0], stable=True)
+    index = kg.filter_index if filtered else None
+    optimistic = torch.empty(len(queries), dtype=torch.float64)
+    pessimistic = torch.empty(len(queries), dtype=torch.float64)
+    batch = _batch_size(kg.num_entities, memory_mb, max_batch)
+    device = _device_of(model)
+    workspace = torch.empty(batch * kg.num_entities, dtype=torch.float32)
+    with _inference(model):
+        for chunk in tqdm(order.split(batch), desc=description, disable=not progress, leave=False, unit="batch"):
+            q, t = queries[chunk], targets[chunk]
+            scores = model.score_all(q.to(device)).float().cpu()
+            if index is not None:
+                rows, cols = index.pairs(q)
+            else:
+                rows = cols = torch.zeros(0, dtype=torch.long)
+            optimistic[chunk], pessimistic[chunk] = filtered_ranks(scores, t, rows, cols, workspace)
+    relations = queries[:, 1] % kg.num_relations
+    return Ranks(optimistic, pessimistic, is_head, relations, targets)
+
+
+def _device_of(model: Any) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration):
+        return torch.device("cpu")
+
+
+def summarize(ranks: Ranks, kg: MultiModalKG, ks: Sequence[int] = DEFAULT_KS) -> dict[str, Any]:
+    """Metrics overall, per relation category and per modality availability of the answer."""
+    result: dict[str, Any] = side_metrics(ranks.optimistic, ranks.pessimistic, ranks.is_head, ks)
+    categories = relation_categories(kg.train, kg.num_relations)[ranks.relations]
+    result["by_relation_category"] = {
+        name: side_metrics(*_select(ranks, categories == code), ks)
+        for code, name in enumerate(CATEGORIES)
+        if bool((categories == code).any())
+    }
+    result["by_modality"] = {}
+    for name, modality in kg.modalities.items():
+        has = modality.mask[ranks.targets]
+        result["by_modality"][name] = {
+            label: side_metrics(*_select(ranks, selected), ks)
+            for label, selected in (("present", has), ("absent", ~has))
+            if bool(selected.any())
+        }
+    return result
+
+
+def _select(ranks: Ranks, selected: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    return ranks.optimistic[selected], ranks.pessimistic[selected], ranks.is_head[selected]
+
+
+def evaluate(
+    model: ScoresAllEntities,
+    kg: MultiModalKG,
+    split: str = "valid",
+    *,
+    filtered: bool = True,
+    ks: Sequence[int] = DEFAULT_KS,
+    memory_mb: float = 512.0,
+    max_batch: int = 512,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Filtered ranking metrics of ``model`` on a split of ``kg``.
+
+    Returns:
+        ``{"both"|"head"|"tail": {"realistic"|"optimistic"|"pessimistic": {metric: value},
+        "count": n}, "by_relation_category": {...}, "by_modality": {...}}`` with PyKEEN's metric
+        names (``inverse_harmonic_mean_rank`` is MRR, ``arithmetic_mean_rank`` is MR).
+    """
+    ranks = rank_triples(
+        model,
+        kg,
+        kg.split(split),
+        filtered=filtered,
+        memory_mb=memory_mb,
+        max_batch=max_batch,
+        progress=progress,
+        description=f"evaluating {split}",
+    )
+    return {"split": split, "filtered": filtered, **summarize(ranks, kg, ks)}

@@ -1,0 +1,100 @@
+"""Filtered ranks against a brute-force reference, ties included."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mocme.errors import NumericalError
+from mocme.evaluation import filtered_ranks
+
+
+def brute_force(scores, targets, known):
+    """Per row: (optimistic, pessimistic) by direct counting over the unfiltered entities."""
+    out = []
+    for i, row in enumerate(scores.tolist()):
+        t = targets[i]
+        others = [e for e in range(len(row)) if e == t or e not in known.get(i, set())]
+        better = sum(row[e] > row[t] for e in others)
+        tied = sum(row[e] == row[t] for e in others)  # includes the target itself
+        out.append((1 + better, better + tied))
+    return out
+
+
+@st.composite
+def ranking_case(draw):
+    batch = draw(st.integers(1, 6))
+    n = draw(st.integers(1, 12))
+    # Few distinct values so that ties are frequent.
+    values = draw(st.lists(st.integers(-3, 3), min_size=batch * n, max_size=batch * n))
+    scores = torch.tensor(values, dtype=torch.float32).reshape(batch, n) / 2
+    targets = [draw(st.integers(0, n - 1)) for _ in range(batch)]
+    known = {}
+    for i in range(batch):
+        known[i] = set(draw(st.lists(st.integers(0, n - 1), max_size=n)))
+        if draw(st.booleans()):
+            known[i].add(targets[i])  # the target may itself be listed as a known answer
+    return scores, targets, known
+
+
+@settings(max_examples=300, deadline=None)
+@given(ranking_case())
+def test_filtered_ranks_match_brute_force(case):
+    scores, targets, known = case
+    rows = [i for i in sorted(known) for _ in known[i]]
+    cols = [e for i in sorted(known) for e in sorted(known[i])]
+    optimistic, pessimistic = filtered_ranks(
+        scores, torch.tensor(targets), torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)
+    )
+    expected = brute_force(scores, targets, known)
+    assert optimistic.tolist() == [float(o) for o, _ in expected]
+    assert pessimistic.tolist() == [float(p) for _, p in expected]
+
+
+def test_scores_are_not_modified_and_workspace_is_reused():
+    scores = torch.tensor([[0.5, 0.5, 1.0, -1.0]])
+    before = scores.clone()
+    workspace = torch.empty(16)
+    opt, pess = filtered_ranks(
+        scores, torch.tensor([0]), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), workspace
+    )
+    assert torch.equal(scores, before)
+    assert (opt.item(), pess.item()) == (2.0, 3.0)
+
+
+def test_tiny_differences_are_not_ties():
+    one = torch.tensor(1.0)
+    scores = torch.stack([one, torch.nextafter(one, torch.tensor(2.0)), torch.tensor(1e-45), torch.tensor(0.0)])[None]
+    assert scores[0, 2] > 0  # a float32 subnormal
+    opt, pess = filtered_ranks(
+        scores, torch.tensor([0]), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    )
+    assert (opt.item(), pess.item()) == (2.0, 2.0)
+    opt, _ = filtered_ranks(
+        scores, torch.tensor([3]), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    )
+    assert opt.item() == 4.0  # 1e-45 (subnormal) is strictly above 0.0
+
+
+def test_nan_scores_raise():
+    scores = torch.tensor([[0.1, float("nan"), 0.3]])
+    with pytest.raises(NumericalError):
+        filtered_ranks(scores, torch.tensor([0]), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+
+
+def test_equal_infinities_tie():
+    scores = torch.tensor([[float("inf"), float("inf"), 0.0]])
+    opt, pess = filtered_ranks(
+        scores, torch.tensor([0]), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    )
+    assert (opt.item(), pess.item()) == (1.0, 2.0)
+
+
+def test_negative_infinity_candidates_rank_last():
+    scores = torch.tensor([[0.1, float("-inf"), 0.3]])
+    opt, pess = filtered_ranks(
+        scores, torch.tensor([0]), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    )
+    assert (opt.item(), pess.item()) == (2.0, 2.0)
