@@ -1,11 +1,14 @@
 """A synthetic multimodal graph with planted, complementary modality signal.
 
 Every entity has a latent vector ``z`` made of disjoint blocks: a structural block that only the
-graph reveals, and one block per feature modality. Relation ``r`` is a random rotation ``Q_r`` of
-the latent space; the tails of ``(h, r)`` are the ``k_r`` entities nearest to ``z_h Q_r``, so every
-relation depends on every block. Modality ``m`` is a noisy linear projection of its own block only
-(so modalities complement each other), and is missing for a configurable share of entities
-(imbalance). A modality with ``factors: 0`` is pure noise. Everything is fixed by ``seed``.
+graph reveals, and one block per feature modality. In each block the entities fall into clusters
+(a centroid plus a little spread), so a block says "which kind of thing" an entity is along one
+facet. Relation ``r`` rotates each block separately (a block-diagonal rotation ``Q_r``); the tails
+of ``(h, r)`` are the ``k_r`` entities nearest in cosine to ``z_h Q_r``. Every facet matters for
+every relation, and each facet is revealed by one source only: modality ``m`` is a noisy linear
+projection of its own block (so modalities complement each other) and is missing for a
+configurable share of entities (imbalance). A modality with ``factors: 0`` is pure noise.
+Everything is fixed by ``seed``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class SyntheticSpec(BaseModel):
     num_entities: int = Field(2000, ge=10, description="Number of entities N.")
     num_relations: int = Field(12, ge=1, description="Number of relations R.")
     structure_factors: int = Field(8, ge=0, description="Latent factors revealed only by the graph.")
+    clusters: int = Field(8, ge=1, description="Clusters per latent block (kinds of entity along one facet).")
+    spread: float = Field(0.35, ge=0, description="Within-cluster spread, relative to the centroids' scale.")
     modalities: dict[str, SyntheticModality] = Field(default_factory=_default_modalities)
     triples_per_entity: float = Field(5.0, gt=0, description="Average number of triples an entity takes part in.")
     max_tails: int = Field(3, ge=1, description="Relations have 1..max_tails tails per head.")
@@ -60,8 +65,7 @@ def generate(spec: SyntheticSpec | None = None) -> MultiModalKG:
     gen = torch.Generator().manual_seed(spec.seed)
     n = spec.num_entities
     blocks = [spec.structure_factors] + [m.factors for m in spec.modalities.values()]
-    num_factors = max(sum(blocks), 1)
-    z = torch.randn(n, num_factors, generator=gen) / math.sqrt(num_factors)
+    z = _latents(spec, blocks, gen)
 
     triples = _planted_triples(spec, z, gen)
     train, valid, test = _split(spec, triples, gen)
@@ -93,10 +97,35 @@ def _project(signal: torch.Tensor, m: SyntheticModality, gen: torch.Generator) -
     return x / x.std(0).clamp_min(1e-8)
 
 
+def _latents(spec: SyntheticSpec, blocks: list[int], gen: torch.Generator) -> torch.Tensor:
+    """Clustered latent blocks side by side; shape ``(N, sum(blocks))`` (at least one column)."""
+    n = spec.num_entities
+    parts = []
+    for f in blocks:
+        centroids = torch.randn(spec.clusters, f, generator=gen)
+        assignment = torch.randint(spec.clusters, (n,), generator=gen)
+        parts.append(centroids[assignment] + spec.spread * torch.randn(n, f, generator=gen))
+    z = torch.cat(parts, 1) if sum(blocks) else torch.randn(n, 1, generator=gen)
+    return z / math.sqrt(z.shape[1])
+
+
+def _block_rotations(spec: SyntheticSpec, z: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One block-diagonal random rotation per relation; shape ``(R, f, f)``."""
+    f = z.shape[1]
+    blocks = [b for b in [spec.structure_factors] + [m.factors for m in spec.modalities.values()] if b] or [f]
+    rotations = torch.zeros(spec.num_relations, f, f)
+    start = 0
+    for b in blocks:
+        q = torch.linalg.qr(torch.randn(spec.num_relations, b, b, generator=gen)).Q
+        rotations[:, start : start + b, start : start + b] = q
+        start += b
+    return rotations
+
+
 def _planted_triples(spec: SyntheticSpec, z: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Tails of each sampled ``(h, r)`` are the nearest entities to ``z_h Q_r``; shape ``(T, 3)``."""
-    n, f = z.shape
-    rotations = torch.linalg.qr(torch.randn(spec.num_relations, f, f, generator=gen)).Q
+    n = z.shape[0]
+    rotations = _block_rotations(spec, z, gen)
     tails_per_head = 1 + torch.arange(spec.num_relations) % spec.max_tails
     num_pairs = round(n * spec.triples_per_entity / 2 / tails_per_head.float().mean().item())
     popularity = (torch.arange(n, dtype=torch.float) + 1).pow(-spec.degree_skew)[torch.randperm(n, generator=gen)]

@@ -1,0 +1,139 @@
+"""The model contract: ``score(triples)`` and ``score_all(queries)``; everything builds on these.
+
+Queries are ``(entity, relation')`` pairs with ``relation' < 2R``: ids ``r >= R`` are the
+reciprocals, so head prediction ``(?, r, t)`` is the query ``(t, r + R)``.
+
+Models may have several scoring heads (MoCME has one per modality plus a unified one). Training
+sums the heads' losses over :meth:`KGModel.head_scores`; ranking and prediction use the heads'
+joint decision, :meth:`KGModel.score_all`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+Candidates = None | slice | Tensor
+
+
+class HeadScores(NamedTuple):
+    """One head's scores and where they are defined.
+
+    ``scores`` has shape ``(B, C)``; ``available`` is ``None`` (everywhere) or a bool tensor that
+    broadcasts to ``(B, C)``: a modality head is undefined where the query or the candidate
+    entity lacks that modality.
+    """
+
+    scores: Tensor
+    available: Tensor | None = None
+
+
+class KGModel(nn.Module):
+    """Base class of all link-prediction models.
+
+    Args:
+        num_entities: ``N``.
+        num_relations: ``R``, the original relations (the model holds ``2R``).
+    """
+
+    def __init__(self, num_entities: int, num_relations: int):
+        super().__init__()
+        self.num_entities = num_entities
+        self.num_relations = num_relations
+
+    # -- to implement ----------------------------------------------------------------------------
+    def head_scores(self, queries: Tensor, candidates: Candidates = None) -> dict[str, HeadScores]:
+        """Scores of every head.
+
+        Args:
+            queries: shape ``(B, 2)``.
+            candidates: ``None`` (all ``N`` entities), a ``slice`` of entity ids, a ``(C,)`` tensor
+                shared by all rows, or a ``(B, k)`` tensor of per-row candidates.
+
+        Returns:
+            ``{head name: HeadScores}`` with scores of shape ``(B, C)`` (or ``(B, k)``).
+        """
+        raise NotImplementedError
+
+    def combine(self, heads: dict[str, HeadScores]) -> Tensor:
+        """The joint decision of the heads, higher is better; shape ``(B, C)``."""
+        (only,) = heads.values()
+        return only.scores
+
+    def regularization(self) -> Tensor:
+        """A penalty added to the training loss (0 by default)."""
+        return torch.zeros((), device=self.device)
+
+    # -- built on the above ------------------------------------------------------------------------
+    def score_all(self, queries: Tensor, candidates: Candidates = None) -> Tensor:
+        """Joint scores of candidates for each query; ``(B, 2) -> (B, C)`` (``N`` when ``None``)."""
+        return self.combine(self.head_scores(queries, candidates))
+
+    def score(self, triples: Tensor) -> Tensor:
+        """Joint scores of triples ``(h, r', t)``; ``(B, 3) -> (B,)``."""
+        return self.score_all(triples[:, :2], triples[:, 2:3]).squeeze(1)
+
+    @contextlib.contextmanager
+    def precomputed(self) -> Iterator[None]:
+        """Within this context the model may cache per-pass work (e.g. every entity's encoding).
+
+        Use it only while the parameters do not change (evaluation, prediction).
+        """
+        yield
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+@dataclass(frozen=True)
+class CandidateSet:
+    """Which entities a scoring call needs, in the form that scores them cheapest.
+
+    Attributes:
+        ids: ``(U,)`` entity ids to represent once, or ``None`` for all ``N`` entities in order.
+        columns: ``None`` when every row is scored against every id (result ``(B, U)``), else
+            ``(B, k)`` positions into ``ids``: each row's own candidates (result ``(B, k)``).
+        per_row: score ``columns`` by gathering ``(B, k, d)`` candidate vectors instead of one
+            ``(B, U)`` matrix multiply followed by a gather (cheaper when ``U`` is much larger than ``k``).
+    """
+
+    ids: Tensor | None
+    columns: Tensor | None = None
+    per_row: bool = False
+
+
+# One multiply-add of a (B, U) GEMM costs far less than one gathered (B, k, d) element with its
+# scatter-add backward; a GEMM over the unique candidates wins until U exceeds about this many k.
+GEMM_OVER_GATHER = 64
+
+
+def candidate_set(candidates: Candidates, num_entities: int, device: torch.device) -> CandidateSet:
+    """Normalise a candidate spec (see :meth:`KGModel.head_scores`) into a :class:`CandidateSet`."""
+    if candidates is None:
+        return CandidateSet(None)
+    if isinstance(candidates, slice):
+        return CandidateSet(torch.arange(num_entities, device=device)[candidates])
+    if candidates.ndim == 1:
+        return CandidateSet(candidates)
+    ids, columns = torch.unique(candidates, return_inverse=True)
+    return CandidateSet(ids, columns, per_row=len(ids) > GEMM_OVER_GATHER * candidates.shape[1])
+
+
+def score_candidates(interaction: nn.Module, q: Tensor, table: Tensor, cset: CandidateSet) -> Tensor:
+    """Scores of ``q`` ``(B, d)`` against candidate vectors ``table`` ``(U, d)`` laid out by ``cset``."""
+    if cset.columns is None:
+        return interaction.score_all(q, table)
+    if cset.per_row:
+        return interaction.score_pairs(q, table[cset.columns])
+    return interaction.score_all(q, table).gather(1, cset.columns)
+
+
+def select_candidates(values: Tensor, cset: CandidateSet) -> Tensor:
+    """Per-candidate values ``(U, ...)`` laid out like the scores: ``(U, ...)`` or ``(B, k, ...)``."""
+    return values if cset.columns is None else values[cset.columns]

@@ -1,0 +1,42 @@
+"""The ``model`` section of a run config."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+InteractionName = Literal["tucker", "distmult", "complex", "rotate", "transe"]
+ModelName = Literal["mocme", "tucker", "distmult", "complex", "rotate", "transe"]
+
+
+class ModelConfig(BaseModel):
+    """Which model, its size, and every MoCME switch (each one an ablation)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ModelName = Field("mocme", description="'mocme', or a structure-only baseline named by its scoring function.")
+    dim: int = Field(64, ge=2, description="Entity embedding dimension d (even for complex and rotate).")
+    interaction: InteractionName = Field("tucker", description="Scoring function of every MoCME head.")
+    relation_dim: int = Field(32, ge=1, description="TuckER: relation dimension of the core tensor.")
+    margin: float = Field(6.0, description="TransE / RotatE: score = margin - distance.")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on entity representations while training.")
+    core_dropout: float = Field(0.0, ge=0, lt=1, description="TuckER: dropout on the query vector.")
+
+    experts: int = Field(3, ge=1, description="MoCME: experts (views) per modality, K.")
+    expert: Literal["linear", "mlp"] = Field("linear", description="MoCME: expert type.")
+    expert_hidden: int = Field(0, ge=0, description="MoCME: hidden width of MLP experts (0 = dim).")
+    fusion: Literal["complementarity", "attention", "mean"] = Field(
+        "complementarity",
+        description="MoCME fusion: complementarity-guided, gate/attention only (MoMoK style), or plain mean.",
+    )
+    intra: bool = Field(True, description="MoCME: intra-modal complementarity term in the view weights.")
+    inter: bool = Field(True, description="MoCME: inter-modal complementarity term in the modality weights.")
+    lambda_intra: float = Field(1.0, description="MoCME: weight of the intra-modal complementarity.")
+    lambda_inter: float = Field(1.0, description="MoCME: weight of the inter-modal complementarity.")
+    attention_dim: int = Field(32, ge=1, description="MoCME: width of the relation query q_r and of W.")
+    projection_dim: int = Field(32, ge=1, description="MoCME: width of the projection P used by inter-modal cosines.")
+    modality_heads: bool = Field(True, description="MoCME: a scoring head per modality besides the unified one.")
+    joint: Literal["equal", "confidence"] = Field("equal", description="MoCME: how heads' probabilities combine.")
+    diversity: float = Field(0.0, ge=0, description="MoCME: weight μ of the expert-diversity regulariser.")
+    normalize_features: bool = Field(True, description="MoCME: standardise feature columns over available rows.")

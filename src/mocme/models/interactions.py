@@ -1,0 +1,150 @@
+"""Scoring functions ("interactions"): how a query ``(e, r')`` meets a candidate entity.
+
+Each interaction owns its relation parameters (one set per head) and splits scoring in two:
+``query(h, r)`` turns the query entity's representation and relation into a query vector ``q``,
+then ``score_all(q, t)`` scores ``q`` against a candidate matrix with one matrix multiply
+(never a ``(B, C, d)`` tensor) and ``score_pairs(q, t)`` against per-row candidates.
+
+- DistMult (Yang et al., 2015): ``<h, r, t>``.
+- ComplEx (Trouillon et al., 2016): ``Re(<h, r, conj(t)>)``, halves of a vector as real/imaginary.
+- TuckER (Balažević et al., 2019): ``W ×1 r ×2 h ×3 t`` with a shared core tensor.
+- TransE (Bordes et al., 2013): ``γ - ||h + r - t||₂``.
+- RotatE (Sun et al., 2019): ``γ - ||h ∘ r - t||₂`` with unit-modulus complex ``r``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+
+class Interaction(nn.Module):
+    """Base class. ``num_relations`` counts reciprocal relations too (``2R``)."""
+
+    name: ClassVar[str]
+
+    def __init__(self, dim: int, num_relations: int):
+        super().__init__()
+        self.dim = dim
+        self.num_relations = num_relations
+
+    def query(self, h: Tensor, relations: Tensor) -> Tensor:
+        """Query vectors; ``h`` ``(B, d)``, ``relations`` ``(B,)`` -> ``(B, d)``."""
+        raise NotImplementedError
+
+    def score_all(self, q: Tensor, t: Tensor) -> Tensor:
+        """Scores of every candidate; ``q`` ``(B, d)``, ``t`` ``(C, d)`` -> ``(B, C)``."""
+        return q @ t.T
+
+    def score_pairs(self, q: Tensor, t: Tensor) -> Tensor:
+        """Scores of per-row candidates; ``q`` ``(B, d)``, ``t`` ``(B, k, d)`` -> ``(B, k)``."""
+        return torch.einsum("bd,bkd->bk", q, t)
+
+
+class DistMult(Interaction):
+    name = "distmult"
+
+    def __init__(self, dim: int, num_relations: int):
+        super().__init__(dim, num_relations)
+        self.relation = nn.Parameter(torch.empty(num_relations, dim))
+        nn.init.normal_(self.relation, 1.0, 0.1)
+
+    def query(self, h: Tensor, relations: Tensor) -> Tensor:
+        return h * self.relation[relations]
+
+
+class ComplEx(Interaction):
+    name = "complex"
+
+    def __init__(self, dim: int, num_relations: int):
+        if dim % 2:
+            raise ValueError("ComplEx needs an even dimension (real and imaginary halves)")
+        super().__init__(dim, num_relations)
+        self.relation = nn.Parameter(torch.empty(num_relations, dim))
+        nn.init.normal_(self.relation, 0.0, 1.0 / math.sqrt(dim))
+        with torch.no_grad():
+            self.relation[:, : dim // 2] += 1.0  # start near the identity rotation
+
+    def query(self, h: Tensor, relations: Tensor) -> Tensor:
+        h_re, h_im = h.chunk(2, dim=-1)
+        r_re, r_im = self.relation[relations].chunk(2, dim=-1)
+        return torch.cat([h_re * r_re - h_im * r_im, h_re * r_im + h_im * r_re], dim=-1)
+
+
+class TuckER(Interaction):
+    """TuckER with a core ``W`` of shape ``(d_r, d, d)``.
+
+    The query is ``(r ⊗ h) @ W``: one GEMM of shape ``(B, d_r·d) x (d_r·d, d)``, so no per-query
+    ``d x d`` relation matrices are ever gathered.
+    """
+
+    name = "tucker"
+
+    def __init__(self, dim: int, num_relations: int, relation_dim: int = 32, dropout: float = 0.0):
+        super().__init__(dim, num_relations)
+        self.relation_dim = relation_dim
+        self.relation = nn.Parameter(torch.empty(num_relations, relation_dim))
+        nn.init.normal_(self.relation, 0.0, 1.0)
+        self.core = nn.Parameter(torch.empty(relation_dim * dim, dim))
+        # Start near "relation-independent identity": q ≈ h, so early training behaves like a dot product.
+        with torch.no_grad():
+            self.core.normal_(0.0, 1.0 / math.sqrt(relation_dim * dim))
+            eye = torch.eye(dim) / math.sqrt(relation_dim)
+            self.core.view(relation_dim, dim, dim).add_(eye)
+        self.dropout = nn.Dropout(dropout)
+
+    def query(self, h: Tensor, relations: Tensor) -> Tensor:
+        r = self.relation[relations]
+        outer = (r.unsqueeze(2) * h.unsqueeze(1)).reshape(len(h), -1)
+        return self.dropout(outer @ self.core)
+
+
+class _Distance(Interaction):
+    """``γ - ||q - t||₂``, computed against all candidates through ``|q|² + |t|² - 2 q·t``."""
+
+    def __init__(self, dim: int, num_relations: int, margin: float = 6.0):
+        super().__init__(dim, num_relations)
+        self.margin = margin
+
+    def score_all(self, q: Tensor, t: Tensor) -> Tensor:
+        squared = (q * q).sum(-1, keepdim=True) + (t * t).sum(-1) - 2 * (q @ t.T)
+        return self.margin - squared.clamp_min(1e-12).sqrt()
+
+    def score_pairs(self, q: Tensor, t: Tensor) -> Tensor:
+        squared = (q.unsqueeze(1) - t).pow(2).sum(-1)
+        return self.margin - squared.clamp_min(1e-12).sqrt()
+
+
+class TransE(_Distance):
+    name = "transe"
+
+    def __init__(self, dim: int, num_relations: int, margin: float = 6.0):
+        super().__init__(dim, num_relations, margin)
+        self.relation = nn.Parameter(torch.empty(num_relations, dim))
+        nn.init.normal_(self.relation, 0.0, 1.0 / math.sqrt(dim))
+
+    def query(self, h: Tensor, relations: Tensor) -> Tensor:
+        return h + self.relation[relations]
+
+
+class RotatE(_Distance):
+    name = "rotate"
+
+    def __init__(self, dim: int, num_relations: int, margin: float = 6.0):
+        if dim % 2:
+            raise ValueError("RotatE needs an even dimension (real and imaginary halves)")
+        super().__init__(dim, num_relations, margin)
+        self.phase = nn.Parameter(torch.empty(num_relations, dim // 2))
+        nn.init.uniform_(self.phase, -math.pi, math.pi)
+
+    def query(self, h: Tensor, relations: Tensor) -> Tensor:
+        h_re, h_im = h.chunk(2, dim=-1)
+        phase = self.phase[relations]
+        cos, sin = phase.cos(), phase.sin()
+        return torch.cat([h_re * cos - h_im * sin, h_re * sin + h_im * cos], dim=-1)
+
+
+INTERACTIONS: dict[str, type[Interaction]] = {cls.name: cls for cls in (DistMult, ComplEx, TuckER, TransE, RotatE)}

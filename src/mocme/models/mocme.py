@@ -1,0 +1,247 @@
+"""MoCME: Mixture of Complementary Modality Experts (arXiv 2507.20620), as read in METHOD.md.
+
+Every modality (the learned structural embedding, and each feature matrix) passes through ``K``
+experts that produce ``K`` views; the views are fused with intra-modal complementarity weights
+``β`` and the modalities with inter-modal complementarity weights ``α`` over the modalities the
+entity has. Each modality and the unified embedding has a scoring head with its own relation
+parameters; the joint decision combines the heads' probabilities.
+
+Relation context: the query entity of ``(e, r')`` is encoded in context ``r'`` (gate bias,
+temperature and attention query of ``r'``); candidate entities are encoded once per pass in the
+neutral context ``2R``. Both ``score`` and ``score_all`` follow this one definition, so every
+candidate costs one matrix multiply per head.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mocme.data.kg import MultiModalKG
+from mocme.models.base import (
+    Candidates,
+    CandidateSet,
+    HeadScores,
+    KGModel,
+    candidate_set,
+    score_candidates,
+    select_candidates,
+)
+from mocme.models.config import ModelConfig
+from mocme.models.fusion import InterModalFusion, IntraModalFusion, ModalityExperts, view_redundancy
+from mocme.models.interactions import INTERACTIONS, Interaction, TuckER
+
+STRUCTURE = "structure"
+JOINT = "joint"
+
+
+@dataclass
+class Encoding:
+    """Representations of ``n`` entities in given contexts.
+
+    Attributes:
+        modal: ``(n, M, d)``, one fused embedding per modality (structure first).
+        joint: ``(n, d)``, the unified embedding ``e*``.
+        available: ``(n, M)`` bool, which modalities each entity has.
+        alpha: ``(n, M)``, inter-modal weights (0 where unavailable).
+        beta: ``(n, M, K)``, intra-modal view weights.
+    """
+
+    modal: Tensor
+    joint: Tensor
+    available: Tensor
+    alpha: Tensor
+    beta: Tensor
+
+    def take(self, index: Tensor) -> Encoding:
+        return Encoding(*(getattr(self, f)[index] for f in ("modal", "joint", "available", "alpha", "beta")))
+
+
+class MoCME(KGModel):
+    """MoCME over the modalities of ``kg`` (structure is always the first modality)."""
+
+    def __init__(self, kg: MultiModalKG, config: ModelConfig):
+        super().__init__(kg.num_entities, kg.num_relations)
+        self.config = config
+        dim, experts = config.dim, config.experts
+        self.modalities = [STRUCTURE, *kg.modalities]
+        contexts = 2 * kg.num_relations + 1
+        self.neutral = 2 * kg.num_relations
+
+        self.entity = nn.Parameter(torch.randn(kg.num_entities, dim) / math.sqrt(dim))
+        for name, modality in kg.modalities.items():
+            features = (
+                _standardize(modality.features, modality.mask) if config.normalize_features else modality.features
+            )
+            self.register_buffer(f"features_{name}", features.clone(), persistent=False)
+            self.register_buffer(f"mask_{name}", modality.mask.clone(), persistent=False)
+        self.experts = nn.ModuleDict()
+        self.intra = nn.ModuleDict()
+        for name in self.modalities:
+            d_in = dim if name == STRUCTURE else kg.modalities[name].dim
+            self.experts[name] = ModalityExperts(d_in, dim, experts, config.expert, config.expert_hidden)
+            self.intra[name] = IntraModalFusion(
+                d_in,
+                experts,
+                contexts,
+                config.fusion if config.intra else _gate_only(config.fusion),
+                config.lambda_intra,
+            )
+        self.inter = InterModalFusion(
+            dim,
+            contexts,
+            config.fusion if config.inter else _gate_only(config.fusion),
+            config.lambda_inter,
+            config.attention_dim,
+            config.projection_dim,
+        )
+        self.head_names = [*(self.modalities if config.modality_heads else []), JOINT]
+        self.heads = nn.ModuleDict({name: _interaction(config, 2 * kg.num_relations) for name in self.head_names})
+        self.dropout = nn.Dropout(config.dropout)
+        self._cache: Encoding | None = None
+        self._penalty: Tensor | None = None
+
+    # -- encoding ------------------------------------------------------------------------------
+    def _input(self, name: str, ids: Tensor) -> Tensor:
+        return self.entity[ids] if name == STRUCTURE else getattr(self, f"features_{name}")[ids]
+
+    def _available(self, name: str, ids: Tensor) -> Tensor:
+        if name == STRUCTURE:
+            return torch.ones(len(ids), dtype=torch.bool, device=ids.device)
+        return getattr(self, f"mask_{name}")[ids]
+
+    def encode(self, ids: Tensor, context: Tensor | None = None) -> Encoding:
+        """Encode entities ``ids`` ``(n,)`` in relation contexts ``(n,)`` (neutral when ``None``)."""
+        if context is None:
+            context = torch.full_like(ids, self.neutral)
+        modal, betas, penalties = [], [], []
+        for name in self.modalities:
+            x = self.dropout(self._input(name, ids))
+            views = self.experts[name](x)
+            fused, beta = self.intra[name](x, views, context)
+            modal.append(fused)
+            betas.append(beta)
+            if self.training and self.config.diversity:
+                penalties.append(view_redundancy(views))
+        modal_t = torch.stack(modal, 1)
+        available = torch.stack([self._available(name, ids) for name in self.modalities], 1)
+        joint, alpha = self.inter(modal_t, available, context)
+        if penalties:
+            penalty = self.config.diversity * torch.stack(penalties).mean()
+            self._penalty = penalty if self._penalty is None else self._penalty + penalty
+        return Encoding(self.dropout(modal_t), self.dropout(joint), available, alpha, torch.stack(betas, 1))
+
+    def _candidates(self, cset: CandidateSet) -> Encoding:
+        """Neutral-context encodings of ``cset.ids`` (of every entity when ``None``)."""
+        if self._cache is not None:
+            return self._cache if cset.ids is None else self._cache.take(cset.ids)
+        ids = torch.arange(self.num_entities, device=self.device) if cset.ids is None else cset.ids
+        return self.encode(ids)
+
+    # -- scoring -------------------------------------------------------------------------------------
+    def head_scores(self, queries: Tensor, candidates: Candidates = None) -> dict[str, HeadScores]:
+        query = self.encode(queries[:, 0], queries[:, 1])
+        cset = candidate_set(candidates, self.num_entities, queries.device)
+        cand = self._candidates(cset)
+        out = {}
+        for name in self.head_names:
+            interaction = self.heads[name]
+            if name == JOINT:
+                q = interaction.query(query.joint, queries[:, 1])
+                out[name] = HeadScores(score_candidates(interaction, q, cand.joint, cset))
+                continue
+            m = self.modalities.index(name)
+            q = interaction.query(query.modal[:, m], queries[:, 1])
+            scores = score_candidates(interaction, q, cand.modal[:, m], cset)
+            available = None
+            if name != STRUCTURE:
+                cand_available = select_candidates(cand.available[:, m], cset)
+                if cand_available.ndim == 1:
+                    cand_available = cand_available.unsqueeze(0)
+                available = query.available[:, m].unsqueeze(1) & cand_available
+            out[name] = HeadScores(scores, available)
+        return out
+
+    def combine(self, heads: dict[str, HeadScores]) -> Tensor:
+        """``log Σ_h w_h σ(s_h)`` over the heads defined at each (query, candidate).
+
+        Weights are equal, or each head's confidence ``1 - H(softmax(s_h)) / log C`` per query.
+        Working in log space keeps near-certain answers apart instead of rounding them to 1.
+        """
+        log_probs, log_weights = [], []
+        for head in heads.values():
+            scores = head.scores
+            available = (
+                torch.ones_like(scores, dtype=torch.bool)
+                if head.available is None
+                else head.available.expand_as(scores)
+            )
+            log_weight = torch.zeros_like(scores)
+            if self.config.joint == "confidence":
+                log_weight = log_weight + _confidence(scores, available).clamp_min(1e-6).log().unsqueeze(1)
+            log_probs.append(F.logsigmoid(scores))
+            log_weights.append(log_weight.masked_fill(~available, -math.inf))
+        log_w = torch.stack(log_weights)
+        return torch.logsumexp(torch.stack(log_probs) + log_w, 0) - torch.logsumexp(log_w, 0)
+
+    def score_all(self, queries: Tensor, candidates: Candidates = None) -> Tensor:
+        if self.config.joint == "confidence" and candidates is not None:
+            # Confidence is defined over all entities, so score full rows and pick the candidates.
+            full = self.combine(self.head_scores(queries, None))
+            if isinstance(candidates, Tensor) and candidates.ndim == 2:
+                return full.gather(1, candidates)
+            return full[:, candidates]
+        return super().score_all(queries, candidates)
+
+    def regularization(self) -> Tensor:
+        penalty, self._penalty = self._penalty, None
+        return penalty if penalty is not None else torch.zeros((), device=self.device)
+
+    @contextlib.contextmanager
+    def precomputed(self) -> Iterator[None]:
+        """Encode every entity once (neutral context) and reuse it for all candidates."""
+        with torch.no_grad():
+            self._cache = self.encode(torch.arange(self.num_entities, device=self.device))
+        try:
+            yield
+        finally:
+            self._cache = None
+
+
+def _confidence(scores: Tensor, available: Tensor) -> Tensor:
+    """``1 - normalised entropy`` of the softmax over available candidates; ``(B, C) -> (B,)``."""
+    logits = scores.masked_fill(~available, -math.inf)
+    log_p = torch.log_softmax(logits, dim=1)
+    entropy = -(log_p.exp() * log_p.masked_fill(~available, 0)).sum(1)
+    count = available.sum(1).clamp_min(2).double().log().to(scores.dtype)
+    return (1 - entropy / count).clamp(0, 1)
+
+
+def _standardize(features: Tensor, mask: Tensor) -> Tensor:
+    """Zero-mean, unit-variance columns over the available rows; unavailable rows stay 0."""
+    if mask.sum() < 2:
+        return features
+    rows = features[mask]
+    out = torch.zeros_like(features)
+    out[mask] = (rows - rows.mean(0)) / rows.std(0).clamp_min(1e-6)
+    return out
+
+
+def _gate_only(fusion: str) -> str:
+    """Turning a complementarity term off keeps the gate/attention; mean stays mean."""
+    return "mean" if fusion == "mean" else "attention"
+
+
+def _interaction(config: ModelConfig, num_relations: int) -> Interaction:
+    cls = INTERACTIONS[config.interaction]
+    if cls is TuckER:
+        return TuckER(config.dim, num_relations, config.relation_dim, config.core_dropout)
+    if config.interaction in ("transe", "rotate"):
+        return cls(config.dim, num_relations, config.margin)
+    return cls(config.dim, num_relations)

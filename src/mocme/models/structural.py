@@ -1,0 +1,28 @@
+"""Structure-only baselines: a learned entity table and one scoring function."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from mocme.models.base import Candidates, HeadScores, KGModel, candidate_set, score_candidates
+from mocme.models.interactions import Interaction
+
+
+class StructuralModel(KGModel):
+    """Entity embeddings ``(N, d)`` scored by ``interaction``: TransE, DistMult, ComplEx, RotatE, TuckER."""
+
+    def __init__(self, num_entities: int, num_relations: int, interaction: Interaction, dropout: float = 0.0):
+        super().__init__(num_entities, num_relations)
+        self.entity = nn.Parameter(torch.randn(num_entities, interaction.dim) / math.sqrt(interaction.dim))
+        self.interaction = interaction
+        self.dropout = nn.Dropout(dropout)
+
+    def head_scores(self, queries: Tensor, candidates: Candidates = None) -> dict[str, HeadScores]:
+        h = self.dropout(self.entity[queries[:, 0]])
+        q = self.interaction.query(h, queries[:, 1])
+        cset = candidate_set(candidates, self.num_entities, queries.device)
+        table = self.entity if cset.ids is None else self.entity[cset.ids]
+        return {"structure": HeadScores(score_candidates(self.interaction, q, table, cset))}

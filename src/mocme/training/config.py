@@ -1,0 +1,60 @@
+"""The ``training`` section of a run config."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class EGNSConfig(BaseModel):
+    """Entropy-guided negative sampling: weights ``π_i ∝ exp(H_i / τ_t) · p_i^η`` over a pool."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    selection: Literal["weight", "topk", "sample"] = Field(
+        "weight", description="Weight every pool negative by π, keep the top-k by π, or sample k ∝ π."
+    )
+    keep: int = Field(32, ge=1, description="k for 'topk' and 'sample'.")
+    temperature_start: float = Field(2.0, gt=0, description="τ right after warm-up (high: near uniform).")
+    temperature_end: float = Field(0.25, gt=0, description="τ at the last epoch.")
+    anneal: Literal["exponential", "linear", "cosine"] = Field("exponential", description="Shape of the τ schedule.")
+    warmup_epochs: int = Field(1, ge=0, description="Epochs of uniform weights before entropy weighting starts.")
+    hardness: float = Field(0.0, ge=0, description="Exponent η of the hardness factor p_i (0 = entropy only).")
+
+
+class TrainingConfig(BaseModel):
+    """Optimisation, negatives and loss, validation schedule and early stopping."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(60, ge=1, description="Maximum number of epochs.")
+    batch_size: int = Field(512, ge=1, description="Training queries per step.")
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(3e-3, gt=0, description="Learning rate.")
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["none", "cosine", "step", "plateau"] = Field("none", description="Learning-rate schedule.")
+    step_size: int = Field(20, ge=1, description="'step' schedule: epochs between decays.")
+    gamma: float = Field(0.5, gt=0, le=1, description="'step'/'plateau' schedule: decay factor.")
+    grad_clip: float | None = Field(None, gt=0, description="Clip the gradient norm to this value.")
+
+    negatives: Literal["egns", "uniform", "bernoulli", "self_adversarial", "one_to_n"] = Field(
+        "egns",
+        description="EGNS; uniform or Bernoulli sampled negatives; self-adversarial weighting; or 1-N BCE.",
+    )
+    num_negatives: int = Field(64, ge=1, description="Negatives per query (the pool size M for EGNS).")
+    pool: Literal["sampled", "all"] = Field("sampled", description="EGNS candidate pool: M sampled, or all entities.")
+    egns: EGNSConfig = Field(default_factory=EGNSConfig)
+    adversarial_temperature: float = Field(1.0, gt=0, description="Self-adversarial: π ∝ exp(α s).")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+    eval_every: int = Field(5, ge=1, description="Evaluate on the validation split every N epochs.")
+    patience: int = Field(4, ge=0, description="Stop after this many evaluations without improvement (0: never).")
+    metric: str = Field("both.realistic.inverse_harmonic_mean_rank", description="Validation metric to select on.")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainingConfig:
+        sampled_subset = self.negatives == "egns" and self.egns.selection != "weight" and self.pool == "sampled"
+        if sampled_subset and self.egns.keep > self.num_negatives:
+            raise ValueError(f"egns.keep ({self.egns.keep}) must not exceed num_negatives ({self.num_negatives})")
+        return self

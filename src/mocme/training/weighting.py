@@ -1,0 +1,85 @@
+"""How much each negative counts: uniform, self-adversarial, or entropy-guided (EGNS).
+
+All weights are detached and normalised over the valid negatives of each row.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mocme.training.config import EGNSConfig
+
+
+def binary_entropy_from_logits(scores: Tensor) -> Tensor:
+    """``H(σ(s)) = -p log p - (1-p) log(1-p)``, computed stably from logits; highest at ``s = 0``."""
+    p = torch.sigmoid(scores)
+    return -(p * F.logsigmoid(scores) + (1 - p) * F.logsigmoid(-scores))
+
+
+def normalised_weights(log_weights: Tensor, valid: Tensor) -> Tensor:
+    """Softmax of ``log_weights`` over the valid entries of each row; rows without any are 0."""
+    masked = log_weights.masked_fill(~valid, -math.inf)
+    weights = torch.softmax(masked, dim=-1)
+    return torch.nan_to_num(weights, nan=0.0)
+
+
+def uniform_weights(valid: Tensor) -> Tensor:
+    """``1 / #valid`` on each valid negative."""
+    return valid.float() / valid.sum(-1, keepdim=True).clamp_min(1)
+
+
+def self_adversarial_weights(scores: Tensor, valid: Tensor, temperature: float) -> Tensor:
+    """``π_i ∝ exp(α s_i)`` (Sun et al., 2019)."""
+    return normalised_weights(temperature * scores.detach(), valid)
+
+
+def egns_temperature(config: EGNSConfig, epoch: int, epochs: int) -> float | None:
+    """``τ_t`` for a 0-based ``epoch``: ``None`` (uniform) during warm-up, then annealed to the end value."""
+    if epoch < config.warmup_epochs:
+        return None
+    span = max(epochs - config.warmup_epochs - 1, 1)
+    progress = min((epoch - config.warmup_epochs) / span, 1.0)
+    start, end = config.temperature_start, config.temperature_end
+    if config.anneal == "linear":
+        return start + (end - start) * progress
+    if config.anneal == "cosine":
+        return end + (start - end) * 0.5 * (1 + math.cos(math.pi * progress))
+    return start * (end / start) ** progress
+
+
+def egns_weights(
+    scores: Tensor,
+    valid: Tensor,
+    config: EGNSConfig,
+    temperature: float | None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Entropy-guided weights over a pool of negatives; ``(B, C) -> (B, C)``, rows summing to 1.
+
+    ``π_i ∝ exp(H_i / τ) · p_i^η``; then either every pool negative keeps its weight (``weight``),
+    only the ``keep`` largest are kept and renormalised (``topk``), or ``keep`` are drawn ``∝ π``
+    and weighted equally (``sample``). With ``temperature=None`` (warm-up) the pool is uniform.
+    """
+    if temperature is None:
+        return uniform_weights(valid)
+    scores = scores.detach()
+    log_weights = binary_entropy_from_logits(scores) / temperature
+    if config.hardness:
+        log_weights = log_weights + config.hardness * F.logsigmoid(scores)
+    weights = normalised_weights(log_weights, valid)
+    keep = min(config.keep, scores.shape[-1])
+    if config.selection == "weight" or keep >= scores.shape[-1]:
+        return weights
+    if config.selection == "topk":
+        top = log_weights.masked_fill(~valid, -math.inf).topk(keep, dim=-1).indices
+        chosen = torch.zeros_like(valid).scatter_(-1, top, True) & valid
+        return normalised_weights(log_weights, chosen)
+    has_any = valid.any(-1)
+    drawn = torch.multinomial(weights[has_any], keep, replacement=False, generator=generator)
+    chosen = torch.zeros_like(valid)
+    chosen[has_any] = torch.zeros_like(valid[has_any]).scatter_(-1, drawn, True)
+    return uniform_weights(chosen & valid)
