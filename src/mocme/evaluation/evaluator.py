@@ -87,7 +87,9 @@ def rank_triples(
     device = _device_of(model)
     workspace = torch.empty(batch * kg.num_entities, dtype=torch.float32)
     with _inference(model):
-        for chunk in tqdm(order.split(batch), desc=description, disable=not progress, leave=False, unit="batch"):
+        for chunk in tqdm(
+            order.split(batch), desc=description, disable=None if progress else True, leave=False, unit="batch"
+        ):
             q, t = queries[chunk], targets[chunk]
             scores = model.score_all(q.to(device)).float().cpu()
             if index is not None:

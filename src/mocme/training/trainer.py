@@ -104,7 +104,7 @@ class Trainer:
         bar = tqdm(
             epochs,
             desc="training",
-            disable=not self.progress,
+            disable=None if self.progress else True,
             unit="epoch",
             initial=self.state.epoch,
             total=config.epochs,
@@ -162,7 +162,9 @@ class Trainer:
         grad_norms: list[float] = []
         steps = 0
         batches = range(0, len(queries), config.batch_size)
-        for start in tqdm(batches, desc=f"epoch {epoch + 1}", disable=not self.progress, leave=False, unit="batch"):
+        for start in tqdm(
+            batches, desc=f"epoch {epoch + 1}", disable=None if self.progress else True, leave=False, unit="batch"
+        ):
             q = queries[start : start + config.batch_size]
             t = targets[start : start + config.batch_size]
             losses = self.step(q, t, temperature, generator)

@@ -1,0 +1,93 @@
+"""The ``mocme`` command: one Typer app; commands live in sibling modules and register on it.
+
+Bad input never shows a traceback: a :class:`~mocme.errors.MocmeError` prints as one line on
+stderr and exits with status 2 (``--debug`` shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from mocme.errors import MocmeError
+
+app = typer.Typer(
+    name="mocme",
+    help=(
+        "Multimodal knowledge graph completion with MoCME (Mixture of Complementary Modality Experts).\n\n"
+        "Start with 'mocme train' (MoCME on the built-in synthetic graph), then 'mocme predict RUN_DIR ...'. "
+        "Every command explains itself with --help."
+    ),
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+DEBUG_ENV = "MOCME_DEBUG"
+
+# Options shared by several commands, so that they are spelled the same everywhere.
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Folder of the known benchmarks (default: $MOCME_DATA, else ./data).", show_default=False
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from mocme import __version__
+
+        typer.echo(f"mocme {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+
+
+def fail(message: str) -> None:
+    """Raise the project's one-line error (exit status 2)."""
+    raise MocmeError(message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    command = typer.main.get_command(app)
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or os.environ.get(DEBUG_ENV) == "1"
+    try:
+        command.main(args=argv, prog_name="mocme", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as err:  # usage errors: unknown options, missing arguments
+        err.show()
+        return EXIT_BAD_INPUT
+    except click.exceptions.Abort:
+        typer.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except MocmeError as err:
+        if debug:
+            traceback.print_exc()
+        typer.echo(f"error: {err}", err=True)
+        return EXIT_BAD_INPUT
+    return 0

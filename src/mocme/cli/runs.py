@@ -1,0 +1,217 @@
+"""``mocme train``, ``mocme evaluate``, ``mocme predict`` and ``mocme config``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mocme.cli.app import DataDirOption, JsonOption, app, fail
+from mocme.config import dump_config, load_config
+from mocme.tables import breakdown_table, metrics_table, render
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        help="Override a config value, e.g. --set training.epochs=20 --set model.dim=128 (repeatable).",
+        show_default=False,
+    ),
+]
+ConfigArgument = Annotated[
+    Path | None,
+    typer.Argument(help="YAML run config (default: MoCME on the built-in synthetic graph).", show_default=False),
+]
+RunDirArgument = Annotated[Path, typer.Argument(help="A run directory written by 'mocme train'.")]
+
+
+def _overrides(
+    sets: list[str] | None, data_dir: Path | None, device: str | None, seed: int | None, epochs: int | None
+) -> list[str]:
+    overrides = list(sets or [])
+    if data_dir is not None:
+        overrides.append(f"dataset.data_dir={data_dir}")
+    if device is not None:
+        overrides.append(f"device={device}")
+    if seed is not None:
+        overrides.append(f"seed={seed}")
+    if epochs is not None:
+        overrides.append(f"training.epochs={epochs}")
+    return overrides
+
+
+@app.command("train")
+def train(
+    config: ConfigArgument = None,
+    sets: SetOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Run directory to create (default: runs/<dataset>-<model>-<time>).", show_default=False
+        ),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run directory.")] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume", help="Continue the run in this directory from its last checkpoint.", show_default=False
+        ),
+    ] = None,
+    data_dir: DataDirOption = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda or auto.", show_default=False)] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed (same as --set seed=N).", show_default=False)
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help="Same as --set training.epochs=N.", show_default=False)
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Train a model, select it on the validation split, and score the test split once.
+
+    With no CONFIG this trains MoCME on the built-in synthetic multimodal graph (a couple of minutes
+    on 2 CPU cores). The run directory receives config.yaml, metadata.json, trace.jsonl,
+    metrics.json and checkpoints/{last,best}.pt. A killed run continues with --resume RUN_DIR and
+    ends exactly as an uninterrupted one would.
+    """
+    from mocme import pipeline
+
+    progress = not quiet
+    if resume is not None:
+        if config is not None or sets or out is not None:
+            fail("--resume continues a run with its saved config; do not combine it with CONFIG, --set or --out")
+        result = pipeline.resume(resume, progress=progress)
+    else:
+        run_config = load_config(config, _overrides(sets, data_dir, device, seed, epochs))
+        result = pipeline.train(run_config, out, overwrite=overwrite, progress=progress)
+    metrics = result.metrics
+    typer.echo(
+        f"\n{metrics['model']} on {metrics['dataset']} ({' + '.join(metrics['modalities'])}): "
+        f"selected epoch {metrics['selected_epoch']} of {metrics['epochs_trained']} on validation"
+    )
+    for split in ("valid", "test"):
+        if split in metrics:
+            typer.echo("\n" + metrics_table(metrics[split], title=f"{split} (filtered, realistic ranks)"))
+    typer.echo(f"\nrun directory: {result.directory.path}")
+
+
+@app.command("evaluate")
+def evaluate(
+    run_dir: RunDirArgument,
+    split: Annotated[str, typer.Option("--split", help="valid or test.")] = "valid",
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="best or last.")] = "best",
+    breakdown: Annotated[
+        bool, typer.Option("--breakdown", help="Also show relation categories and modalities.")
+    ] = False,
+    as_json: JsonOption = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Filtered ranking metrics of a run's checkpoint on a split (both directions, all ties resolved).
+
+    Realistic ranks are the headline; optimistic and pessimistic are shown beside them. Metric names
+    follow PyKEEN (inverse_harmonic_mean_rank = MRR, arithmetic_mean_rank = MR, hits_at_k).
+    """
+    from mocme.pipeline import evaluate_run
+
+    if split not in ("valid", "test"):
+        fail(f"--split must be 'valid' or 'test', got {split!r}")
+    if checkpoint not in ("best", "last"):
+        fail(f"--checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    metrics = evaluate_run(run_dir, split, checkpoint, progress=not quiet)
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+        return
+    typer.echo(metrics_table(metrics, title=f"{split} (filtered, realistic ranks; checkpoint {checkpoint})"))
+    if breakdown:
+        typer.echo("\n" + breakdown_table(metrics))
+
+
+@app.command("predict")
+def predict(
+    run_dir: RunDirArgument,
+    relation: Annotated[str, typer.Option("--relation", "-r", help="Relation name.")],
+    head: Annotated[
+        str | None, typer.Option("--head", help="Head entity: predict its tails.", show_default=False)
+    ] = None,
+    tail: Annotated[
+        str | None,
+        typer.Option(
+            "--tail", help="Tail entity: predict its heads (or, with --head, rank this tail).", show_default=False
+        ),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", "-k", min=1, help="How many answers to show.")] = 10,
+    explain: Annotated[bool, typer.Option("--explain", help="Show which modality drove each answer.")] = False,
+    exclude_known: Annotated[
+        bool, typer.Option("--exclude-known", help="Hide answers already in the graph (train/valid/test).")
+    ] = False,
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="best or last.")] = "best",
+    as_json: JsonOption = False,
+) -> None:
+    """Ranked answers of (HEAD, RELATION, ?) or (?, RELATION, TAIL), by entity and relation names.
+
+    With --explain, each answer shows the probability every scoring head gives it (one head per
+    modality plus the unified one) and the modality that drove it; for MoCME also the query entity's
+    modality weights (alpha) and expert-view weights (beta) in this relation's context.
+    """
+    from mocme.pipeline import load_run
+    from mocme.prediction import predict as run_predict
+
+    if head is None and tail is None:
+        fail("give --head (to predict tails) or --tail (to predict heads)")
+    _, kg, model = load_run(run_dir, checkpoint)
+    if head is not None:
+        result = run_predict(
+            model,
+            kg,
+            head,
+            relation,
+            direction="tail",
+            top=top,
+            exclude_known=exclude_known,
+            explain=explain,
+            target=tail,
+        )
+    else:
+        result = run_predict(
+            model, kg, tail, relation, direction="head", top=top, exclude_known=exclude_known, explain=explain
+        )
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    asked = f"({result.entity}, {relation}, ?)" if result.direction == "tail" else f"(?, {relation}, {result.entity})"
+    heads_shown = list(result.candidates[0].heads) if explain and result.candidates else []
+    headers = ["rank", "entity", "score", "known", *(f"p[{h}]" for h in heads_shown)]
+    if explain and len(heads_shown) > 1:
+        headers.append("driver")
+    rows = []
+    for c in result.candidates:
+        row = [c.rank, c.entity, c.score, c.known or "", *(c.heads.get(h) for h in heads_shown)]
+        if explain and len(heads_shown) > 1:
+            row.append(c.driver or "")
+        rows.append(row)
+    typer.echo(render(headers, rows, title=f"Top {len(rows)} answers of {asked}"))
+    if result.target is not None:
+        t = result.target
+        typer.echo(f"\nrank of {t.entity}: {t.rank:g} (score {t.score:.4f}{', known: ' + t.known if t.known else ''})")
+    if result.modality_weights is not None:
+        typer.echo(f"\nWhat built the representation of {result.entity} in the context of {relation}:")
+        rows = [
+            [name, weight, " ".join(f"{b:.2f}" for b in (result.view_weights or {}).get(name, []))]
+            for name, weight in result.modality_weights.items()
+        ]
+        typer.echo(render(["modality", "alpha", "view weights beta"], rows))
+
+
+@app.command("config")
+def show_config(
+    config: ConfigArgument = None,
+    sets: SetOption = None,
+) -> None:
+    """Print the fully resolved config (defaults, then CONFIG, then --set overrides) as YAML.
+
+    Use it to start a config file: 'mocme config > my_run.yaml'.
+    """
+    typer.echo(dump_config(load_config(config, sets or [])), nl=False)

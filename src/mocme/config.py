@@ -1,0 +1,167 @@
+"""One typed, validated config per run: a YAML file plus ``--set a.b=c`` overrides.
+
+Every field has a default and a description, so ``RunConfig()`` is a complete run (MoCME on the
+built-in synthetic graph). Unknown keys, wrong types and out-of-range values are a one-line
+:class:`~mocme.errors.ConfigError` naming the file, the line and the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mocme.data.loading import DatasetConfig
+from mocme.errors import ConfigError
+from mocme.evaluation.config import EvaluationConfig
+from mocme.models.config import ModelConfig
+from mocme.training.config import TrainingConfig
+
+
+class RunConfig(BaseModel):
+    """Everything that defines a run; saved, resolved, as ``config.yaml`` in the run directory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = Field(0, ge=0, description="Fixes initialisation, query order, negatives and dropout.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "cpu", description="Where to train: cpu, cuda, or auto (cuda if any)."
+    )
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice).")
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a YAML config (or start from the defaults), apply ``key.path=value`` overrides, validate."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    lines: dict[tuple[str, ...], int] = {}
+    if path is not None:
+        source = str(path)
+        text = _read(Path(path))
+        data, lines = _parse_yaml(source, text)
+    for override in overrides:
+        key, value = parse_override(override)
+        _assign(data, key, value, override)
+        lines[tuple(key)] = 0  # 0: came from an override
+    return validate_config(data, source, lines)
+
+
+def validate_config(
+    data: dict[str, Any], source: str = "config", lines: dict[tuple[str, ...], int] | None = None
+) -> RunConfig:
+    """Validate a plain dict into a :class:`RunConfig`, turning the first problem into one line."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise _one_line(err, source, lines or {}) from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"training.lr=0.01"`` -> ``(["training", "lr"], 0.01)``; the value is parsed as YAML."""
+    key, sep, raw = text.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(p.strip() for p in parts):
+        raise ConfigError(f"--set {text}: expected key.path=value (for example training.lr=0.01)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return [p.strip() for p in parts], value
+
+
+def dump_config(config: RunConfig) -> str:
+    """The resolved config as YAML (every field, including defaults)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read config ({err})") from None
+
+
+def _parse_yaml(source: str, text: str) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    """The YAML mapping and the line of every key path in it."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise ConfigError(f"{where}: invalid YAML ({getattr(err, 'problem', None) or err})") from None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: a config must be a mapping of sections (seed, dataset, model, training, ...)")
+    lines: dict[tuple[str, ...], int] = {}
+    _key_lines(node, (), lines)
+    return data, lines
+
+
+def _key_lines(node: yaml.Node | None, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = (*prefix, str(key_node.value))
+            out[key] = key_node.start_mark.line + 1
+            _key_lines(value_node, key, out)
+
+
+def _assign(data: dict[str, Any], key: list[str], value: Any, override: str) -> None:
+    target = data
+    for i, part in enumerate(key[:-1]):
+        child = target.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {override}: {'.'.join(key[: i + 1])} is not a section")
+        target = child
+    target[key[-1]] = value
+
+
+def _one_line(err: ValidationError, source: str, lines: dict[tuple[str, ...], int]) -> ConfigError:
+    first = err.errors()[0]
+    loc = tuple(str(p) for p in first["loc"])
+    dotted = ".".join(loc) or "(top level)"
+    line = _line_of(loc, lines)
+    if line == 0:
+        where = "--set"
+    elif line is not None:
+        where = f"{source}:{line}"
+    else:
+        where = source
+    if first["type"] == "extra_forbidden":
+        hint = _suggest(loc)
+        return ConfigError(f"{where}: unknown key '{dotted}'{hint}")
+    value = first.get("input")
+    shown = "" if isinstance(value, dict) or value is None else f" (got {value!r:.60})"
+    return ConfigError(f"{where}: {dotted}: {first['msg']}{shown}")
+
+
+def _line_of(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int | None:
+    """Line of the deepest known prefix of ``loc`` (``0`` for an override, ``None`` when unknown)."""
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _suggest(loc: tuple[str, ...]) -> str:
+    """``" (did you mean 'lr'?)"`` for a misspelt key, from the fields of its section."""
+    model: type[BaseModel] = RunConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""

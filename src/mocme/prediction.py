@@ -1,0 +1,139 @@
+"""Ranked answers of one query, with an explanation of which modality drove them.
+
+Every model explains itself through its heads: the probability ``σ(s_h)`` each scoring head gives
+a candidate (one head per modality plus the unified one for MoCME). MoCME adds the weights that
+built the query entity's representation: ``α`` over its modalities (in the query relation's
+context) and ``β`` over each modality's expert views.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from mocme.data.kg import MultiModalKG
+from mocme.data.vocab import Vocabulary
+from mocme.errors import MocmeError
+from mocme.models import KGModel, MoCME
+
+Direction = Literal["tail", "head"]
+
+
+@dataclass
+class Candidate:
+    """One ranked answer."""
+
+    rank: float  # realistic rank (a tie shares the mean position)
+    entity: str
+    score: float
+    known: str | None  # "train" or "valid/test" when the triple is already known, else None
+    heads: dict[str, float | None] = field(default_factory=dict)  # σ(s_h); None where a head is undefined
+    driver: str | None = None  # the modality head with the largest probability
+
+
+@dataclass
+class Prediction:
+    """The answers to ``(entity, relation, ?)`` (or ``(?, relation, entity)``)."""
+
+    entity: str
+    relation: str
+    direction: Direction
+    candidates: list[Candidate]
+    modality_weights: dict[str, float] | None = None  # α of the query entity (MoCME)
+    view_weights: dict[str, list[float]] | None = None  # β of the query entity per modality (MoCME)
+    target: Candidate | None = None  # the asked-about answer, when one was given
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def lookup(vocabulary: Vocabulary, name: str, kind: str) -> int:
+    """Id of ``name``; an unknown name is an error that suggests close matches."""
+    if name in vocabulary:
+        return vocabulary.id(name)
+    close = difflib.get_close_matches(name, vocabulary.names, n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+    raise MocmeError(f"unknown {kind} {name!r}{hint}")
+
+
+@torch.inference_mode()
+def predict(
+    model: KGModel,
+    kg: MultiModalKG,
+    entity: str,
+    relation: str,
+    *,
+    direction: Direction = "tail",
+    top: int = 10,
+    exclude_known: bool = False,
+    explain: bool = False,
+    target: str | None = None,
+) -> Prediction:
+    """Top-``top`` answers of ``(entity, relation, ?)`` (``direction="tail"``) or ``(?, relation, entity)``.
+
+    ``exclude_known`` drops answers already in the graph (train ∪ valid ∪ test). With ``target``,
+    that answer's rank is reported too (realistic rank, against the same candidate list).
+    """
+    model.eval()
+    e = lookup(kg.entities, entity, "entity")
+    r = lookup(kg.relations, relation, "relation")
+    query = torch.tensor([[e, r if direction == "tail" else r + kg.num_relations]], device=model.device)
+    with model.precomputed():
+        heads = model.head_scores(query)
+        scores = model.combine(heads)[0].float().cpu()
+        alpha, beta = _query_weights(model, query) if explain and isinstance(model, MoCME) else (None, None)
+    known_any = kg.filter_index.answers_of(int(query[0, 0]), int(query[0, 1]))
+    known_train = kg.train_index.answers_of(int(query[0, 0]), int(query[0, 1]))
+    ranked_scores = scores.clone()
+    if exclude_known:
+        ranked_scores[known_any] = -torch.inf
+    order = torch.argsort(ranked_scores, descending=True, stable=True)[: max(top, 0)]
+    if exclude_known:
+        order = order[torch.isfinite(ranked_scores[order])]
+    probabilities = {name: torch.sigmoid(h.scores[0].float()).cpu() for name, h in heads.items()}
+    defined = {
+        name: (None if h.available is None else h.available.expand_as(h.scores)[0].cpu()) for name, h in heads.items()
+    }
+    train_set, known_set = set(known_train.tolist()), set(known_any.tolist())
+
+    def candidate(index: int, rank: int) -> Candidate:
+        head_values = {
+            name: (None if defined[name] is not None and not bool(defined[name][index]) else float(p[index]))
+            for name, p in probabilities.items()
+        }
+        return Candidate(
+            rank=rank,
+            entity=kg.entities.name(index),
+            score=float(scores[index]),
+            known="train" if index in train_set else ("valid/test" if index in known_set else None),
+            heads=head_values if explain else {},
+            driver=_driver(head_values) if explain else None,
+        )
+
+    result = Prediction(entity, relation, direction, [candidate(int(i), n + 1) for n, i in enumerate(order)])
+    if target is not None:
+        t = lookup(kg.entities, target, "entity")
+        others = torch.ones_like(ranked_scores, dtype=torch.bool)
+        others[t] = False
+        greater = int((ranked_scores[others] > scores[t]).sum())
+        tied = int((ranked_scores[others] == scores[t]).sum())
+        result.target = candidate(t, 1 + greater + tied // 2)
+    if alpha is not None:
+        result.modality_weights, result.view_weights = alpha, beta
+    return result
+
+
+def _query_weights(model: MoCME, query: torch.Tensor) -> tuple[dict[str, float], dict[str, list[float]]]:
+    encoding = model.encode(query[:, 0], query[:, 1])
+    alpha = {name: float(encoding.alpha[0, m]) for m, name in enumerate(model.modalities)}
+    beta = {name: [float(b) for b in encoding.beta[0, m]] for m, name in enumerate(model.modalities)}
+    return alpha, beta
+
+
+def _driver(heads: dict[str, float | None]) -> str | None:
+    """The modality head (not the unified one) that is most confident in the candidate."""
+    modal = {name: p for name, p in heads.items() if p is not None and name != "joint"}
+    return max(modal, key=lambda name: modal[name]) if len(modal) > 1 else None

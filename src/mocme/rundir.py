@@ -1,0 +1,170 @@
+"""The run directory: everything one run leaves behind, written atomically.
+
+::
+
+    runs/demo/
+      config.yaml         the fully resolved config
+      metadata.json       versions, seed, git revision, hardware, start time
+      trace.jsonl         one line per epoch (losses per head, validation metrics, time)
+      metrics.json        final validation and test metrics at the selected checkpoint
+      checkpoints/
+        last.pt           model, optimiser, scheduler, RNG states, epoch (written every epoch)
+        best.pt           the same, at the best validation epoch
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy
+import torch
+import yaml
+
+from mocme.config import RunConfig, dump_config, validate_config
+from mocme.errors import ConfigError, RunDirError
+from mocme.io import append_jsonl, atomic_path, read_jsonl, write_json_atomic, write_text_atomic
+
+CHECKPOINTS = ("last", "best")
+
+
+class RunDirectory:
+    """Paths and atomic reads/writes of one run directory."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+
+    # -- paths -----------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.path / "metadata.json"
+
+    @property
+    def trace_path(self) -> Path:
+        return self.path / "trace.jsonl"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.json"
+
+    def checkpoint_path(self, name: str) -> Path:
+        return self.path / "checkpoints" / f"{name}.pt"
+
+    # -- creation --------------------------------------------------------------------------------
+    def create(self, config: RunConfig, overwrite: bool = False) -> None:
+        """Start a fresh run here; an existing run is replaced only with ``overwrite``."""
+        if self.path.exists() and any(self.path.iterdir()):
+            if not overwrite:
+                raise RunDirError(
+                    f"{self.path}: run directory already exists (use --overwrite to replace it, "
+                    f"or --resume {self.path} to continue it)"
+                )
+            if not self.config_path.exists() and not self.checkpoint_path("last").exists():
+                raise RunDirError(f"{self.path}: exists and is not a run directory; refusing to delete it")
+            shutil.rmtree(self.path)
+        (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.config_path, dump_config(config))
+        write_json_atomic(self.metadata_path, run_metadata(config))
+
+    def load_config(self) -> RunConfig:
+        if not self.config_path.exists():
+            raise RunDirError(f"{self.path}: not a run directory (no config.yaml)")
+        data = yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
+        try:
+            return validate_config(data, str(self.config_path))
+        except ConfigError as err:
+            raise RunDirError(str(err)) from None
+
+    # -- trace and metrics -----------------------------------------------------------------------
+    def append_trace(self, record: dict[str, Any]) -> None:
+        append_jsonl(self.trace_path, record)
+
+    def trace(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.trace_path)
+
+    def truncate_trace(self, epoch: int) -> None:
+        """Keep only the epoch records up to ``epoch`` (those a resumed run will not repeat)."""
+        kept = [r for r in self.trace() if r.get("epoch", 0) <= epoch]
+        write_text_atomic(self.trace_path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        write_json_atomic(self.metrics_path, metrics)
+
+    def metrics(self) -> dict[str, Any]:
+        if not self.metrics_path.exists():
+            raise RunDirError(f"{self.path}: no metrics.json yet (the run has not finished)")
+        return json.loads(self.metrics_path.read_text(encoding="utf-8"))
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def save_checkpoint(self, name: str, state: dict[str, Any]) -> None:
+        """Write ``checkpoints/<name>.pt`` atomically (temporary file, fsync, rename)."""
+        with atomic_path(self.checkpoint_path(name)) as tmp:
+            torch.save(state, tmp)
+
+    def has_checkpoint(self, name: str) -> bool:
+        return self.checkpoint_path(name).exists()
+
+    def load_checkpoint(self, name: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+        path = self.checkpoint_path(name)
+        if not path.exists():
+            raise RunDirError(f"{path}: no such checkpoint")
+        try:
+            return torch.load(path, map_location=map_location, weights_only=False)
+        except Exception as err:  # a foreign or damaged file raises many library-specific types
+            raise RunDirError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
+
+
+def run_metadata(config: RunConfig) -> dict[str, Any]:
+    """Versions, seed, git revision and hardware, for the record."""
+    from mocme import __version__
+
+    return {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seed": config.seed,
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "versions": {
+            "mocme": __version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": numpy.__version__,
+        },
+        "git_revision": _git_revision(),
+        "hardware": {
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
+    }
+
+
+def _git_revision() -> str | None:
+    """The source tree's git commit (with ``-dirty`` when modified), or ``None`` outside a checkout."""
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")

@@ -1,0 +1,111 @@
+"""The command line: help texts, a tiny end-to-end run, predictions, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from mocme.cli import main
+
+TINY = [
+    "--set", "dataset.synthetic.num_entities=200",
+    "--set", "dataset.synthetic.num_relations=4",
+    "--set", "model.dim=16",
+    "--set", "model.relation_dim=8",
+    "--set", "training.epochs=2",
+    "--set", "training.eval_every=1",
+    "--set", "training.batch_size=128",
+]  # fmt: skip
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("command", ["", "train", "evaluate", "predict", "datasets", "config"])
+def test_every_command_explains_itself(capsys, command):
+    code, out, _ = run(capsys, *([command] if command else []), "--help")
+    assert code == 0
+    assert "Usage" in out and len(out) > 200
+
+
+def test_version(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.startswith("mocme ")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    assert main(["train", "--quiet", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_train_writes_a_complete_run_directory(tiny_run):
+    for name in ("config.yaml", "metadata.json", "trace.jsonl", "metrics.json", "checkpoints/last.pt"):
+        assert (tiny_run / name).is_file(), name
+    config = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    assert config["training"]["epochs"] == 2 and config["model"]["dim"] == 16
+    metadata = json.loads((tiny_run / "metadata.json").read_text())
+    assert {"versions", "seed", "git_revision", "hardware"} <= set(metadata)
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert {"valid", "test", "selected_epoch"} <= set(metrics)
+    trace = [json.loads(line) for line in (tiny_run / "trace.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in trace] == [1, 2]
+    assert {"structure", "joint"} <= set(trace[0]["losses"])
+
+
+def test_evaluate_reproduces_the_run_metrics(capsys, tiny_run):
+    code, out, _ = run(capsys, "evaluate", str(tiny_run), "--split", "test", "--json", "--quiet")
+    assert code == 0
+    saved = json.loads((tiny_run / "metrics.json").read_text())["test"]
+    assert json.loads(out)["both"] == saved["both"]
+
+
+def test_predict_with_explanation(capsys, tiny_run):
+    code, out, _ = run(
+        capsys, "predict", str(tiny_run), "--head", "e000", "--relation", "r0", "--top", "5", "--explain"
+    )
+    assert code == 0, out
+    assert "Top 5 answers of (e000, r0, ?)" in out
+    assert "alpha" in out and "driver" in out
+    code, out, _ = run(capsys, "predict", str(tiny_run), "--tail", "e001", "--relation", "r1", "--json")
+    result = json.loads(out)
+    assert result["direction"] == "head" and len(result["candidates"]) == 10
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--set", "training.lrr=1"], "unknown key 'training.lrr' (did you mean 'lr'?)"),
+        (["train", "--set", "model.dim=abc"], "model.dim"),
+        (["train", "--set", "training.epochs=0"], "training.epochs"),
+        (["train", "no-such-config.yaml"], "no-such-config.yaml: config file not found"),
+        (["evaluate", "/nonexistent/run"], "not a run directory"),
+        (["train", "--set", "dataset.name=no-such-dataset"], "neither a known dataset"),
+    ],
+)
+def test_bad_input_is_one_line_with_status_2(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err + out
+
+
+def test_config_file_errors_name_file_and_line(capsys, tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("seed: 1\ntraining:\n  epochs: 3\n  lr: -1\n")
+    code, _, err = run(capsys, "train", str(path))
+    assert code == 2 and f"{path}:4: training.lr" in err
+
+
+def test_existing_run_directory_is_not_overwritten(capsys, tiny_run):
+    before = (tiny_run / "metrics.json").read_bytes()
+    code, _, err = run(capsys, "train", "--out", str(tiny_run), *TINY)
+    assert code == 2 and "already exists" in err
+    assert (tiny_run / "metrics.json").read_bytes() == before
