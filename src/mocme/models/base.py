@@ -74,6 +74,10 @@ class KGModel(nn.Module):
         """Joint scores of candidates for each query; ``(B, 2) -> (B, C)`` (``N`` when ``None``)."""
         return self.combine(self.head_scores(queries, candidates))
 
+    def forward(self, queries: Tensor, candidates: Candidates = None) -> Tensor:
+        """Same as :meth:`score_all`."""
+        return self.score_all(queries, candidates)
+
     def score(self, triples: Tensor) -> Tensor:
         """Joint scores of triples ``(h, r', t)``; ``(B, 3) -> (B,)``."""
         return self.score_all(triples[:, :2], triples[:, 2:3]).squeeze(1)

@@ -1,0 +1,191 @@
+"""Every model agrees with itself, gradients are right, and missing modalities are never made up."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mocme.data import generate
+from mocme.data.synthetic import SyntheticModality, SyntheticSpec
+from mocme.models import INTERACTIONS, MODELS, MoCME, ModelConfig, build_model
+from mocme.models import base as model_base
+from mocme.models.mocme import STRUCTURE
+from tests.conftest import tiny_kg
+
+
+def small_graph():
+    spec = SyntheticSpec(
+        num_entities=60,
+        num_relations=3,
+        modalities={
+            "text": SyntheticModality(factors=4, dim=6, missing=0.3),
+            "visual": SyntheticModality(factors=4, dim=5, missing=0.5),
+        },
+    )
+    return generate(spec)
+
+
+MOCME_VARIANTS = {
+    "default": {},
+    "attention": {"fusion": "attention"},
+    "mean": {"fusion": "mean"},
+    "no-intra": {"intra": False},
+    "no-inter": {"inter": False},
+    "mlp-experts": {"expert": "mlp", "experts": 2},
+    "one-expert": {"experts": 1},
+    "confidence": {"joint": "confidence"},
+    "no-modality-heads": {"modality_heads": False},
+    "distmult-heads": {"interaction": "distmult"},
+    "rotate-heads": {"interaction": "rotate"},
+}
+
+
+def model_cases():
+    cases = [(name, {}) for name in MODELS if name != "mocme"]
+    cases += [("mocme", overrides) for overrides in MOCME_VARIANTS.values()]
+    return cases
+
+
+CASE_IDS = [name for name in MODELS if name != "mocme"] + [f"mocme-{v}" for v in MOCME_VARIANTS]
+
+
+def make(name: str, overrides: dict, kg=None):
+    kg = kg or small_graph()
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=name, dim=8, relation_dim=4, dropout=0.0, **overrides), kg)
+    return kg, model.eval()
+
+
+def test_every_model_has_a_case():
+    covered = {name for name, _ in model_cases()}
+    assert covered == set(MODELS)
+    assert set(INTERACTIONS) <= covered
+
+
+@pytest.mark.parametrize(("name", "overrides"), model_cases(), ids=CASE_IDS)
+def test_score_equals_score_all_and_explicit_candidates(name, overrides, monkeypatch):
+    kg, model = make(name, overrides)
+    triples = torch.cat([kg.train[:20], kg.train[:20, [2, 1, 0]] + torch.tensor([0, kg.num_relations, 0])])
+    queries, tails = triples[:, :2], triples[:, 2]
+    with torch.no_grad():
+        full = model.score_all(queries)
+        assert full.shape == (len(triples), kg.num_entities)
+        rows = torch.arange(len(triples))
+        torch.testing.assert_close(model.score(triples), full[rows, tails], rtol=1e-5, atol=1e-5)
+        per_row = torch.randint(kg.num_entities, (len(triples), 7), generator=torch.Generator().manual_seed(1))
+        torch.testing.assert_close(model.score_all(queries, per_row), full.gather(1, per_row), rtol=1e-5, atol=1e-5)
+        monkeypatch.setattr(model_base, "GEMM_OVER_GATHER", 0)  # force the gathered (B, k, d) path
+        torch.testing.assert_close(model.score_all(queries, per_row), full.gather(1, per_row), rtol=1e-5, atol=1e-5)
+        shared = torch.tensor([3, 0, 5, 5, 17])
+        torch.testing.assert_close(model.score_all(queries, shared), full[:, shared], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(model.score_all(queries, slice(10, 30)), full[:, 10:30], rtol=1e-5, atol=1e-5)
+        with model.precomputed():
+            torch.testing.assert_close(model.score_all(queries), full, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("interaction", list(INTERACTIONS))
+def test_interaction_gradients_in_double_precision(interaction):
+    torch.manual_seed(0)
+    kg = tiny_kg(num_entities=5, with_modality=False)
+    config = ModelConfig(name=interaction, dim=4, relation_dim=2, dropout=0.0)
+    model = build_model(config, kg).double().eval()
+    queries = torch.tensor([[0, 1], [2, 4], [3, 0]])
+    candidates = torch.tensor([[1, 2], [0, 4], [3, 3]])
+    names = [n for n, _ in model.named_parameters()]
+
+    def all_scores(*values):
+        replaced = dict(zip(names, values, strict=True))
+        full = torch.func.functional_call(model, replaced, (queries,))
+        pairs = torch.func.functional_call(model, replaced, (queries, candidates))
+        return full, pairs
+
+    values = tuple(p.detach().clone().requires_grad_() for p in model.parameters())
+    assert torch.autograd.gradcheck(all_scores, values)
+
+
+def test_mocme_gradients_in_double_precision():
+    kg = small_graph()
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(dim=4, relation_dim=2, dropout=0.0, experts=2), kg).double().eval()
+    for name in model.modalities[1:]:
+        buffer = getattr(model, f"features_{name}")
+        setattr(model, f"features_{name}", buffer.double())
+    queries = torch.tensor([[0, 1], [5, 4]])
+    names = [n for n, _ in model.named_parameters()]
+    chosen = ["entity", "inter.query", "intra.text.gate.weight", "heads.joint.core", "experts.visual.first.weight"]
+
+    candidates = torch.tensor([[1, 2, 3], [7, 8, 9]])
+
+    def scores(*values):
+        return torch.func.functional_call(model, dict(zip(chosen, values, strict=True)), (queries, candidates))
+
+    assert set(chosen) <= set(names)
+    values = tuple(dict(model.named_parameters())[n].detach().clone().requires_grad_() for n in chosen)
+    assert torch.autograd.gradcheck(scores, values, atol=1e-5)
+
+
+def test_missing_modalities_get_exactly_zero_weight():
+    kg, model = make("mocme", {})
+    ids = torch.arange(kg.num_entities)
+    with torch.no_grad():
+        encoding = model.encode(ids, torch.full_like(ids, 1))
+    for m, name in enumerate(model.modalities):
+        if name == STRUCTURE:
+            continue
+        missing = ~kg.modalities[name].mask
+        assert missing.any()
+        assert torch.all(encoding.alpha[missing, m] == 0)
+        assert torch.all(encoding.alpha[~missing, m] > 0)
+    torch.testing.assert_close(encoding.alpha.sum(1), torch.ones(kg.num_entities))
+    structure_only = ~torch.stack([kg.modalities[n].mask for n in model.modalities[1:]], 1).any(1)
+    assert structure_only.any()
+    assert torch.all(encoding.alpha[structure_only, 0] == 1)
+
+
+def test_modality_heads_are_undefined_where_a_modality_is_missing():
+    kg, model = make("mocme", {})
+    text_mask = kg.modalities["text"].mask
+    query_without_text = int((~text_mask).nonzero()[0])
+    with torch.no_grad():
+        heads = model.head_scores(torch.tensor([[query_without_text, 0]]))
+    assert heads["text"].available is not None and not heads["text"].available.any()
+    assert heads["structure"].available is None
+    with torch.no_grad():
+        joint = model.score_all(torch.tensor([[query_without_text, 0]]))
+    assert torch.isfinite(joint).all()
+
+
+def test_features_of_unavailable_rows_never_reach_the_model():
+    kg = small_graph()
+    poisoned = small_graph()
+    text = poisoned.modalities["text"]
+    text.features[~text.mask] = 1e6  # Modality zeroes them; the model must not see them either way
+    torch.manual_seed(0)
+    a = build_model(ModelConfig(dim=8, relation_dim=4, dropout=0.0), kg).eval()
+    torch.manual_seed(0)
+    b = build_model(ModelConfig(dim=8, relation_dim=4, dropout=0.0), poisoned).eval()
+    q = kg.train[:10, :2]
+    with torch.no_grad():
+        torch.testing.assert_close(a.score_all(q), b.score_all(q))
+
+
+def test_mocme_uses_every_modality_of_the_dataset():
+    kg, model = make("mocme", {})
+    assert model.modalities == [STRUCTURE, *kg.modalities]
+    assert isinstance(model, MoCME)
+    assert set(model.heads) == {STRUCTURE, *kg.modalities, "joint"}
+    _, structure_only = make("mocme", {}, kg.with_modalities([]))
+    assert structure_only.modalities == [STRUCTURE]
+
+
+def test_diversity_penalty_only_when_asked():
+    kg, model = make("mocme", {"diversity": 0.5})
+    model.train()
+    model.score_all(kg.train[:8, :2], kg.train[:8, 2:])
+    penalty = model.regularization()
+    assert penalty.requires_grad and float(penalty.detach()) > 0
+    assert float(model.regularization()) == 0  # consumed
+    _, plain = make("mocme", {})
+    plain.train()
+    plain.score_all(kg.train[:8, :2], kg.train[:8, 2:])
+    assert not plain.regularization().requires_grad

@@ -1,0 +1,138 @@
+"""Training: every negative/loss mode runs, resume is exact, numerical guards, modality weights move."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mocme import pipeline
+from mocme.config import validate_config
+from mocme.data import generate
+from mocme.data.synthetic import SyntheticModality, SyntheticSpec
+from mocme.errors import NumericalError
+from mocme.models.mocme import MoCME
+from mocme.training.trainer import Trainer
+
+
+def tiny_config(**training):
+    return validate_config(
+        {
+            "seed": 3,
+            "dataset": {"synthetic": {"num_entities": 150, "num_relations": 3}},
+            "model": {"dim": 12, "relation_dim": 4},
+            "training": {"epochs": 4, "eval_every": 1, "batch_size": 64, "num_negatives": 16, **training},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "training",
+    [
+        {"negatives": "egns"},
+        {"negatives": "egns", "pool": "all"},
+        {"negatives": "egns", "egns": {"selection": "topk", "keep": 4}},
+        {"negatives": "egns", "egns": {"selection": "sample", "keep": 4}},
+        {"negatives": "uniform"},
+        {"negatives": "bernoulli"},
+        {"negatives": "self_adversarial"},
+        {"negatives": "one_to_n", "label_smoothing": 0.1},
+        {"optimizer": "adamw", "schedule": "cosine", "grad_clip": 1.0},
+        {"schedule": "plateau"},
+        {"schedule": "step", "step_size": 1},
+    ],
+    ids=lambda t: "-".join(f"{k}={v}" for k, v in t.items()),
+)
+def test_every_training_mode_runs_and_writes_a_result(tmp_path, training):
+    result = pipeline.train(tiny_config(**training), tmp_path / "run")
+    trace = result.directory.trace()
+    assert len(trace) == 4
+    assert all(r["loss"] > 0 for r in trace)
+    assert {"structure", "text", "visual", "joint"} <= set(trace[0]["losses"])
+    assert result.metrics["test"]["both"]["count"] == 2 * len(result.kg.test)
+
+
+def _interrupt_after(monkeypatch, completed_epochs: int):
+    original = Trainer.train_epoch
+
+    def train_epoch(self, epoch):
+        if epoch == completed_epochs:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+
+
+@pytest.mark.parametrize("negatives", ["egns", "one_to_n"])
+def test_resume_after_a_kill_ends_exactly_like_an_uninterrupted_run(tmp_path, monkeypatch, negatives):
+    config = tiny_config(negatives=negatives, schedule="cosine", egns={"warmup_epochs": 1})
+    whole = pipeline.train(config, tmp_path / "whole")
+
+    with monkeypatch.context() as patch:
+        _interrupt_after(patch, 2)
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.train(config, tmp_path / "killed")
+    resumed = pipeline.resume(tmp_path / "killed")
+
+    assert resumed.metrics["valid"] == whole.metrics["valid"]
+    assert resumed.metrics["test"] == whole.metrics["test"]
+    for (name, a), (_, b) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in whole.directory.trace()]
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in resumed.directory.trace()] == strip
+
+
+def test_same_seed_is_bit_identical_and_other_seeds_differ(tmp_path):
+    a = pipeline.train(tiny_config(), tmp_path / "a")
+    b = pipeline.train(tiny_config(), tmp_path / "b")
+    c = pipeline.train(tiny_config().model_copy(update={"seed": 4}), tmp_path / "c")
+    assert json.dumps(a.metrics["test"]) == json.dumps(b.metrics["test"])
+    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+    assert not all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), c.model.state_dict().values()))
+
+
+def test_non_finite_loss_stops_with_the_epoch_and_head(tmp_path, monkeypatch):
+    config = tiny_config()
+    original = MoCME.head_scores
+
+    def poisoned(self, queries, candidates=None):
+        heads = original(self, queries, candidates)
+        heads["text"] = heads["text"]._replace(scores=heads["text"].scores * float("nan"))
+        return heads
+
+    monkeypatch.setattr(MoCME, "head_scores", poisoned)
+    with pytest.raises(NumericalError, match=r"epoch 1: the loss of head 'text' is nan"):
+        pipeline.train(config, tmp_path / "run")
+
+
+def test_inter_modal_weights_move_away_from_a_noise_modality():
+    spec = SyntheticSpec(
+        num_entities=400,
+        num_relations=4,
+        triples_per_entity=8,
+        modalities={
+            "signal": SyntheticModality(factors=8, dim=16, noise=0.2, missing=0.0),
+            "noise": SyntheticModality(factors=0, dim=16, missing=0.0),
+        },
+    )
+    kg = generate(spec)
+    config = validate_config(
+        {
+            "model": {"dim": 16, "relation_dim": 8, "dropout": 0.0},
+            "training": {"epochs": 12, "batch_size": 128, "lr": 0.01, "eval_every": 100},
+        }
+    )
+    _, model = pipeline.build(config, kg)
+    ids = torch.arange(kg.num_entities)
+
+    def mean_alpha() -> torch.Tensor:
+        with torch.no_grad():
+            return model.eval().encode(ids).alpha.mean(0)
+
+    before = mean_alpha()
+    Trainer(model, kg, config.training, seed=0).fit()
+    after = mean_alpha()
+    signal, noise = model.modalities.index("signal"), model.modalities.index("noise")
+    assert after[noise] < before[noise]
+    assert after[signal] > after[noise]
