@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -95,7 +96,7 @@ def test_annealing_schedule_does_what_the_config_says(anneal):
     assert taus[:3] == [None, None, None]
     assert taus[3] == pytest.approx(2.0) and taus[-1] == pytest.approx(0.25)
     rest = taus[3:]
-    assert all(a > b for a, b in zip(rest, rest[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(rest))
     middle = taus[8]
     expected = {"exponential": 2.0 * (0.25 / 2.0) ** 0.5, "linear": 1.125, "cosine": 1.125}[anneal]
     assert middle == pytest.approx(expected)
@@ -154,5 +155,5 @@ def test_bernoulli_corrupts_the_side_with_more_answers_less():
 
 
 def test_training_config_checks_keep_against_pool():
-    with pytest.raises(ValueError, match="egns.keep"):
+    with pytest.raises(ValueError, match=r"egns\.keep"):
         TrainingConfig(num_negatives=8, egns=EGNSConfig(selection="topk", keep=16))

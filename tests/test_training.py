@@ -88,8 +88,12 @@ def test_same_seed_is_bit_identical_and_other_seeds_differ(tmp_path):
     b = pipeline.train(tiny_config(), tmp_path / "b")
     c = pipeline.train(tiny_config().model_copy(update={"seed": 4}), tmp_path / "c")
     assert json.dumps(a.metrics["test"]) == json.dumps(b.metrics["test"])
-    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
-    assert not all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), c.model.state_dict().values()))
+    assert all(
+        torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values(), strict=True)
+    )
+    assert not all(
+        torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), c.model.state_dict().values(), strict=True)
+    )
 
 
 def test_non_finite_loss_stops_with_the_epoch_and_head(tmp_path, monkeypatch):
