@@ -35,3 +35,7 @@ class RunDirError(MocmeError):
 
 class NumericalError(MocmeError):
     """Training or scoring produced NaN or infinite values."""
+
+
+class DataWarning(UserWarning):
+    """Data that loads but deserves attention (e.g. test entities never seen in training); one line."""

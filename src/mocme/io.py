@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import gzip
 import json
 import os
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,13 +35,14 @@ def read_text(path: str | os.PathLike[str]) -> tuple[Path, str]:
     path = resolve(path)
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, zlib.error) as err:
         raise DataError(path, f"cannot read file ({err})") from None
+    bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw[bom:].decode("utf-8")
     except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise DataError(path, f"not valid UTF-8 (byte {err.start})", line) from None
+        before = raw[: bom + err.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        raise DataError(path, f"not valid UTF-8 (byte {bom + err.start})", before.count(b"\n") + 1) from None
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return path, text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,7 +12,8 @@ from mocme.data.layout import is_layout, load_layout
 from mocme.data.readers import read_features
 from mocme.data.registry import BENCHMARKS, Benchmark, _load_openke, _load_tsv, load_benchmark
 from mocme.data.synthetic import SyntheticSpec, generate
-from mocme.errors import MocmeError
+from mocme.errors import DataError, DataWarning, MocmeError
+from mocme.io import resolve
 
 
 class FeatureFile(BaseModel):
@@ -38,12 +40,23 @@ class DatasetConfig(BaseModel):
 
 
 def load_dataset(config: DatasetConfig | str | None = None) -> MultiModalKG:
-    """Load the graph a :class:`DatasetConfig` (or just a name or directory) describes."""
+    """Load the graph a :class:`DatasetConfig` (or just a name or directory) describes.
+
+    An empty training split is an error; test triples with an entity never seen in training are
+    kept and reported as one :class:`~mocme.errors.DataWarning` with their count.
+    """
     if config is None or isinstance(config, str):
         config = DatasetConfig(name=config or "synthetic")
     kg = _load_graph(config)
     for name, feature in config.features.items():
         kg.add_modality(read_features(feature.path, kg.num_entities, name=name, mask_path=feature.mask))
+    unseen = kg.statistics()["test_triples_with_unseen_entity"]
+    if unseen:
+        warnings.warn(
+            f"{kg.name}: {unseen} of {len(kg.test)} test triples have an entity never seen in training (kept)",
+            DataWarning,
+            stacklevel=2,
+        )
     return kg.with_modalities(config.modalities)
 
 
@@ -57,14 +70,18 @@ def _load_graph(config: DatasetConfig) -> MultiModalKG:
         known = ", ".join(["synthetic", *BENCHMARKS])
         raise MocmeError(f"dataset {config.name!r} is neither a known dataset ({known}) nor a directory")
     if is_layout(folder):
-        return load_layout(folder)
-    if any((folder / f).exists() for f in ("entity2id.txt", "entity2id.txt.gz")):
-        return _load_openke(folder, folder.name)
-    if any((folder / f).exists() for f in ("train.tsv", "train.tsv.gz")):
-        return _load_tsv(folder, folder.name)
-    raise MocmeError(
-        f"{folder}: no dataset found (expected entities.txt, OpenKE entity2id.txt, or train.tsv/dev.tsv/test.tsv)"
-    )
+        kg, train_file = load_layout(folder), "train.tsv"
+    elif any((folder / f).exists() for f in ("entity2id.txt", "entity2id.txt.gz")):
+        kg, train_file = _load_openke(folder, folder.name), "train2id.txt"
+    elif any((folder / f).exists() for f in ("train.tsv", "train.tsv.gz")):
+        kg, train_file = _load_tsv(folder, folder.name), "train.tsv"
+    else:
+        raise MocmeError(
+            f"{folder}: no dataset found (expected entities.txt, OpenKE entity2id.txt, or train.tsv/dev.tsv/test.tsv)"
+        )
+    if not len(kg.train):
+        raise DataError(resolve(folder / train_file), "no triples (the training split must not be empty)")
+    return kg
 
 
 __all__ = ["Benchmark", "DatasetConfig", "FeatureFile", "load_dataset"]

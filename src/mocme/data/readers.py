@@ -56,6 +56,7 @@ def read_openke_vocabulary(path: PathLike) -> Vocabulary:
     path, lines = _lines(path)
     count = _count_line(path, lines)
     names: list[str | None] = [None] * count
+    first_line: dict[str, int] = {}
     for number, line in enumerate(lines[1:], start=2):
         parts = line.rstrip().rsplit(None, 1)
         if len(parts) != 2:
@@ -69,8 +70,11 @@ def read_openke_vocabulary(path: PathLike) -> Vocabulary:
             raise DataError(path, f"id {index} out of range [0, {count})", number)
         if names[index] is not None:
             raise DataError(path, f"id {index} appears twice", number)
+        if name in first_line:
+            raise DataError(path, f"duplicate name {name[:60]!r} (first on line {first_line[name]})", number)
+        first_line[name] = number
         names[index] = name
-    return _vocabulary(path, [n for n in names if n is not None], lines_offset=2)
+    return Vocabulary([n for n in names if n is not None])
 
 
 def _vocabulary(path: Path, names: list[str], lines_offset: int) -> Vocabulary:
@@ -96,9 +100,9 @@ def read_openke_triples(path: PathLike, num_entities: int, num_relations: int) -
             raise DataError(path, f"expected 3 columns 'head tail relation', got {len(row)}", number)
     try:
         hts = np.array(rows, dtype=np.int64).reshape(-1, 3)
-    except ValueError:
-        number = next(i for i, row in enumerate(rows, start=2) if not all(_is_int(v) for v in row))
-        raise DataError(path, "ids must be integers", number) from None
+    except (ValueError, OverflowError):
+        _raise_first_bad_id(path, rows, num_entities, num_relations)
+        raise
     triples = torch.from_numpy(hts[:, [0, 2, 1]].copy())
     _check_range(path, triples, num_entities, num_relations, first_line=2)
     return triples
@@ -110,6 +114,17 @@ def _is_int(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _raise_first_bad_id(path: Path, rows: list[list[str]], num_entities: int, num_relations: int) -> None:
+    """Name the first ``head tail relation`` row numpy could not convert: not an integer, or beyond int64."""
+    for number, row in enumerate(rows, start=2):
+        for column, value in enumerate(row):
+            if not _is_int(value):
+                raise DataError(path, "ids must be integers", number)
+            if not -(2**63) <= int(value) < 2**63:
+                kind, size = ("relation", num_relations) if column == 2 else ("entity", num_entities)
+                raise DataError(path, f"{kind} id {value[:40]} out of range [0, {size})", number)
 
 
 def _check_range(path: Path, triples: Tensor, num_entities: int, num_relations: int, first_line: int) -> None:
@@ -272,19 +287,22 @@ def _split_dict(path: Path, tensors: dict) -> tuple[object, object | None]:
     if "features" in tensors:
         extra = set(tensors) - {"features", "mask"}
         if extra:
-            raise DataError(path, f"unexpected entries {sorted(extra)} (expected 'features' and optional 'mask')")
+            found = sorted(map(str, extra))
+            raise DataError(path, f"unexpected entries {found} (expected 'features' and optional 'mask')")
         return tensors["features"], tensors.get("mask")
     if len(tensors) == 1:
         return next(iter(tensors.values())), None
-    raise DataError(path, f"expected a 'features' entry, found {sorted(tensors)[:5]}")
+    raise DataError(path, f"expected a 'features' entry, found {sorted(map(str, tensors))[:5]}")
 
 
 def _as_tensor(path: Path, value: object) -> Tensor:
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf":
             raise DataError(path, f"unsupported dtype {value.dtype}")
-        return torch.from_numpy(np.ascontiguousarray(value))
+        return torch.from_numpy(np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("=")))
     if isinstance(value, Tensor):
+        if value.layout != torch.strided or value.is_quantized or value.device.type != "cpu":
+            raise DataError(path, f"expected a dense tensor, found layout {value.layout}, device {value.device.type}")
         return value
     raise DataError(path, f"expected a tensor, found {type(value).__name__}")
 
@@ -311,7 +329,7 @@ def _as_mask(path: Path, value: object, num_entities: int) -> Tensor:
     if mask.ndim != 1 or mask.shape[0] != num_entities:
         raise DataError(path, f"mask must have shape ({num_entities},), got {tuple(mask.shape)}")
     if mask.dtype != torch.bool:
-        if mask.is_floating_point() or not bool(((mask == 0) | (mask == 1)).all()):
+        if mask.is_floating_point() or mask.is_complex() or not bool(((mask == 0) | (mask == 1)).all()):
             raise DataError(path, "mask must be boolean (or 0/1 integers)")
         mask = mask.bool()
     return mask
