@@ -22,6 +22,11 @@ from mocme.models.config import ModelConfig
 from mocme.training.config import TrainingConfig
 
 
+# PyYAML's constructors also raise built-in errors on malformed scalars ("!!int x", "2001-13-45")
+# and on deep nesting; all of them are bad input.
+YAML_ERRORS = (yaml.YAMLError, ValueError, TypeError, IndexError, OverflowError, RecursionError)
+
+
 class RunConfig(BaseModel):
     """Everything that defines a run; saved, resolved, as ``config.yaml`` in the run directory."""
 
@@ -72,7 +77,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {text}: expected key.path=value (for example training.lr=0.01)")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+    except YAML_ERRORS:
         value = raw
     return [p.strip() for p in parts], value
 
@@ -96,7 +101,7 @@ def _parse_yaml(source: str, text: str) -> tuple[dict[str, Any], dict[tuple[str,
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
+    except YAML_ERRORS as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         raise ConfigError(f"{where}: invalid YAML ({getattr(err, 'problem', None) or err})") from None
