@@ -82,9 +82,12 @@ def save_layout(kg: MultiModalKG, directory: PathLike, overwrite: bool = False, 
     if directory.exists() and not overwrite:
         raise MocmeError(f"{directory}: already exists (pass overwrite to replace it)")
     for vocab in (kg.entities, kg.relations):
-        bad = next((n for n in vocab if "\t" in n or "\n" in n or not n.strip()), None)
+        bad = next((n for n in vocab if not _storable(n)), None)
         if bad is not None:
-            raise MocmeError(f"cannot save name {bad!r}: names must be non-empty and free of tabs and newlines")
+            raise MocmeError(
+                f"cannot save name {bad!r}: names must be non-empty, free of tabs and line breaks, "
+                "without surrounding whitespace and not starting with a byte-order mark"
+            )
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -110,6 +113,13 @@ def save_layout(kg: MultiModalKG, directory: PathLike, overwrite: bool = False, 
         if tmp.exists():
             shutil.rmtree(tmp)
     return directory
+
+
+def _storable(name: str) -> bool:
+    """Whether a name survives a write and read of the layout's line- and tab-separated files."""
+    return (
+        bool(name) and name == name.strip() and not name.startswith("\ufeff") and not any(c in name for c in "\t\n\r")
+    )
 
 
 def save_modality(modality: Modality, path: PathLike) -> None:
