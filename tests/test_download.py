@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gzip
+import json
 import shutil
 import socket
 import sys
@@ -158,6 +159,13 @@ def test_mirror_from_environment_and_data_dir_from_mocme_data(mirror, tmp_path, 
     out = capsys.readouterr().out
     assert "Apache-2.0" in out and "6 downloaded" in out
     assert is_available(BENCHMARKS["UMLS"], tmp_path)
+
+
+def test_json_report_names_the_benchmark_and_its_sources(mirror, tmp_path, capsys):
+    assert main(["download", "umls", "--to", str(tmp_path), "--mirror", mirror, "--json"]) == 0
+    (report,) = json.loads(capsys.readouterr().out)["downloads"]
+    assert report["name"] == "UMLS" and len(report["downloaded"]) == len(UMLS_FILES)
+    assert any("yao8839836/kg-bert" in note and "Apache-2.0" in note for note in report["sources"])
 
 
 # -- failures -------------------------------------------------------------------------------------------

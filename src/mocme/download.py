@@ -143,6 +143,13 @@ def catalogue() -> list[dict[str, Any]]:
     return rows
 
 
+def check_options(mirror: str | None, timeout: float) -> str | None:
+    """Validate :func:`download`'s options; returns the mirror base URL (``None``: the public sources)."""
+    if not timeout > 0:
+        raise MocmeError(f"timeout must be positive, got {timeout}")
+    return mirror_url(mirror)
+
+
 def mirror_url(mirror: str | None = None) -> str | None:
     """The mirror base URL: the argument, else ``$MOCME_MIRROR``; ``None`` means the public sources."""
     mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV)
@@ -170,11 +177,9 @@ def download(
     """
     from tqdm.auto import tqdm
 
-    if not timeout > 0:
-        raise MocmeError(f"timeout must be positive, got {timeout}")
+    base = check_options(mirror, timeout)
     spec = benchmark(name)
     root = data_dir(directory)
-    base = mirror_url(mirror)
     files = benchmark_files(spec.name)
     report = DownloadReport(spec.name, root / spec.folder)
     total = sum(f.size for f in files)

@@ -52,28 +52,31 @@ def download(
     its sources. Afterwards 'mocme datasets' shows the benchmark as found.
     """
     from mocme import download as fetch
-    from mocme.data.registry import data_dir
+    from mocme.data.registry import benchmark, data_dir
 
     if list_only or not names:
         _print_catalogue(fetch.catalogue(), as_json)
         return
+    fetch.check_options(mirror, timeout)
+    specs = [benchmark(name) for name in names]  # an unknown name fails before anything is fetched
     reports = []
     unlicensed = False
-    for name in names:
-        files = fetch.benchmark_files(name)
+    for spec in specs:
+        files = fetch.benchmark_files(spec.name)
+        notes = fetch.licence_notes(files)
         unlicensed |= any(fetch.LICENCES.get(f.repo) == fetch.NO_LICENCE for f in files)
         if not as_json:
-            for note in fetch.licence_notes(files):
-                typer.echo(f"{name}: {note}")
-        report = fetch.download(name, to, mirror=mirror, timeout=timeout, progress=not (quiet or as_json))
-        reports.append(report)
+            for note in notes:
+                typer.echo(f"{spec.name}: {note}")
+        report = fetch.download(spec.name, to, mirror=mirror, timeout=timeout, progress=not (quiet or as_json))
+        reports.append({**report.to_dict(), "sources": notes})
         if not as_json:
             typer.echo(
                 f"{report.name}: {len(files)} files ({_megabytes(sum(f.size for f in files))}) verified in "
                 f"{report.folder}: {len(report.downloaded)} downloaded, {len(report.present)} already present"
             )
     if as_json:
-        typer.echo(json.dumps({"data_dir": str(data_dir(to)), "downloads": [r.to_dict() for r in reports]}, indent=2))
+        typer.echo(json.dumps({"data_dir": str(data_dir(to)), "downloads": reports}, indent=2))
     elif unlicensed:
         typer.echo(fetch.ATTRIBUTION)
 
