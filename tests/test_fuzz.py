@@ -69,6 +69,12 @@ TOKENS = (
     *(" ", "  ", "\t", "\t", "\n", "\n", "\r", "\r\n", "\ufeff", "\x00", "\x0b", "\x1c", "\x85", "\u2028"),
 )
 soup = st.lists(st.sampled_from(TOKENS) | st.text(max_size=2), max_size=40).map("".join)
+YAML_TOKENS = (
+    *("name: ", "seed: ", "training:", "model:", "dataset:", "\n  ", "\n", ": ", "- ", "[", "]", "{", "}", ", "),
+    *("!!int ", "!!float ", "!!binary ", "!!timestamp ", "!!set ", "!!python/name:os.system ", "&a ", "*a", "? "),
+    *("2001-13-45", "2001-01-01 25:00:00", ".nan", ".inf", "1e999", "0x1F", "~", "'", '"', "#", "\t", "|", ">"),
+)
+yaml_soup = st.lists(st.sampled_from(YAML_TOKENS) | st.text(max_size=2), max_size=40).map("".join)
 names = st.sampled_from(("a", "b", "c", "e 1", "名", "x\ty", "\ufeffz", " ", "")) | st.text(max_size=4)
 
 
@@ -417,7 +423,7 @@ STRUCTURED = {
     "relation2id.txt": openke_vocabulary_text(),
     ".tsv": name_triples_text(),
     "entity_text.tsv": entity_text_text(),
-    ".yaml": soup,
+    ".yaml": yaml_soup,
 }
 
 
@@ -502,7 +508,7 @@ def check_config(config: RunConfig | None) -> None:
 @fuzz
 @given(
     data=st.binary(max_size=300)
-    | encoded(soup)
+    | encoded(yaml_soup)
     | config_trees().map(lambda d: yaml.safe_dump(d).encode()).flatmap(lambda b: st.just(b) | mutated(b))
 )
 def test_load_config_file(data):

@@ -18,13 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mocme.data.loading import DatasetConfig
 from mocme.errors import ConfigError
 from mocme.evaluation.config import EvaluationConfig
+from mocme.io import YAML_ERRORS
 from mocme.models.config import ModelConfig
 from mocme.training.config import TrainingConfig
-
-
-# PyYAML's constructors also raise built-in errors on malformed scalars ("!!int x", "2001-13-45")
-# and on deep nesting; all of them are bad input.
-YAML_ERRORS = (yaml.YAMLError, ValueError, TypeError, IndexError, OverflowError, RecursionError)
 
 
 class RunConfig(BaseModel):

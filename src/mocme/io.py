@@ -15,6 +15,11 @@ from typing import Any
 
 from mocme.errors import DataError
 
+# What parsing YAML text can raise: besides yaml.YAMLError, PyYAML's constructors raise assorted
+# built-in errors on malformed scalars ("!!int x", "2001-13-45", "!!timestamp") and deep nesting
+# raises RecursionError. The parser sees only user text, so every failure of it means bad input.
+YAML_ERRORS = Exception
+
 
 def resolve(path: str | os.PathLike[str]) -> Path:
     """Return ``path``, or ``path.gz`` when only the compressed file exists."""

@@ -36,7 +36,7 @@ from mocme.data.readers import (
     triples_to_ids,
 )
 from mocme.errors import DataError, MocmeError
-from mocme.io import read_text
+from mocme.io import YAML_ERRORS, read_text
 
 PathLike = str | os.PathLike[str]
 MARKER = "entities.txt"
@@ -54,7 +54,7 @@ def load_layout(directory: PathLike, name: str | None = None) -> MultiModalKG:
         path, text = read_text(directory / "dataset.yaml")
         try:
             meta = yaml.safe_load(text) or {}
-        except yaml.YAMLError as err:
+        except YAML_ERRORS as err:
             line = err.problem_mark.line + 1 if getattr(err, "problem_mark", None) else None
             raise DataError(path, f"invalid YAML ({getattr(err, 'problem', err)})", line) from None
         if not isinstance(meta, dict):
