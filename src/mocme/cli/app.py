@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import click
 import typer
 
-from mocme.errors import MocmeError
+from mocme.errors import DataWarning, MocmeError
 
 app = typer.Typer(
     name="mocme",
@@ -70,6 +72,25 @@ def fail(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DataWarning)
+        warnings.showwarning = _one_line_warnings(warnings.showwarning)
+        return _main(argv)
+
+
+def _one_line_warnings(show: Callable[..., None]) -> Callable[..., None]:
+    """Print a :class:`DataWarning` as one ``warning: ...`` line on stderr; others as ``show`` would."""
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, DataWarning):
+            typer.echo(f"warning: {message}", err=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return show_warning
+
+
+def _main(argv: list[str] | None) -> int:
     command = typer.main.get_command(app)
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or os.environ.get(DEBUG_ENV) == "1"
     try:
