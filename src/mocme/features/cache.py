@@ -1,0 +1,153 @@
+"""Where extracted features go, how they are written, and when a repeated extraction can be skipped.
+
+Every extractor writes ``<directory>/<modality>.safetensors`` with ``features`` float32 ``(N, d)``
+and ``mask`` bool ``(N,)`` (row i = entity id i, the project's layout), plus a JSON sidecar
+``<modality>.json`` describing how it was made. The request checksum (inputs + model identity) is
+stored both in the safetensors header and in the sidecar; a later call whose checksum matches the
+header returns at once. The header is the authority, so a crash between the two writes never leaves
+a file that looks fresh for the wrong request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safetensors import safe_open
+from safetensors.torch import save
+from torch import Tensor
+
+from mocme.errors import MocmeError
+from mocme.io import atomic_path, write_json_atomic
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass
+class FeatureFile:
+    """An extraction's output: the safetensors path and its sidecar record.
+
+    ``cached`` is ``True`` when the file was already up to date and nothing was computed.
+    """
+
+    path: Path
+    info: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+    @property
+    def sidecar(self) -> Path:
+        return sidecar_path(self.path)
+
+
+def feature_path(directory: PathLike, name: str) -> Path:
+    """``<directory>/<name>.safetensors``; ``name`` becomes the modality name when loaded."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise MocmeError(f"invalid modality name {name!r} (use a plain name such as 'text' or 'visual')")
+    return Path(directory) / f"{name}.safetensors"
+
+
+def sidecar_path(path: PathLike) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+def checksum(*parts: Any) -> str:
+    """SHA-256 of JSON-serialisable parts (order matters): the identity of an extraction request."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(json.dumps(part, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def file_digest(path: PathLike) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_digest(path: PathLike) -> str:
+    """SHA-256 over every file under ``path`` (relative names and contents); a file digests itself."""
+    path = Path(path)
+    if path.is_file():
+        return file_digest(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode("utf-8") + b"\0")
+        digest.update(file_digest(file).encode("ascii"))
+    return digest.hexdigest()
+
+
+def stored_checksum(path: PathLike) -> str | None:
+    """The request checksum in a feature file's header, or ``None`` (no file, unreadable, none stored)."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return (handle.metadata() or {}).get("checksum")
+    except Exception:  # a missing or truncated file simply is not up to date
+        return None
+
+
+def up_to_date(path: PathLike, request: str) -> FeatureFile | None:
+    """The existing output when it was made for exactly this request, else ``None``."""
+    if stored_checksum(path) != request:
+        return None
+    info: dict[str, Any] = {}
+    sidecar = sidecar_path(path)
+    if sidecar.is_file():
+        try:
+            info = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            info = {}
+    if info.get("checksum") != request:  # a sidecar left from an earlier request describes nothing here
+        info = {}
+    return FeatureFile(Path(path), info, cached=True)
+
+
+def write_features(path: PathLike, features: Tensor, mask: Tensor, info: dict[str, Any]) -> FeatureFile:
+    """Write features, mask and sidecar atomically; ``info["checksum"]`` goes into the header too.
+
+    Args:
+        features: float32, shape ``(N, d)``; rows where ``mask`` is false are written as zeros.
+        mask: bool, shape ``(N,)``.
+    """
+    path = Path(path)
+    features = features.float().contiguous().clone()
+    mask = mask.bool().contiguous()
+    features[~mask] = 0.0
+    record = {**info, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "file": path.name}
+    metadata = {
+        "name": path.stem,
+        "checksum": str(info.get("checksum", "")),
+        "source": str(info.get("source", "")),
+    }
+    payload = save({"features": features, "mask": mask}, metadata=metadata)
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(payload)
+    except OSError as err:
+        raise MocmeError(f"{path}: cannot write features ({err.strerror or err})") from None
+    write_json_atomic(sidecar_path(path), record)
+    return FeatureFile(path, record)
+
+
+def usage_hint(result: FeatureFile, dataset: str, data_dir: PathLike | None = None) -> str:
+    """How to attach a written feature file to a run, for the command line to print."""
+    name = result.path.stem
+    where = str(result.path)
+    data = f" --data-dir {data_dir}" if data_dir else ""
+    return (
+        f"use it in a run with:  mocme train --set dataset.name={dataset}{data}"
+        f" --set dataset.features.{name}.path={where}\n"
+        f"or in a run config:\n"
+        f"  dataset:\n"
+        f"    name: {dataset}\n"
+        f"    features:\n"
+        f"      {name}: {{path: {where}}}"
+    )
