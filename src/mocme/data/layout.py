@@ -36,7 +36,7 @@ from mocme.data.readers import (
     triples_to_ids,
 )
 from mocme.errors import DataError, MocmeError
-from mocme.io import YAML_ERRORS, read_text
+from mocme.io import _UMASK, YAML_ERRORS, read_text
 
 PathLike = str | os.PathLike[str]
 MARKER = "entities.txt"
@@ -90,6 +90,7 @@ def save_layout(kg: MultiModalKG, directory: PathLike, overwrite: bool = False, 
             )
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    tmp.chmod(0o777 & ~_UMASK)  # mkdtemp creates 0700; give the dataset the usual permissions
     try:
         meta = {"name": kg.name, "description": description, **kg.statistics()}
         (tmp / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
@@ -106,13 +107,24 @@ def save_layout(kg: MultiModalKG, directory: PathLike, overwrite: bool = False, 
             (tmp / "features").mkdir()
             for modality in kg.modalities.values():
                 save_modality(modality, tmp / "features" / f"{modality.name}.safetensors")
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
+        _replace_directory(tmp, directory)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
     return directory
+
+
+def _replace_directory(new: Path, directory: Path) -> None:
+    """Rename ``new`` to ``directory``; an existing one is moved aside first and deleted only afterwards."""
+    if not directory.exists():
+        os.replace(new, directory)
+        return
+    if not directory.is_dir():
+        raise MocmeError(f"{directory}: exists and is not a directory")
+    old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+    os.replace(directory, old)
+    os.replace(new, directory)
+    shutil.rmtree(old)
 
 
 def _storable(name: str) -> bool:
