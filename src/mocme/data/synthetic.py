@@ -127,11 +127,12 @@ def _planted_triples(spec: SyntheticSpec, z: torch.Tensor, gen: torch.Generator)
     n = z.shape[0]
     rotations = _block_rotations(spec, z, gen)
     tails_per_head = 1 + torch.arange(spec.num_relations) % spec.max_tails
-    num_pairs = round(n * spec.triples_per_entity / 2 / tails_per_head.float().mean().item())
+    num_pairs = min(round(n * spec.triples_per_entity / 2 / tails_per_head.float().mean().item()), n * spec.num_relations)
     popularity = (torch.arange(n, dtype=torch.float) + 1).pow(-spec.degree_skew)[torch.randperm(n, generator=gen)]
-    heads = torch.multinomial(popularity, num_pairs, replacement=True, generator=gen)
-    rels = torch.randint(spec.num_relations, (num_pairs,), generator=gen)
-    pairs = torch.unique(torch.stack([heads, rels], 1), dim=0)
+    # Distinct (head, relation) pairs, heads drawn by popularity: exactly num_pairs of them.
+    grid = popularity.repeat_interleave(spec.num_relations)
+    chosen = torch.multinomial(grid, num_pairs, replacement=False, generator=gen)
+    pairs = torch.stack([chosen // spec.num_relations, chosen % spec.num_relations], 1)
     unit = torch.nn.functional.normalize(z, dim=1)
     out = []
     chunk = max(1, (1 << 24) // n)
