@@ -10,6 +10,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +26,10 @@ from mocme.evaluation import evaluate, flatten, rank_triples, side_metrics
 from mocme.models import KGModel, build_model
 from mocme.rundir import RunDirectory
 from mocme.training.trainer import Trainer
+
+
+EpochCallback = Callable[[dict[str, Any]], None]
+"""Called with each epoch's trace record (losses, gradient norms, ``valid`` metrics when evaluated)."""
 
 
 @dataclass
@@ -69,22 +74,33 @@ def train(
     overwrite: bool = False,
     kg: MultiModalKG | None = None,
     progress: bool = False,
+    callbacks: Sequence[EpochCallback] = (),
 ) -> RunResult:
-    """Train a fresh run into ``out`` (a new directory), select on validation, score test once."""
+    """Train a fresh run into ``out`` (a new directory), select on validation, score test once.
+
+    ``callbacks`` receive every epoch's trace record after it is written (trackers, pruners); an
+    exception raised by one stops training with the run directory resumable.
+    """
     config = config or RunConfig()
     directory = RunDirectory(out or default_run_dir(config))
     kg, model = build(config, kg)  # load before creating the directory: bad input leaves nothing behind
     directory.create(config, overwrite=overwrite)
-    trainer = _trainer(config, kg, model, directory, progress)
+    trainer = _trainer(config, kg, model, directory, progress, callbacks)
     return _finish(config, kg, model, trainer, directory, progress)
 
 
-def resume(run_dir: str | os.PathLike[str], *, kg: MultiModalKG | None = None, progress: bool = False) -> RunResult:
+def resume(
+    run_dir: str | os.PathLike[str],
+    *,
+    kg: MultiModalKG | None = None,
+    progress: bool = False,
+    callbacks: Sequence[EpochCallback] = (),
+) -> RunResult:
     """Continue a run from ``checkpoints/last.pt``; ends exactly as an uninterrupted run would."""
     directory = RunDirectory(run_dir)
     config = directory.load_config()
     kg, model = build(config, kg)
-    trainer = _trainer(config, kg, model, directory, progress)
+    trainer = _trainer(config, kg, model, directory, progress, callbacks)
     if directory.has_checkpoint("last"):
         trainer.load_state_dict(directory.load_checkpoint("last", model.device))
     directory.truncate_trace(trainer.state.epoch)
@@ -128,6 +144,11 @@ def _trainer(config: RunConfig, kg: MultiModalKG, model: KGModel, directory: Run
         )
         return flatten(side_metrics(ranks.optimistic, ranks.pessimistic, ranks.is_head, config.evaluation.ks))
 
+    def trace(record: dict[str, Any]) -> None:
+        directory.append_trace(record)
+        for callback in callbacks:
+            callback(record)
+
     if len(kg.valid) == 0:
         warnings.warn(f"{kg.name}: the validation split is empty; the last epoch is selected", stacklevel=2)
     return Trainer(
@@ -137,7 +158,7 @@ def _trainer(config: RunConfig, kg: MultiModalKG, model: KGModel, directory: Run
         seed=config.seed,
         validate=validate if len(kg.valid) else None,
         checkpoint=directory.save_checkpoint,
-        trace=directory.append_trace,
+        trace=trace,
         progress=progress,
     )
 
