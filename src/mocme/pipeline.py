@@ -27,7 +27,6 @@ from mocme.models import KGModel, build_model
 from mocme.rundir import RunDirectory
 from mocme.training.trainer import Trainer
 
-
 EpochCallback = Callable[[dict[str, Any]], None]
 """Called with each epoch's trace record (losses, gradient norms, ``valid`` metrics when evaluated)."""
 
@@ -130,7 +129,14 @@ def evaluate_run(
 
 
 # -- internals -------------------------------------------------------------------------------------
-def _trainer(config: RunConfig, kg: MultiModalKG, model: KGModel, directory: RunDirectory, progress: bool) -> Trainer:
+def _trainer(
+    config: RunConfig,
+    kg: MultiModalKG,
+    model: KGModel,
+    directory: RunDirectory,
+    progress: bool,
+    callbacks: Sequence[EpochCallback] = (),
+) -> Trainer:
     def validate(model: KGModel, epoch: int) -> dict[str, float]:
         ranks = rank_triples(
             model,
