@@ -129,7 +129,8 @@ def _assign(data: dict[str, Any], key: list[str], value: Any, override: str) -> 
 
 
 def _one_line(err: ValidationError, source: str, lines: dict[tuple[str, ...], int]) -> ConfigError:
-    first = err.errors()[0]
+    errors = err.errors()
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])  # a typo explains the rest
     loc = tuple(str(p) for p in first["loc"])
     dotted = ".".join(loc) or "(top level)"
     line = _line_of(loc, lines)
