@@ -255,8 +255,8 @@ def read_features(
     finite = torch.isfinite(available).all(dim=1)
     if not finite.all():
         row = int(mask.nonzero()[~finite][0])
-        kind = "NaN" if torch.isnan(available[~finite][0]).any() else "infinite value"
-        raise DataError(path, f"row {row} (entity {row}) contains a {kind}")
+        kind = "a NaN" if torch.isnan(available[~finite][0]).any() else "an infinite value"
+        raise DataError(path, f"row {row} (entity {row}) contains {kind}")
     return Modality(name, features, mask, source=str(path))
 
 
