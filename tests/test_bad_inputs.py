@@ -17,6 +17,8 @@ import hashlib
 import json
 import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,61 @@ def test_bad_input(case, tmp_path, monkeypatch, capsys):
         assert expected in lines[0]
         assert out == ""
         assert snapshot(tmp_path) == before, "files were written or changed by a failing command"
+
+
+# -- the same commands on good input ----------------------------------------------------------------
+@pytest.mark.parametrize("command", ["inspect", "convert"])
+def test_commands_explain_themselves(capsys, command):
+    assert main([command, "--help"]) == 0
+    assert "Usage" in capsys.readouterr().out
+
+
+def test_convert_then_inspect_gives_the_same_statistics(tmp_path, capsys):
+    source = ROOT / "convert_bom_crlf_openke" / "data"
+    feature = ROOT / "feature_float64_pt_with_int_mask" / "text.pt"
+    assert main(["inspect", str(source), "--feature", f"text={feature}", "--json"]) == 0
+    before = json.loads(capsys.readouterr().out)
+    dest = tmp_path / "converted"
+    assert main(["convert", str(source), str(dest), "--feature", f"text={feature}"]) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {dest}")
+    assert main(["inspect", str(dest), "--json"]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert {k: v for k, v in after.items() if k != "name"} == {k: v for k, v in before.items() if k != "name"}
+    assert after["modalities"] == [{"name": "text", "dim": 2, "entities": 4, "coverage": 0.6667}]
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "dataset.yaml", "entities.txt", "features", "relations.txt", "test.tsv", "train.tsv", "valid.tsv"
+    ]  # fmt: skip
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary folders left behind"
+
+
+def test_convert_overwrite_replaces_the_destination(tmp_path, capsys):
+    dest = tmp_path / "converted"
+    (dest / "stale").mkdir(parents=True)
+    assert main(["convert", str(ROOT / "_graph"), str(dest), "--overwrite"]) == 0
+    assert not (dest / "stale").exists() and (dest / "entities.txt").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["converted"]
+
+
+def test_inspect_a_benchmark(data_dir, capsys):
+    assert main(["inspect", "UMLS", "--data-dir", str(data_dir), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    sizes = [summary["entities"], summary["relations"], *(summary["splits"][s]["triples"] for s in summary["splits"])]
+    assert sizes == [135, 46, 5216, 652, 661]
+    assert sum(summary["relation_categories"].values()) + summary["relations_without_train_triples"] == 46
+    assert summary["entities_with_text"] == 135
+
+
+def test_the_console_script_prints_one_line(tmp_path):
+    """Outside pytest's capture too: a warning and an error are one line each, with no traceback."""
+    warned = ROOT / "openke_unseen_test_entity" / "data"
+    result = subprocess.run(
+        [sys.executable, "-m", "mocme", "inspect", str(warned)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert result.stderr == "warning: data: 1 of 2 test triples have an entity never seen in training (kept)\n"
+    broken = ROOT / "openke_count_too_high" / "data"
+    result = subprocess.run(
+        [sys.executable, "-m", "mocme", "inspect", str(broken)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"error: {broken}/train2id.txt:1: count line says 6 entries but the file has 5\n"
