@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -139,3 +140,27 @@ def test_the_console_script_prints_one_line(tmp_path):
     )
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == f"error: {broken}/train2id.txt:1: count line says 6 entries but the file has 5\n"
+
+
+@pytest.mark.parametrize(
+    ("entity", "modality", "message"),
+    [
+        ("New\tYork", "text", "cannot save name 'New\\tYork'"),
+        ("\ufeffa", "text", "byte-order mark"),
+        (" padded", "text", "surrounding whitespace"),
+        ("e1", "a.b", "cannot save modality 'a.b'"),
+        ("e1", "../up", "cannot save modality '../up'"),
+    ],
+)
+def test_save_layout_refuses_what_would_not_read_back(tmp_path, entity, modality, message):
+    """Names the layout's files cannot hold are refused before anything is written (Python API)."""
+    from mocme.data import Vocabulary, save_layout
+    from mocme.errors import MocmeError
+    from tests.conftest import tiny_kg
+
+    kg = tiny_kg()
+    kg.entities = Vocabulary(entity if n == "e1" else n for n in kg.entities)
+    kg.modalities = {modality: kg.modalities["text"]}
+    with pytest.raises(MocmeError, match=re.escape(message)):
+        save_layout(kg, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []

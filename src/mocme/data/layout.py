@@ -20,6 +20,7 @@ Names may contain spaces but not tabs or newlines.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -88,6 +89,9 @@ def save_layout(kg: MultiModalKG, directory: PathLike, overwrite: bool = False, 
                 f"cannot save name {bad!r}: names must be non-empty, free of tabs and line breaks, "
                 "without surrounding whitespace and not starting with a byte-order mark"
             )
+    for name in kg.modalities:
+        if not re.fullmatch(r"[\w-]+", name):
+            raise MocmeError(f"cannot save modality {name!r}: its file name must be letters, digits, '_' or '-'")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     tmp.chmod(0o777 & ~_UMASK)  # mkdtemp creates 0700; give the dataset the usual permissions
