@@ -25,6 +25,9 @@ from pathlib import Path
 import pytest
 
 from mocme.cli import main
+from mocme.data import Vocabulary, save_layout
+from mocme.errors import MocmeError
+from tests.conftest import tiny_kg
 
 ROOT = Path(__file__).resolve().parent / "bad_inputs"
 CASES = sorted(p.name for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith("_"))
@@ -154,10 +157,6 @@ def test_the_console_script_prints_one_line(tmp_path):
 )
 def test_save_layout_refuses_what_would_not_read_back(tmp_path, entity, modality, message):
     """Names the layout's files cannot hold are refused before anything is written (Python API)."""
-    from mocme.data import Vocabulary, save_layout
-    from mocme.errors import MocmeError
-    from tests.conftest import tiny_kg
-
     kg = tiny_kg()
     kg.entities = Vocabulary(entity if n == "e1" else n for n in kg.entities)
     kg.modalities = {modality: kg.modalities["text"]}
