@@ -40,7 +40,7 @@ class Ranks:
         return (self.optimistic + self.pessimistic) / 2
 
 
-def _batch_size(num_entities: int, memory_mb: float, max_batch: int) -> int:
+def query_batch_size(num_entities: int, memory_mb: float = 512.0, max_batch: int = 512) -> int:
     """Queries per batch so that the model's scores plus the ranking workspace fit in ``memory_mb``."""
     per_query = num_entities * 4 * 2 + 64
     return max(1, min(max_batch, int(memory_mb * 2**20 // per_query)))
@@ -83,7 +83,7 @@ def rank_triples(
     index = kg.filter_index if filtered else None
     optimistic = torch.empty(len(queries), dtype=torch.float64)
     pessimistic = torch.empty(len(queries), dtype=torch.float64)
-    batch = _batch_size(kg.num_entities, memory_mb, max_batch)
+    batch = query_batch_size(kg.num_entities, memory_mb, max_batch)
     device = _device_of(model)
     workspace = torch.empty(batch * kg.num_entities, dtype=torch.float32)
     with _inference(model):

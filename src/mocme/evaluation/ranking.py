@@ -12,6 +12,9 @@ Counting uses ``sign(s - s_t)``: its row sum is ``#greater - #less`` and the sum
 value is ``#greater + #less``. Float reductions are several times faster than boolean ones on CPU.
 ``a - b == 0`` exactly when ``a == b`` for finite IEEE floats (subnormals are kept), so ties are
 exact; equal infinities give ``sign(nan) = 0``, a tie, which is also right. NaN scores are an error.
+Known answers are filtered by zeroing their signs (one scatter into the workspace, not a gather
+of every known answer's sign): they then count as neither greater nor less, and the pessimistic
+rank subtracts them from the ties.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def filtered_ranks(
         scores: float32, shape ``(B, N)``, higher is better. Not modified.
         targets: shape ``(B,)``, the true entity of each row.
         known_rows: shape ``(P,)``, row of each known answer (targets may be among them).
-        known_cols: shape ``(P,)``, entity of each known answer.
+        known_cols: shape ``(P,)``, entity of each known answer; the pairs must be distinct.
         workspace: optional float32 buffer with at least ``B * N`` elements, reused across calls
             to avoid allocating (and page-faulting) a fresh ``(B, N)`` block per batch.
 
@@ -51,18 +54,15 @@ def filtered_ranks(
     signs = workspace.view(-1)[: scores.numel()].view(batch, num_entities)
     target_scores = scores.gather(1, targets.unsqueeze(1))
     torch.sub(scores, target_scores, out=signs).sign_()  # +1 above the target, 0 tied, -1 below
-
-    other = known_cols != targets[known_rows]
-    rows, cols = known_rows[other], known_cols[other]
-    known = signs[rows, cols]
+    signs.view(-1).index_fill_(0, known_rows * num_entities + known_cols, 0.0)  # the target's sign is 0 already
 
     accumulate = torch.float64 if num_entities >= _EXACT_FLOAT32_COUNT else signs.dtype
-    balance = signs.sum(dim=1, dtype=accumulate)  # greater - less
+    balance = signs.sum(dim=1, dtype=accumulate)  # greater - less, both among the unfiltered
     spread = signs.abs_().sum(dim=1, dtype=accumulate)  # greater + less
     greater = (balance + spread).double() / 2
     less = (spread - balance).double() / 2
-    known_greater = torch.bincount(rows[known > 0], minlength=batch)
-    known_not_less = torch.bincount(rows[known >= 0], minlength=batch)
-    optimistic = 1 + greater - known_greater
-    pessimistic = num_entities - less - known_not_less
+    is_target = (known_cols == targets[known_rows]).double()
+    filtered = torch.bincount(known_rows, minlength=batch) - torch.bincount(known_rows, is_target, minlength=batch)
+    optimistic = 1 + greater
+    pessimistic = num_entities - less - filtered
     return optimistic.cpu(), pessimistic.cpu()
