@@ -1,0 +1,286 @@
+"""Assemble a run directory's report: config, metadata, metrics tables and figures in one HTML file."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from mocme.errors import DataWarning, MocmeError
+from mocme.evaluation.categories import CATEGORIES
+from mocme.evaluation.metrics import RANK_TYPES, short_name
+from mocme.io import write_text_atomic
+from mocme.plots import figure_svg, pyplot, style
+from mocme.report import figures
+from mocme.report import html as h
+from mocme.report.weights import ModalityWeights
+from mocme.rundir import RunDirectory
+
+REPORT_NAME = "report.html"
+SIDES = ("both", "tail", "head")
+PROTOCOL = (
+    "Filtered ranking against every entity (known true answers from train, valid and test removed), "
+    "both directions. Realistic ranks (the mean of optimistic and pessimistic, i.e. ties count half) "
+    "are the headline; optimistic and pessimistic are shown beside them. Names follow PyKEEN: "
+    "MRR = inverse_harmonic_mean_rank, MR = arithmetic_mean_rank."
+)
+
+
+def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
+    """Write the report of ``run_dir`` to ``out`` (default ``RUN_DIR/report.html``) atomically."""
+    directory = RunDirectory(run_dir)
+    text = build_report(directory)
+    path = Path(out) if out is not None else directory.path / REPORT_NAME
+    if path.is_dir():
+        raise MocmeError(f"{path}: is a directory; give the report's file name")
+    write_text_atomic(path, text)
+    return path
+
+
+def build_report(directory: RunDirectory) -> str:
+    """The report of a run directory as one self-contained HTML page.
+
+    A run that has not finished (no ``metrics.json``) still gets its curves; the modality-weight
+    figures need the model, rebuilt from the config and the selected checkpoint.
+    """
+    pyplot()  # fail early, before any work, when matplotlib is missing
+    config = directory.load_config()
+    config_text = directory.config_path.read_text(encoding="utf-8")
+    metadata = _read_json(directory.metadata_path)
+    trace = directory.trace()
+    try:
+        metrics: dict[str, Any] = directory.metrics()
+        unfinished = None
+    except MocmeError as err:
+        metrics, unfinished = {}, str(err)
+    name = f"{config.model.name} on {metrics.get('dataset') or config.dataset.name}"
+    with style():
+        body = [
+            f"<h1>{escape(name)}</h1>",
+            f'<p class="subtitle">Run directory <code>{escape(str(directory.path))}</code> · started '
+            f"{escape(str(metadata.get('started', '?')))} · report generated "
+            f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}</p>",
+            h.note(f"No final metrics: {unfinished}. The curves show the epochs trained so far.") if unfinished else "",
+            h.cards(_headline(metrics, trace)),
+            _metrics_section(metrics, config.training.metric),
+            _training_section(trace, metrics.get("selected_epoch")),
+            _categories_section(metrics),
+            _modalities_section(directory, metrics, config.model.name),
+            _run_section(metadata, config_text),
+        ]
+    return h.page(f"mocme report: {name}", "\n".join(part for part in body if part))
+
+
+# -- sections ----------------------------------------------------------------------------------------
+def _headline(metrics: dict[str, Any], trace: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    items = []
+    if metrics.get("modalities"):
+        items.append(("dataset modalities", " + ".join(metrics["modalities"])))
+    if "selected_epoch" in metrics:
+        items.append(("selected epoch", f"{metrics['selected_epoch']} of {metrics['epochs_trained']}"))
+    elif trace:
+        items.append(("epochs trained", str(trace[-1]["epoch"])))
+    for split in ("valid", "test"):
+        realistic = metrics.get(split, {}).get("both", {}).get("realistic")
+        if realistic:
+            items.append((f"{split} MRR", h.number(realistic["inverse_harmonic_mean_rank"])))
+            for k in (1, 10):
+                if f"hits_at_{k}" in realistic:
+                    items.append((f"{split} Hits@{k}", h.number(realistic[f"hits_at_{k}"])))
+    seconds = sum(r.get("seconds", 0.0) for r in trace)
+    if trace:
+        items.append(("training time", f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.1f} s"))
+    return items
+
+
+def _metrics_section(metrics: dict[str, Any], selection: str) -> str:
+    splits = [s for s in ("valid", "test") if s in metrics]
+    if not splits:
+        return ""
+    selected = (
+        f"Selected checkpoint: {metrics.get('selected_checkpoint')} (epoch {metrics.get('selected_epoch')}, "
+        f"on {metrics.get('selection_metric', 'valid.' + selection)}); the test split was scored once, there."
+    )
+    parts = [f"<p>{escape(PROTOCOL)}</p>", f"<p>{escape(selected)}</p>"]
+    for split in splits:
+        parts += [_split_heading(split, metrics[split]), _tie_table(metrics[split])]
+    return h.section("Metrics", *parts, anchor="metrics")
+
+
+def _split_heading(split: str, result: dict[str, Any]) -> str:
+    return h.heading(f"{split} ({result['both']['count']} queries, both directions)")
+
+
+def _tie_table(result: dict[str, Any]) -> str:
+    """Rows per side; column groups per rank type (realistic first), every metric in each."""
+    names = list(result["both"]["realistic"])
+    headers = ["side"] + [short_name(n) for _ in RANK_TYPES for n in names] + ["queries"]
+    rows = [
+        [side] + [result[side][t][n] for t in RANK_TYPES for n in names] + [result[side]["count"]]
+        for side in SIDES
+        if side in result
+    ]
+    width = len(names)
+    separators = [1 + i * width for i in range(len(RANK_TYPES))] + [1 + len(RANK_TYPES) * width]
+    muted = list(range(1 + width, 1 + len(RANK_TYPES) * width))
+    groups = [("", 1)] + [(t, width) for t in RANK_TYPES] + [("", 1)]
+    return h.table(headers, rows, groups=groups, separators=separators, muted=muted, wide=True)
+
+
+def _training_section(trace: list[dict[str, Any]], selected_epoch: int | None) -> str:
+    if not trace:
+        return h.section("Training", h.note("The trace is empty: no epoch has finished."), anchor="training")
+    drawn = [
+        (
+            figures.loss_curves(trace),
+            "Mean training loss per epoch of each scoring head (and the regulariser, when on); "
+            "the loss trained is their sum.",
+            "loss",
+        ),
+        (
+            figures.validation_curves(trace, selected_epoch),
+            "Validation MRR and Hits@k (both directions, realistic ranks); the dotted line marks the epoch "
+            "selected on validation.",
+            "validation metrics",
+        ),
+        (figures.gradient_norms(trace), "Mean and largest gradient norm over each epoch's batches.", "gradient norm"),
+        (
+            figures.schedules(trace),
+            "Learning rate and, when EGNS selects negatives, its entropy temperature (after the warm-up epochs).",
+            "schedules",
+        ),
+    ]
+    items = [h.figure(figure_svg(fig), caption, alt) for fig, caption, alt in drawn if fig is not None]
+    return h.section("Training", h.figures(*items), anchor="training")
+
+
+def _categories_section(metrics: dict[str, Any]) -> str:
+    fig = figures.hits_by_category(metrics)
+    if fig is None:
+        return ""
+    caption = (
+        "Hits@k (both directions, realistic ranks) per relation category, from the training split's "
+        "tails per head and heads per tail (threshold 1.5)."
+    )
+    rows = []
+    names: list[str] = []
+    for split in ("valid", "test"):
+        by_category = metrics.get(split, {}).get("by_relation_category", {})
+        for category in [c for c in CATEGORIES if c in by_category] + [c for c in by_category if c not in CATEGORIES]:
+            realistic = by_category[category]["both"]["realistic"]
+            names = names or list(realistic)
+            rows.append([split, category, *(realistic.get(n) for n in names), by_category[category]["both"]["count"]])
+    table = h.table(["split", "category", *(short_name(n) for n in names), "queries"], rows)
+    return h.section(
+        "Relation categories",
+        h.figures(h.figure(figure_svg(fig), caption, "Hits@k by category", True)),
+        table,
+        anchor="categories",
+    )
+
+
+def _modalities_section(directory: RunDirectory, metrics: dict[str, Any], model_name: str) -> str:
+    parts = []
+    rows = []
+    names: list[str] = []
+    for split in ("valid", "test"):
+        for modality, groups in metrics.get(split, {}).get("by_modality", {}).items():
+            for label, result in groups.items():
+                realistic = result["both"]["realistic"]
+                names = names or list(realistic)
+                rows.append([split, modality, label, *(realistic.get(n) for n in names), result["both"]["count"]])
+    if rows:
+        parts += [
+            h.heading("Metrics by the answer entity's modality availability"),
+            h.table(["split", "modality", "answer has it", *(short_name(n) for n in names), "queries"], rows),
+        ]
+    parts.append(h.heading("Inter-modal weights α"))
+    weights, reason = _weights(directory, model_name)
+    if weights is None:
+        parts.append(h.note(reason))
+    else:
+        items = [
+            h.figure(
+                figure_svg(figures.alpha_distribution(weights)),
+                "Weight α of each modality in the unified embedding, per entity, in the neutral (no relation) "
+                "context; entities that lack a modality give it weight 0 and are left out of its panel. "
+                "n counts the entities in each group; lines mark the median and the extremes.",
+                "alpha distribution",
+                wide=True,
+            )
+        ]
+        by_relation = figures.alpha_by_relation(weights)
+        if by_relation is not None:
+            items.append(
+                h.figure(
+                    figure_svg(by_relation),
+                    "Mean α of the query entity over the validation queries of each relation, encoded in that "
+                    "relation's context (⁻¹: the reciprocal relation, i.e. head prediction; in brackets the "
+                    f"number of queries; at most {figures.MAX_RELATIONS} relations, the most queried). "
+                    "The first row averages all entities in the neutral context. Missing modalities count as 0.",
+                    "alpha by relation",
+                    wide=True,
+                )
+            )
+        parts.append(h.figures(*items))
+    return h.section("Modalities", *parts, anchor="modalities")
+
+
+def _weights(directory: RunDirectory, model_name: str) -> tuple[ModalityWeights | None, str]:
+    """The run's α (selected checkpoint), or ``None`` and why not."""
+    if model_name != "mocme":
+        return None, (
+            f"{model_name} is a structure-only baseline: it has no modality experts, so there are no "
+            "inter-modal weights to show."
+        )
+    from mocme.models.mocme import MoCME
+    from mocme.pipeline import load_run
+    from mocme.report.weights import modality_weights
+
+    try:
+        _, kg, model = load_run(directory.path)
+    except MocmeError as err:
+        warnings.warn(f"{directory.path}: modality weights left out of the report ({err})", DataWarning, stacklevel=2)
+        return None, f"The model could not be loaded, so the weights are left out: {err}"
+    assert isinstance(model, MoCME)
+    return modality_weights(model, kg), ""
+
+
+def _run_section(metadata: dict[str, Any], config_text: str) -> str:
+    rows = [[key, _plain(value)] for key, value in _flatten(metadata)]
+    return h.section(
+        "Run",
+        h.heading("Metadata"),
+        h.table(["field", "value"], rows) if rows else h.note("No metadata.json."),
+        h.details("Resolved config (config.yaml)", config_text),
+        anchor="run",
+    )
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise MocmeError(f"{path}: cannot read ({err})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out += _flatten(value, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
+
+
+def _plain(value: Any) -> str:
+    return "–" if value is None else str(value)
