@@ -20,6 +20,7 @@ from mocme.errors import ConfigError
 from mocme.evaluation.config import EvaluationConfig
 from mocme.io import YAML_ERRORS
 from mocme.models.config import ModelConfig
+from mocme.tracking.config import TrackingConfig
 from mocme.training.config import TrainingConfig
 
 
@@ -37,10 +38,22 @@ class RunConfig(BaseModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 
 def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read a YAML config (or start from the defaults), apply ``key.path=value`` overrides, validate."""
+    return validate_config(*read_config(path, overrides))
+
+
+def read_config(
+    path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> tuple[dict[str, Any], str, dict[tuple[str, ...], int]]:
+    """The raw mapping of a YAML config plus overrides, before validation: ``(data, source, key lines)``.
+
+    For files that carry more than a run config (``mocme hpo``'s ``search`` section): take out the
+    extra keys, then :func:`validate_config` the rest with the same source and lines.
+    """
     data: dict[str, Any] = {}
     source = "defaults"
     lines: dict[tuple[str, ...], int] = {}
@@ -52,7 +65,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
         key, value = parse_override(override)
         _assign(data, key, value, override)
         lines[tuple(key)] = 0  # 0: came from an override
-    return validate_config(data, source, lines)
+    return data, source, lines
 
 
 def validate_config(

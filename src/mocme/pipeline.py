@@ -25,6 +25,7 @@ from mocme.errors import MocmeError, RunDirError
 from mocme.evaluation import evaluate, flatten, rank_triples, side_metrics
 from mocme.models import KGModel, build_model
 from mocme.rundir import RunDirectory
+from mocme.tracking import Tracking
 from mocme.training.trainer import Trainer
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -78,14 +79,16 @@ def train(
     """Train a fresh run into ``out`` (a new directory), select on validation, score test once.
 
     ``callbacks`` receive every epoch's trace record after it is written (trackers, pruners); an
-    exception raised by one stops training with the run directory resumable.
+    exception raised by one stops training with the run directory resumable. The trackers of
+    ``config.tracking`` receive the same records, plus the config and the final metrics.
     """
     config = config or RunConfig()
     directory = RunDirectory(out or default_run_dir(config))
+    tracking = Tracking.for_run(config, directory)  # a missing optional package fails before any write
     kg, model = build(config, kg)  # load before creating the directory: bad input leaves nothing behind
     directory.create(config, overwrite=overwrite)
-    trainer = _trainer(config, kg, model, directory, progress, callbacks)
-    return _finish(config, kg, model, trainer, directory, progress)
+    trainer = _trainer(config, kg, model, directory, progress, [tracking, *callbacks])
+    return _finish(config, kg, model, trainer, directory, progress, tracking)
 
 
 def resume(
@@ -98,12 +101,13 @@ def resume(
     """Continue a run from ``checkpoints/last.pt``; ends exactly as an uninterrupted run would."""
     directory = RunDirectory(run_dir)
     config = directory.load_config()
+    tracking = Tracking.for_run(config, directory)
     kg, model = build(config, kg)
-    trainer = _trainer(config, kg, model, directory, progress, callbacks)
+    trainer = _trainer(config, kg, model, directory, progress, [tracking, *callbacks])
     if directory.has_checkpoint("last"):
         trainer.load_state_dict(directory.load_checkpoint("last", model.device))
     directory.truncate_trace(trainer.state.epoch)
-    return _finish(config, kg, model, trainer, directory, progress)
+    return _finish(config, kg, model, trainer, directory, progress, tracking)
 
 
 def load_run(
@@ -176,7 +180,17 @@ def _finish(
     trainer: Trainer,
     directory: RunDirectory,
     progress: bool,
+    tracking: Tracking,
 ) -> RunResult:
+    with tracking.session(config, resumed_at=trainer.state.epoch):
+        metrics = _fit(config, kg, model, trainer, directory, progress)
+        tracking.finish(metrics)
+    return RunResult(directory, kg, model, metrics)
+
+
+def _fit(
+    config: RunConfig, kg: MultiModalKG, model: KGModel, trainer: Trainer, directory: RunDirectory, progress: bool
+) -> dict[str, Any]:
     started = time.perf_counter()
     state = trainer.fit()
     selected = "best" if directory.has_checkpoint("best") else "last"
@@ -200,7 +214,7 @@ def _finish(
         if len(kg.split(split)):
             metrics[split] = _evaluate(config, kg, model, split, progress)
     directory.write_metrics(metrics)
-    return RunResult(directory, kg, model, metrics)
+    return metrics
 
 
 def _evaluate(config: RunConfig, kg: MultiModalKG, model: KGModel, split: str, progress: bool) -> dict[str, Any]:

@@ -1,0 +1,123 @@
+"""The tracker interface, and the set of trackers one run feeds.
+
+A tracker sees plain values only: parameter and tag strings, metric floats keyed by dotted names
+(``loss``, ``losses.joint``, ``valid.both.realistic.inverse_harmonic_mean_rank``), and the epoch as
+the step. :class:`Tracking` turns the pipeline's records into those values and hands them to every
+configured back end; the pipeline calls it as an epoch callback and around the whole run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from mocme.evaluation.metrics import flatten
+
+if TYPE_CHECKING:
+    from mocme.config import RunConfig
+    from mocme.rundir import RunDirectory
+
+Status = Literal["finished", "failed", "killed"]
+BREAKDOWNS = ("by_relation_category", "by_modality")  # per-group metrics stay in metrics.json only
+
+
+class Tracker(Protocol):
+    """One experiment-tracking back end, for one run."""
+
+    def start(self, params: dict[str, str], resumed_at: int) -> None:
+        """Open the run; ``params`` is the flattened config; ``resumed_at`` > 0 continues after that epoch."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Record metric values at ``step`` (the epoch, 1-based)."""
+
+    def log_summary(self, metrics: dict[str, float], tags: dict[str, str], step: int) -> None:
+        """Record the final metrics (selected checkpoint, validation and test) and descriptive tags."""
+
+    def close(self, status: Status) -> None:
+        """Flush and end the run; ``status`` says how it ended."""
+
+
+class Tracking:
+    """The trackers of one run: an epoch callback for the pipeline plus start and end hooks.
+
+    Constructing one imports the optional packages its back ends need (a missing one is a
+    one-line error naming the ``tracking`` extra) but writes nothing.
+    """
+
+    def __init__(self, trackers: Sequence[Tracker] = ()):
+        self.trackers = list(trackers)
+        self._step = 0
+
+    @classmethod
+    def for_run(cls, config: RunConfig, directory: RunDirectory) -> Tracking:
+        """The trackers ``config.tracking`` asks for, writing beside ``directory``."""
+        from mocme.tracking.backends import BACKENDS
+
+        return cls([BACKENDS[name](config.tracking, directory) for name in config.tracking.backends])
+
+    @contextlib.contextmanager
+    def session(self, config: RunConfig, resumed_at: int = 0) -> Iterator[Tracking]:
+        """Start every tracker; end each as finished, failed (an exception) or killed (an interrupt)."""
+        params = config_params(config)
+        started: list[Tracker] = []
+        status: Status = "failed"
+        try:
+            for tracker in self.trackers:
+                tracker.start(params, resumed_at)
+                started.append(tracker)
+            self._step = resumed_at
+            yield self
+            status = "finished"
+        except (KeyboardInterrupt, SystemExit):
+            status = "killed"
+            raise
+        finally:
+            for tracker in started:
+                tracker.close(status)
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        """Epoch callback: every number in the pipeline's trace record, at step ``record["epoch"]``."""
+        if not self.trackers:
+            return
+        self._step = int(record["epoch"])
+        numbers, _ = split_values(flatten({k: v for k, v in record.items() if k != "epoch"}))
+        for tracker in self.trackers:
+            tracker.log_metrics(numbers, self._step)
+
+    def finish(self, metrics: dict[str, Any]) -> None:
+        """Log a run's final ``metrics.json`` (without the per-group breakdowns)."""
+        if not self.trackers:
+            return
+        summary = {k: v for k, v in metrics.items() if k not in ("valid", "test")}
+        for split in ("valid", "test"):
+            if split in metrics:
+                summary[split] = {k: v for k, v in metrics[split].items() if k not in BREAKDOWNS}
+        numbers, strings = split_values(flatten(summary))
+        for tracker in self.trackers:
+            tracker.log_summary(numbers, strings, self._step)
+
+
+def config_params(config: RunConfig) -> dict[str, str]:
+    """The resolved config as ``{"training.lr": "0.003", ...}`` (lists and nulls as JSON)."""
+    return {key: _text(value) for key, value in flatten(config.model_dump(mode="json")).items()}
+
+
+def split_values(flat: dict[str, Any]) -> tuple[dict[str, float], dict[str, str]]:
+    """Finite numbers (booleans as 0/1) apart from everything else, which becomes text."""
+    numbers: dict[str, float] = {}
+    strings: dict[str, str] = {}
+    for key, value in flat.items():
+        if isinstance(value, bool | int | float) and math.isfinite(value):
+            numbers[key] = float(value)
+        elif isinstance(value, float):
+            continue  # NaN or infinite: nothing to plot (e.g. the metric of an empty split)
+        else:
+            strings[key] = _text(value)
+    return numbers, strings
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
