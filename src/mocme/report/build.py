@@ -10,7 +10,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from mocme.errors import DataWarning, MocmeError
+from mocme.errors import DataWarning, MocmeError, RunDirError
 from mocme.evaluation.categories import CATEGORIES
 from mocme.evaluation.metrics import RANK_TYPES, short_name
 from mocme.io import write_text_atomic
@@ -33,11 +33,10 @@ PROTOCOL = (
 def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
     """Write the report of ``run_dir`` to ``out`` (default ``RUN_DIR/report.html``) atomically."""
     directory = RunDirectory(run_dir)
-    text = build_report(directory)
     path = Path(out) if out is not None else directory.path / REPORT_NAME
     if path.is_dir():
         raise MocmeError(f"{path}: is a directory; give the report's file name")
-    write_text_atomic(path, text)
+    write_text_atomic(path, build_report(directory))
     return path
 
 
@@ -52,11 +51,8 @@ def build_report(directory: RunDirectory) -> str:
     config_text = directory.config_path.read_text(encoding="utf-8")
     metadata = _read_json(directory.metadata_path)
     trace = directory.trace()
-    try:
-        metrics: dict[str, Any] = directory.metrics()
-        unfinished = None
-    except MocmeError as err:
-        metrics, unfinished = {}, str(err)
+    metrics = _read_json(directory.metrics_path)
+    unfinished = not directory.metrics_path.exists()
     name = f"{config.model.name} on {metrics.get('dataset') or config.dataset.name}"
     with style():
         body = [
@@ -64,7 +60,9 @@ def build_report(directory: RunDirectory) -> str:
             f'<p class="subtitle">Run directory <code>{escape(str(directory.path))}</code> · started '
             f"{escape(str(metadata.get('started', '?')))} · report generated "
             f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}</p>",
-            h.note(f"No final metrics: {unfinished}. The curves show the epochs trained so far.") if unfinished else "",
+            h.note("No metrics.json: the run has not finished. The curves show the epochs trained so far.")
+            if unfinished
+            else "",
             h.cards(_headline(metrics, trace)),
             _metrics_section(metrics, config.training.metric),
             _training_section(trace, metrics.get("selected_epoch")),
@@ -263,12 +261,13 @@ def _run_section(metadata: dict[str, Any], config_text: str) -> str:
 
 # -- helpers -----------------------------------------------------------------------------------------
 def _read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ``{}`` when the file is missing; a one-line error when it is unreadable."""
     if not path.exists():
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise MocmeError(f"{path}: cannot read ({err})") from None
+        raise RunDirError(f"{path}: cannot read ({err})") from None
     return data if isinstance(data, dict) else {}
 
 
