@@ -23,7 +23,7 @@ import torch
 from mocme import pipeline
 from mocme.cli import main
 from mocme.config import validate_config
-from mocme.plots import grouped_bars, save_figure, style
+from mocme.plots import grouped_bars, save_figure, style, subplots
 from mocme.report import write_report
 from mocme.report.weights import modality_weights
 
@@ -201,8 +201,8 @@ def test_help_describes_the_command(capsys):
 
 # -- plotting helpers ------------------------------------------------------------------------------
 def test_grouped_bars_draws_one_bar_per_value_and_saves(tmp_path):
-    with style() as plt:
-        fig, ax = plt.subplots()
+    with style():
+        fig, ax = subplots()
         grouped_bars(ax, ["DB15K", "MKG-W"], {"MoCME": [0.4, 0.35], "TuckER": [0.3, float("nan")]}, title="MRR")
         assert len(ax.patches) == 4
         assert [t.get_text() for t in ax.get_xticklabels()] == ["DB15K", "MKG-W"]
@@ -211,6 +211,7 @@ def test_grouped_bars_draws_one_bar_per_value_and_saves(tmp_path):
             grouped_bars(ax, ["a", "b"], {"short": [1.0]})
     save_figure(fig, tmp_path / "bars.png")
     assert (tmp_path / "bars.png").read_bytes().startswith(b"\x89PNG")
+    assert "matplotlib.pyplot" not in sys.modules or not sys.modules["matplotlib.pyplot"].get_fignums()
 
 
 # -- in a browser ----------------------------------------------------------------------------------

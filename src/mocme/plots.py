@@ -1,8 +1,16 @@
 """Small plotting helpers on matplotlib (the optional ``plot`` extra), for reports and benchmarks.
 
-matplotlib is imported lazily, with the non-interactive Agg backend, and only inside
-:func:`pyplot`; a missing install is a one-line error naming the extra. Figures are drawn inside
-:func:`style` so that the project's look never leaks into the caller's global ``rcParams``.
+matplotlib is imported on first use; a missing install is a one-line error naming the extra.
+Figures come from :func:`subplots`, not pyplot, so no GUI backend is ever involved (PNG renders with
+Agg); draw and save them inside :func:`style` so that the project's look never leaks into the
+caller's global ``rcParams``.
+
+Example (a benchmark comparing methods)::
+
+    with style():
+        figure, ax = subplots(figsize=(6, 3))
+        grouped_bars(ax, ["DB15K", "MKG-W"], {"MoCME": [0.40, 0.36], "TuckER": [0.33, 0.32]}, ylabel="MRR")
+        save_figure(figure, "mrr.png")
 """
 
 from __future__ import annotations
@@ -11,9 +19,10 @@ import contextlib
 import io
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from types import ModuleType
 from typing import Any
 
-from mocme.errors import MocmeError
+from mocme.extras import require
 
 PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C")
 """Colours of successive series (colour-blind tolerant, print friendly)."""
@@ -37,24 +46,27 @@ STYLE = {
 }
 
 
-def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the Agg backend; a :class:`MocmeError` naming the extra when missing."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise MocmeError("plotting needs matplotlib, which is not installed: pip install 'mocme[plot]'") from None
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+def require_matplotlib() -> ModuleType:
+    """The ``matplotlib`` module; a one-line error naming the ``plot`` extra when it is missing."""
+    return require("matplotlib", extra="plot")
 
-    return plt
+
+def subplots(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Any, Any]:
+    """A new ``Figure`` and its axes, as ``pyplot.subplots`` gives them, without pyplot.
+
+    The figure belongs to no GUI backend or pyplot registry: it renders with Agg (PNG) or the SVG
+    backend when saved and is freed like any object, so the caller's backend is never touched.
+    """
+    figure_kwargs = {k: kwargs.pop(k) for k in ("figsize", "dpi", "layout") if k in kwargs}
+    figure = require("matplotlib.figure", extra="plot").Figure(**figure_kwargs)
+    return figure, figure.subplots(nrows, ncols, **kwargs)
 
 
 @contextlib.contextmanager
-def style() -> Iterator[Any]:
-    """Draw and save figures inside this context to give them the project's look; yields pyplot."""
-    plt = pyplot()
-    with plt.rc_context(STYLE):
-        yield plt
+def style() -> Iterator[None]:
+    """Create and save figures inside this context to give them the project's look."""
+    with require_matplotlib().rc_context(STYLE):
+        yield
 
 
 def color(index: int) -> str:
@@ -101,25 +113,17 @@ def grouped_bars(
 
 
 def figure_svg(figure: Any) -> str:
-    """The figure as standalone SVG text (no date, deterministic ids); the figure is closed."""
-    plt = pyplot()
+    """The figure as standalone SVG text (no date, deterministic ids)."""
     buffer = io.StringIO()
-    try:
-        with plt.rc_context(STYLE):
-            figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-    finally:
-        plt.close(figure)
+    with style():
+        figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     return buffer.getvalue()
 
 
 def save_figure(figure: Any, path: str | os.PathLike[str]) -> None:
-    """Write the figure to ``path`` (format from the suffix: .svg, .png, .pdf) atomically; it is closed."""
+    """Write the figure to ``path`` (format from the suffix: .svg, .png, .pdf) atomically."""
     from mocme.io import atomic_path
 
-    plt = pyplot()
     suffix = os.fspath(path).rsplit(".", 1)[-1].lower()
-    try:
-        with atomic_path(path) as tmp, plt.rc_context(STYLE):
-            figure.savefig(tmp, format=suffix, bbox_inches="tight", dpi=150)
-    finally:
-        plt.close(figure)
+    with atomic_path(path) as tmp, style():
+        figure.savefig(tmp, format=suffix, bbox_inches="tight", dpi=150)

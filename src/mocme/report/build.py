@@ -14,7 +14,7 @@ from mocme.errors import DataWarning, MocmeError, RunDirError
 from mocme.evaluation.categories import CATEGORIES
 from mocme.evaluation.metrics import RANK_TYPES, short_name
 from mocme.io import write_text_atomic
-from mocme.plots import figure_svg, pyplot, style
+from mocme.plots import figure_svg, require_matplotlib, style
 from mocme.report import figures
 from mocme.report import html as h
 from mocme.report.weights import ModalityWeights
@@ -46,7 +46,7 @@ def build_report(directory: RunDirectory) -> str:
     A run that has not finished (no ``metrics.json``) still gets its curves; the modality-weight
     figures need the model, rebuilt from the config and the selected checkpoint.
     """
-    pyplot()  # fail early, before any work, when matplotlib is missing
+    require_matplotlib()  # fail early, before any work, when matplotlib is missing
     config = directory.load_config()
     config_text = directory.config_path.read_text(encoding="utf-8")
     metadata = _read_json(directory.metadata_path)

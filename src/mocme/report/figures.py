@@ -1,7 +1,7 @@
 """The report's figures, drawn with matplotlib from a run's trace, metrics and modality weights.
 
 Every function returns a matplotlib ``Figure``, or ``None`` when the run holds no data for it.
-Call them inside :func:`mocme.plots.style`.
+Call them, and save what they return, inside :func:`mocme.plots.style`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mocme.evaluation.categories import CATEGORIES
-from mocme.plots import color, grouped_bars, pyplot
+from mocme.plots import color, grouped_bars, subplots
 from mocme.report.weights import ModalityWeights
 
 SMALL = (4.6, 3.0)
@@ -26,8 +26,7 @@ def loss_curves(trace: Sequence[dict[str, Any]]) -> Any | None:
     """Mean training loss per epoch of each component (scoring heads, regularisation); the total is their sum."""
     if not trace:
         return None
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=SMALL)
+    fig, ax = subplots(figsize=SMALL)
     epochs = [r["epoch"] for r in trace]
     components = list(dict.fromkeys(c for r in trace for c in r.get("losses", {}))) or ["loss"]
     values = []
@@ -46,8 +45,7 @@ def validation_curves(trace: Sequence[dict[str, Any]], selected_epoch: int | Non
     records = [r for r in trace if r.get("valid")]
     if not records:
         return None
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=SMALL)
+    fig, ax = subplots(figsize=SMALL)
     epochs = [r["epoch"] for r in records]
     prefix = "both.realistic."
     hits = {k.removeprefix(prefix) for r in records for k in r["valid"] if k.startswith(prefix + "hits_at_")}
@@ -79,8 +77,7 @@ def gradient_norms(trace: Sequence[dict[str, Any]]) -> Any | None:
     records = [r for r in trace if r.get("grad_norm")]
     if not records:
         return None
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=SMALL)
+    fig, ax = subplots(figsize=SMALL)
     epochs = [r["epoch"] for r in records]
     values = []
     for i, key in enumerate(("mean", "max")):
@@ -99,10 +96,9 @@ def schedules(trace: Sequence[dict[str, Any]]) -> Any | None:
     panels = [(key, title) for key, title in named if any(key in r for r in trace)]
     if not panels:
         return None
-    plt = pyplot()
     from matplotlib import ticker
 
-    fig, axes = plt.subplots(1, len(panels), figsize=SMALL, squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=SMALL, squeeze=False)
     for i, (ax, (key, title)) in enumerate(zip(axes[0], panels, strict=True)):
         records = [r for r in trace if key in r]
         ys = [r[key] for r in records]
@@ -121,8 +117,7 @@ def hits_by_category(metrics: dict[str, Any]) -> Any | None:
     splits = [s for s in ("valid", "test") if metrics.get(s, {}).get("by_relation_category")]
     if not splits:
         return None
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(splits), figsize=(4.6 * len(splits), 3.2), squeeze=False, sharey=True)
+    fig, axes = subplots(1, len(splits), figsize=(4.6 * len(splits), 3.2), squeeze=False, sharey=True)
     for ax, split in zip(axes[0], splits, strict=True):
         by_category = metrics[split]["by_relation_category"]
         categories = [c for c in CATEGORIES if c in by_category] + [c for c in by_category if c not in CATEGORIES]
@@ -147,9 +142,10 @@ def alpha_distribution(weights: ModalityWeights) -> Any:
     Each modality's panel splits its entities into those with every modality and those missing
     some; the weight of a missing modality is 0 by construction and is left out.
     """
-    plt = pyplot()
     count = len(weights.modalities)
-    fig, axes = plt.subplots(1, count, figsize=(max(2.3 * count, 4.6), 3.2), squeeze=False, sharey=True)
+    from matplotlib.patches import Rectangle
+
+    fig, axes = subplots(1, count, figsize=(max(2.3 * count, 4.6), 3.2), squeeze=False, sharey=True)
     complete = weights.complete
     groups = (("entity has all modalities", complete, color(0)), ("entity misses some", ~complete, color(1)))
     for m, (ax, name) in enumerate(zip(axes[0], weights.modalities, strict=True)):
@@ -163,7 +159,7 @@ def alpha_distribution(weights: ModalityWeights) -> Any:
         ax.set_xlim(-0.6, len(groups) - 0.4)
         ax.grid(axis="x", visible=False)
         ax.set_title(name)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=shade, alpha=0.55) for _, _, shade in groups]
+    handles = [Rectangle((0, 0), 1, 1, color=shade, alpha=0.55) for _, _, shade in groups]
     fig.legend(handles, [label for label, _, _ in groups], loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.01))
     axes[0][0].set_ylim(-0.02, 1.02)
     axes[0][0].set_ylabel("α, neutral context")
@@ -176,12 +172,11 @@ def alpha_by_relation(weights: ModalityWeights) -> Any | None:
     """Heat map of the mean ``α`` per query relation (validation queries, in relation context)."""
     if not weights.relations:
         return None
-    plt = pyplot()
     order = weights.queries.argsort(descending=True, stable=True)[:MAX_RELATIONS].sort().values
     rows = ["all entities (neutral)"] + [f"{weights.relations[i]} ({int(weights.queries[i])})" for i in order]
     table = [weights.alpha.mean(0).tolist()] + [weights.by_relation[i].tolist() for i in order]
     count = len(weights.modalities)
-    fig, ax = plt.subplots(figsize=(2.2 + 1.1 * count + 0.06 * max(map(len, rows)), 0.9 + 0.26 * len(rows)))
+    fig, ax = subplots(figsize=(2.2 + 1.1 * count + 0.06 * max(map(len, rows)), 0.9 + 0.26 * len(rows)))
     image = ax.imshow(table, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     for r, values in enumerate(table):
         for m, value in enumerate(values):
