@@ -25,6 +25,7 @@ from mocme.cli import main
 from mocme.config import validate_config
 from mocme.plots import grouped_bars, save_figure, style, subplots
 from mocme.report import write_report
+from mocme.report.figures import short_label
 from mocme.report.weights import modality_weights
 
 EXPECTED_MOCME_FIGURES = {
@@ -38,12 +39,12 @@ EXPECTED_MOCME_FIGURES = {
 }
 
 
-def tiny_config(model: str) -> Any:
+def tiny_config(model: str, **dataset: Any) -> Any:
     return validate_config(
         {
             "seed": 5,
             "threads": 1,  # a tiny model trains several times faster on one thread than on two
-            "dataset": {"synthetic": {"num_entities": 150, "num_relations": 3}},
+            "dataset": {"synthetic": {"num_entities": 150, "num_relations": 3}, **dataset},
             "model": {"name": model, "dim": 12, "relation_dim": 4},
             "training": {"epochs": 3, "eval_every": 1, "batch_size": 64, "num_negatives": 16},
         }
@@ -142,6 +143,41 @@ def test_unfinished_run_still_gets_its_curves(mocme_run, tmp_path):
     text = write_report(run).read_text(encoding="utf-8")
     assert "the run has not finished" in text
     assert {"loss", "validation metrics", "alpha distribution"} <= set(Page(text).images)
+
+
+def test_structure_only_mocme_has_no_weights_to_show(tmp_path):
+    run = pipeline.train(tiny_config("mocme", modalities=[]), tmp_path / "run").directory.path
+    page = read_page(write_report(run))
+    assert "alpha distribution" not in page.images and "loss" in page.images
+    assert "structural modality only" in (run / "report.html").read_text(encoding="utf-8")
+
+
+def test_weights_are_left_out_with_a_warning_when_the_dataset_cannot_be_loaded(mocme_run, tmp_path, capsys):
+    run = tmp_path / "moved"
+    shutil.copytree(mocme_run.directory.path, run)
+    config = (run / "config.yaml").read_text(encoding="utf-8")
+    config = config.replace("name: synthetic", "name: UMLS").replace("data_dir: null", f"data_dir: {tmp_path / 'gone'}")
+    (run / "config.yaml").write_text(config, encoding="utf-8")
+    assert main(["report", str(run)]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == str(run / "report.html")
+    assert err.startswith("warning: ") and "modality weights left out" in err and err.count("\n") == 1
+    text = (run / "report.html").read_text(encoding="utf-8")
+    assert "could not be loaded" in text and "loss" in Page(text).images
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("<http://dbpedia.org/ontology/country>", "country"),
+        ("<http://dbpedia.org/ontology/country>⁻¹", "country⁻¹"),
+        ("<http://www.w3.org/2000/01/rdf-schema#seeAlso>", "seeAlso"),
+        ("/film/film/genre", "/film/film/genre"),
+        ("/people/person/spouse_s./people/marriage/type_of_union", "…./people/marriage/type_of_union"),
+    ],
+)
+def test_relation_labels_are_short(name, label):
+    assert short_label(name) == label
 
 
 def test_modality_weights_are_distributions_over_available_modalities(mocme_run):

@@ -10,6 +10,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from mocme.config import RunConfig
 from mocme.errors import DataWarning, MocmeError, RunDirError
 from mocme.evaluation.categories import CATEGORIES
 from mocme.evaluation.metrics import RANK_TYPES, short_name
@@ -30,17 +31,24 @@ PROTOCOL = (
 )
 
 
-def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
-    """Write the report of ``run_dir`` to ``out`` (default ``RUN_DIR/report.html``) atomically."""
+def write_report(
+    run_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Write the report of ``run_dir`` to ``out`` (default ``RUN_DIR/report.html``) atomically.
+
+    ``data_dir`` replaces the config's benchmark folder when the model is rebuilt (for the weights).
+    """
     directory = RunDirectory(run_dir)
     path = Path(out) if out is not None else directory.path / REPORT_NAME
     if path.is_dir():
         raise MocmeError(f"{path}: is a directory; give the report's file name")
-    write_text_atomic(path, build_report(directory))
+    write_text_atomic(path, build_report(directory, data_dir))
     return path
 
 
-def build_report(directory: RunDirectory) -> str:
+def build_report(directory: RunDirectory, data_dir: str | os.PathLike[str] | None = None) -> str:
     """The report of a run directory as one self-contained HTML page.
 
     A run that has not finished (no ``metrics.json``) still gets its curves; the modality-weight
@@ -67,7 +75,7 @@ def build_report(directory: RunDirectory) -> str:
             _metrics_section(metrics, config.training.metric),
             _training_section(trace, metrics.get("selected_epoch")),
             _categories_section(metrics),
-            _modalities_section(directory, metrics, config.model.name),
+            _modalities_section(directory, metrics, config, data_dir),
             _run_section(metadata, config_text),
         ]
     return h.page(f"mocme report: {name}", "\n".join(part for part in body if part))
@@ -181,7 +189,9 @@ def _categories_section(metrics: dict[str, Any]) -> str:
     )
 
 
-def _modalities_section(directory: RunDirectory, metrics: dict[str, Any], model_name: str) -> str:
+def _modalities_section(
+    directory: RunDirectory, metrics: dict[str, Any], config: RunConfig, data_dir: str | os.PathLike[str] | None
+) -> str:
     parts = []
     rows = []
     names: list[str] = []
@@ -197,7 +207,7 @@ def _modalities_section(directory: RunDirectory, metrics: dict[str, Any], model_
             h.table(["split", "modality", "answer has it", *(short_name(n) for n in names), "queries"], rows),
         ]
     parts.append(h.heading("Inter-modal weights α"))
-    weights, reason = _weights(directory, model_name)
+    weights, reason = _weights(directory, config, data_dir)
     if weights is None:
         parts.append(h.note(reason))
     else:
@@ -228,23 +238,29 @@ def _modalities_section(directory: RunDirectory, metrics: dict[str, Any], model_
     return h.section("Modalities", *parts, anchor="modalities")
 
 
-def _weights(directory: RunDirectory, model_name: str) -> tuple[ModalityWeights | None, str]:
+def _weights(
+    directory: RunDirectory, config: RunConfig, data_dir: str | os.PathLike[str] | None
+) -> tuple[ModalityWeights | None, str]:
     """The run's α (selected checkpoint), or ``None`` and why not."""
-    if model_name != "mocme":
+    if config.model.name != "mocme":
         return None, (
-            f"{model_name} is a structure-only baseline: it has no modality experts, so there are no "
+            f"{config.model.name} is a structure-only baseline: it has no modality experts, so there are no "
             "inter-modal weights to show."
         )
+    from mocme.data.loading import load_dataset
     from mocme.models.mocme import MoCME
     from mocme.pipeline import load_run
     from mocme.report.weights import modality_weights
 
     try:
-        _, kg, model = load_run(directory.path)
+        dataset = config.dataset if data_dir is None else config.dataset.model_copy(update={"data_dir": Path(data_dir)})
+        _, kg, model = load_run(directory.path, kg=load_dataset(dataset))
     except MocmeError as err:
         warnings.warn(f"{directory.path}: modality weights left out of the report ({err})", DataWarning, stacklevel=2)
         return None, f"The model could not be loaded, so the weights are left out: {err}"
     assert isinstance(model, MoCME)
+    if len(model.modalities) == 1:
+        return None, "The model has the structural modality only, so α is 1 for every entity; nothing to show."
     return modality_weights(model, kg), ""
 
 
@@ -253,7 +269,7 @@ def _run_section(metadata: dict[str, Any], config_text: str) -> str:
     return h.section(
         "Run",
         h.heading("Metadata"),
-        h.table(["field", "value"], rows) if rows else h.note("No metadata.json."),
+        h.table(["field", "value"], rows, wrap=True) if rows else h.note("No metadata.json."),
         h.details("Resolved config (config.yaml)", config_text),
         anchor="run",
     )

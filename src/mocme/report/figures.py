@@ -7,12 +7,13 @@ Call them, and save what they return, inside :func:`mocme.plots.style`.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from mocme.evaluation.categories import CATEGORIES
 from mocme.plots import color, grouped_bars, subplots
-from mocme.report.weights import ModalityWeights
+from mocme.report.weights import RECIPROCAL, ModalityWeights
 
 SMALL = (4.6, 3.0)
 """Size in inches of a one-panel figure (two fit side by side in the report)."""
@@ -20,6 +21,8 @@ MARKERS_UP_TO = 40
 """Curves with at most this many epochs show a marker at every point."""
 MAX_RELATIONS = 30
 """Rows of the per-relation weight figure (the relations with most validation queries)."""
+LABEL_WIDTH = 32
+"""Longest relation label, in characters."""
 
 
 def loss_curves(trace: Sequence[dict[str, Any]]) -> Any | None:
@@ -173,7 +176,9 @@ def alpha_by_relation(weights: ModalityWeights) -> Any | None:
     if not weights.relations:
         return None
     order = weights.queries.argsort(descending=True, stable=True)[:MAX_RELATIONS].sort().values
-    rows = ["all entities (neutral)"] + [f"{weights.relations[i]} ({int(weights.queries[i])})" for i in order]
+    rows = ["all entities (neutral)"] + [
+        f"{short_label(weights.relations[i])} ({int(weights.queries[i])})" for i in order
+    ]
     table = [weights.alpha.mean(0).tolist()] + [weights.by_relation[i].tolist() for i in order]
     count = len(weights.modalities)
     fig, ax = subplots(figsize=(2.2 + 1.1 * count + 0.06 * max(map(len, rows)), 0.9 + 0.26 * len(rows)))
@@ -195,6 +200,17 @@ def alpha_by_relation(weights: ModalityWeights) -> Any | None:
     ax.set_title("Mean α of the query entity per relation (validation queries)", pad=22)
     fig.tight_layout()
     return fig
+
+
+def short_label(name: str, width: int = LABEL_WIDTH) -> str:
+    """A relation name fit for an axis: a URI's last segment (``<http://x.org/ontology/country>`` ->
+    ``country``), otherwise the name, cut to ``width`` characters from the left."""
+    suffix = RECIPROCAL if name.endswith(RECIPROCAL) else ""
+    bare = name.removesuffix(suffix).strip("<>")
+    if "://" in bare:
+        bare = re.split(r"[/#]", bare.rstrip("/#"))[-1]
+    bare += suffix
+    return bare if len(bare) <= width else "…" + bare[-(width - 1) :]
 
 
 # -- helpers -----------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ thead tr.group th { text-align: center; border-bottom: none; }
 .wide-table { overflow-x: auto; }
 .wide-table table { font-size: 12px; }
 .wide-table th, .wide-table td { padding: 3px 5px; }
+table.wrap td:last-child { white-space: normal; overflow-wrap: anywhere; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .muted { color: #6e7781; }
 th.sep, td.sep { border-left: 1px solid #d0d7de; }
@@ -105,6 +106,7 @@ def table(
     separators: Sequence[int] = (),
     muted: Sequence[int] = (),
     wide: bool = False,
+    wrap: bool = False,
 ) -> str:
     """A table; numbers are right-aligned and formatted by :func:`number`.
 
@@ -113,6 +115,7 @@ def table(
         separators: column indices that get a vertical rule on their left.
         muted: column indices shown in grey (secondary numbers).
         wide: smaller type, and a horizontal scroll bar where the page is too narrow.
+        wrap: let the last column's text wrap (long free text).
     """
 
     def cls(i: int, value: Any = None) -> str:
@@ -131,7 +134,8 @@ def table(
         "<tr>" + "".join(f"<td{cls(i, v)}>{escape(number(v))}</td>" for i, v in enumerate(row)) + "</tr>"
         for row in rows
     )
-    html = f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
+    opening = '<table class="wrap">' if wrap else "<table>"
+    html = f"{opening}<thead>{head}</thead><tbody>{body}</tbody></table>"
     return f'<div class="wide-table">{html}</div>' if wide else html
 
 

@@ -10,6 +10,8 @@ from torch import Tensor
 from mocme.data.kg import MultiModalKG, ranking_queries
 from mocme.models.mocme import MoCME
 
+RECIPROCAL = "⁻¹"
+"""Suffix of a reciprocal relation's name (its queries predict heads)."""
 CHUNK = 4096
 """Entities encoded per forward pass (bounds memory on large graphs)."""
 
@@ -62,7 +64,7 @@ def modality_weights(model: MoCME, kg: MultiModalKG) -> ModalityWeights:
         counts += torch.bincount(relation, minlength=len(counts))
     seen = counts > 0
     names = [kg.relations.name(r) for r in range(kg.num_relations)]
-    names += [f"{name}⁻¹" for name in names]
+    names += [name + RECIPROCAL for name in names]
     return ModalityWeights(
         modalities=list(model.modalities),
         alpha=torch.cat(alpha).float(),
