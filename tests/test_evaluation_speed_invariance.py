@@ -62,6 +62,7 @@ def test_a_reused_dirty_workspace_gives_the_same_ranks():
         ([float("-inf"), float("-inf"), 0.0], 0, (2.0, 3.0)),  # equal infinities tie
         ([float("inf"), 1.0, float("inf")], 0, (1.0, 2.0)),
         ([float("inf"), 1.0, float("inf")], 1, (3.0, 3.0)),
+        ([float("inf"), float("-inf"), 0.0], 2, (2.0, 2.0)),  # +inf and -inf together are not NaN
     ],
 )
 def test_infinite_scores(row, target, expected):

@@ -41,7 +41,7 @@ class Ranks:
 
 
 def query_batch_size(num_entities: int, memory_mb: float = 512.0, max_batch: int = 512) -> int:
-    """Queries per batch so that the model's scores plus the ranking workspace fit in ``memory_mb``."""
+    """Queries per batch so that two ``(B, N)`` float32 blocks (scores and one intermediate) fit in ``memory_mb``."""
     per_query = num_entities * 4 * 2 + 64
     return max(1, min(max_batch, int(memory_mb * 2**20 // per_query)))
 
@@ -85,7 +85,6 @@ def rank_triples(
     pessimistic = torch.empty(len(queries), dtype=torch.float64)
     batch = query_batch_size(kg.num_entities, memory_mb, max_batch)
     device = _device_of(model)
-    workspace = torch.empty(batch * kg.num_entities, dtype=torch.float32)
     with _inference(model):
         for chunk in tqdm(
             order.split(batch), desc=description, disable=None if progress else True, leave=False, unit="batch"
@@ -96,7 +95,7 @@ def rank_triples(
                 rows, cols = index.pairs(q)
             else:
                 rows = cols = torch.zeros(0, dtype=torch.long)
-            optimistic[chunk], pessimistic[chunk] = filtered_ranks(scores, t, rows, cols, workspace)
+            optimistic[chunk], pessimistic[chunk] = filtered_ranks(scores, t, rows, cols)
     relations = queries[:, 1] % kg.num_relations
     return Ranks(optimistic, pessimistic, is_head, relations, targets)
 

@@ -8,13 +8,12 @@ known answers of the query (filtered out):
 - realistic rank   = (optimistic + pessimistic) / 2   (PyKEEN's definition)
 
 The target score is read from the same row, so it can never disagree with the candidates' scores.
-Counting uses ``sign(s - s_t)``: its row sum is ``#greater - #less`` and the sum of its absolute
-value is ``#greater + #less``. Float reductions are several times faster than boolean ones on CPU.
-``a - b == 0`` exactly when ``a == b`` for finite IEEE floats (subnormals are kept), so ties are
-exact; equal infinities give ``sign(nan) = 0``, a tie, which is also right. NaN scores are an error.
-Known answers are filtered by zeroing their signs (one scatter into the workspace, not a gather
-of every known answer's sign): they then count as neither greater nor less, and the pessimistic
-rank subtracts them from the ties.
+Ties are exact IEEE comparisons: ``s_e > s_t`` and ``s_e < s_t`` are counted over every entity,
+and equal values, equal infinities included, count as neither. NaN scores are an error.
+
+Speed: the counts are float sums of float ``0/1`` comparison results (several times faster on
+CPU than boolean reductions), taken a tile of rows at a time so that each tile's passes stay in
+the CPU cache; the known answers are then corrected for with a gather of their scores only.
 """
 
 from __future__ import annotations
@@ -24,7 +23,8 @@ from torch import Tensor
 
 from mocme.errors import NumericalError
 
-_EXACT_FLOAT32_COUNT = 2**24  # float32 sums of +-1 are exact below this many entities
+_EXACT_FLOAT32_COUNT = 2**24  # float32 sums of 0/1 are exact below this many entities
+TILE_ELEMENTS = 2**17  # scores per tile: a few hundred KiB, which stays in a core's L2 cache
 
 
 def filtered_ranks(
@@ -37,8 +37,8 @@ def filtered_ranks(
         targets: shape ``(B,)``, the true entity of each row.
         known_rows: shape ``(P,)``, row of each known answer (targets may be among them).
         known_cols: shape ``(P,)``, entity of each known answer; the pairs must be distinct.
-        workspace: optional float32 buffer with at least ``B * N`` elements, reused across calls
-            to avoid allocating (and page-faulting) a fresh ``(B, N)`` block per batch.
+        workspace: optional float32 buffer, reused across calls when it holds at least one tile
+            (``min(B, max(1, TILE_ELEMENTS // N)) * N`` elements).
 
     Returns:
         ``(optimistic, pessimistic)``, each a float64 tensor of shape ``(B,)``.
@@ -46,23 +46,49 @@ def filtered_ranks(
     Raises:
         NumericalError: when a score is NaN.
     """
-    batch, num_entities = scores.shape
-    if bool(torch.isnan(scores.amax(dim=1)).any()):  # amax propagates NaN; one cheap pass
-        raise NumericalError("the model produced NaN scores")
-    if workspace is None or workspace.numel() < scores.numel():
-        workspace = torch.empty(scores.numel(), dtype=scores.dtype, device=scores.device)
-    signs = workspace.view(-1)[: scores.numel()].view(batch, num_entities)
-    target_scores = scores.gather(1, targets.unsqueeze(1))
-    torch.sub(scores, target_scores, out=signs).sign_()  # +1 above the target, 0 tied, -1 below
-    signs.view(-1).index_fill_(0, known_rows * num_entities + known_cols, 0.0)  # the target's sign is 0 already
-
-    accumulate = torch.float64 if num_entities >= _EXACT_FLOAT32_COUNT else signs.dtype
-    balance = signs.sum(dim=1, dtype=accumulate)  # greater - less, both among the unfiltered
-    spread = signs.abs_().sum(dim=1, dtype=accumulate)  # greater + less
-    greater = (balance + spread).double() / 2
-    less = (spread - balance).double() / 2
-    is_target = (known_cols == targets[known_rows]).double()
-    filtered = torch.bincount(known_rows, minlength=batch) - torch.bincount(known_rows, is_target, minlength=batch)
-    optimistic = 1 + greater
-    pessimistic = num_entities - less - filtered
+    scores = scores.contiguous()
+    num_entities = scores.shape[1]
+    target_scores = scores.gather(1, targets.unsqueeze(1)).squeeze(1)
+    greater, less = _count_greater_less(scores, target_scores, workspace)
+    known_greater, known_less, known = _count_known(scores, target_scores, targets, known_rows, known_cols)
+    optimistic = 1 + greater - known_greater
+    pessimistic = num_entities - less - (known - known_less)
     return optimistic.cpu(), pessimistic.cpu()
+
+
+def _count_greater_less(scores: Tensor, target_scores: Tensor, workspace: Tensor | None) -> tuple[Tensor, Tensor]:
+    """``#{e : s_e > s_t}`` and ``#{e : s_e < s_t}`` per row, over all entities; float64 ``(B,)`` each."""
+    batch, num_entities = scores.shape
+    rows = min(batch, max(1, TILE_ELEMENTS // num_entities))
+    if workspace is None or workspace.numel() < rows * num_entities:
+        workspace = torch.empty(rows * num_entities, dtype=scores.dtype, device=scores.device)
+    accumulate = torch.float64 if num_entities >= _EXACT_FLOAT32_COUNT else scores.dtype
+    greater = torch.empty(batch, dtype=accumulate, device=scores.device)
+    less = torch.empty_like(greater)
+    totals = torch.empty(batch, dtype=scores.dtype, device=scores.device)
+    for start in range(0, batch, rows):
+        end = min(batch, start + rows)
+        tile, target = scores[start:end], target_scores[start:end, None]
+        work = workspace[: (end - start) * num_entities].view(end - start, num_entities)
+        torch.sum(tile, 1, out=totals[start:end])  # NaN when a score is NaN (or +inf and -inf meet)
+        torch.sum(torch.gt(tile, target, out=work), 1, dtype=accumulate, out=greater[start:end])
+        torch.sum(torch.lt(tile, target, out=work), 1, dtype=accumulate, out=less[start:end])
+    if bool(totals.isnan().any()) and bool(scores.isnan().any()):
+        raise NumericalError("the model produced NaN scores")
+    return greater.double(), less.double()
+
+
+def _count_known(
+    scores: Tensor, target_scores: Tensor, targets: Tensor, known_rows: Tensor, known_cols: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per row, the known answers other than the target: how many score above it, below it, in all.
+
+    Float64 ``(B,)`` each; reads only the ``P`` known scores.
+    """
+    batch, num_entities = scores.shape
+    known = scores.view(-1).index_select(0, known_rows * num_entities + known_cols)
+    # 0 below the target, 1 tied (equal infinities too: sign(nan) = 0), 2 above; 3 the target itself
+    side = torch.sign(known - target_scores.index_select(0, known_rows)).long() + 1
+    side.masked_fill_(known_cols == targets.index_select(0, known_rows), 3)
+    counts = torch.bincount(known_rows * 4 + side, minlength=4 * batch).view(batch, 4).double()
+    return counts[:, 2], counts[:, 0], counts[:, :3].sum(1)
