@@ -28,10 +28,10 @@ class TrainingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    epochs: int = Field(60, ge=1, description="Maximum number of epochs.")
-    batch_size: int = Field(512, ge=1, description="Training queries per step.")
+    epochs: int = Field(50, ge=1, description="Maximum number of epochs.")
+    batch_size: int = Field(256, ge=1, description="Training queries per step.")
     optimizer: Literal["adam", "adamw"] = "adam"
-    lr: float = Field(3e-3, gt=0, description="Learning rate.")
+    lr: float = Field(5e-3, gt=0, description="Learning rate.")
     weight_decay: float = Field(0.0, ge=0)
     schedule: Literal["none", "cosine", "step", "plateau"] = Field("none", description="Learning-rate schedule.")
     step_size: int = Field(20, ge=1, description="'step' schedule: epochs between decays.")
