@@ -30,7 +30,10 @@ class DatasetConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field("synthetic", description="'synthetic', a known benchmark (see 'mocme datasets'), or a directory.")
+    name: str = Field(
+        "synthetic",
+        description="'synthetic', a known benchmark (see 'mocme datasets'), a directory, or pykeen:NAME.",
+    )
     data_dir: Path | None = Field(
         None, description="Folder of the known benchmarks (default: $MOCME_DATA, else ./data)."
     )
@@ -63,6 +66,10 @@ def load_dataset(config: DatasetConfig | str | None = None) -> MultiModalKG:
 def _load_graph(config: DatasetConfig) -> MultiModalKG:
     if config.name == "synthetic":
         return generate(config.synthetic)
+    if config.name.startswith("pykeen:"):
+        from mocme.interop.pykeen import from_pykeen
+
+        return from_pykeen(config.name)
     if config.name.lower() in (b.lower() for b in BENCHMARKS):
         return load_benchmark(config.name, config.data_dir)
     folder = Path(config.name)

@@ -1,0 +1,1 @@
+"""Bridges to other knowledge graph libraries (optional dependencies, imported on use)."""

@@ -1,0 +1,119 @@
+"""The top-level Python API: lazy exports, mocme.train's config forms, and the optional extras."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import mocme
+from mocme.api import make_config
+from mocme.errors import ConfigError
+from mocme.evaluation import flatten
+from mocme.extras import MissingExtraError, require
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "dataset": {"synthetic": {"num_entities": 100, "num_relations": 3}},
+    "model": {"dim": 8, "relation_dim": 4},
+    "training": {"epochs": 2, "eval_every": 1, "batch_size": 256},
+}
+
+
+def test_import_mocme_is_light_and_exports_resolve_on_use():
+    code = "import sys, mocme; assert 'torch' not in sys.modules, 'torch imported'; print(mocme.__version__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert set(mocme.__all__) == {"__version__", *mocme._EXPORTS}
+    for name in mocme.__all__:
+        assert getattr(mocme, name) is not None
+        assert name in dir(mocme)
+    assert mocme.evaluate is __import__("mocme.evaluation", fromlist=["evaluate"]).evaluate
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = mocme.nope
+
+
+def test_every_exported_callable_is_documented_and_typed():
+    for name in mocme.__all__:
+        value = getattr(mocme, name)
+        if name == "__version__":
+            continue
+        assert inspect.getdoc(value), name
+        if inspect.isfunction(value):
+            signature = inspect.signature(value)
+            assert signature.return_annotation is not inspect.Signature.empty, name
+            for parameter in signature.parameters.values():
+                if parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+                    assert parameter.annotation is not inspect.Parameter.empty, f"{name}({parameter.name})"
+
+
+def test_make_config_accepts_every_form_and_merges_sections(tmp_path):
+    assert make_config() == mocme.RunConfig()
+    from_mapping = make_config({"model": {"dim": 16}}, training={"epochs": 3})
+    default_lr = mocme.RunConfig().training.lr
+    assert (from_mapping.model.dim, from_mapping.training.epochs, from_mapping.training.lr) == (16, 3, default_lr)
+    assert make_config(from_mapping, seed=4).model.dim == 16
+    assert make_config(from_mapping, **{"model.dim": 32}).model.dim == 32
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"model": {"dim": 24, "experts": 2}}))
+    from_file = make_config(path, model={"experts": 4})
+    assert (from_file.model.dim, from_file.model.experts) == (24, 4)
+
+
+def test_make_config_errors_are_one_line_naming_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown key 'training\.epoch' \(did you mean 'epochs'\?\)"):
+        make_config(training={"epoch": 3})
+    path = tmp_path / "run.yaml"
+    path.write_text("model:\n  dim: 0\n")
+    with pytest.raises(ConfigError, match=r"run\.yaml:2: model\.dim"):
+        make_config(path)
+    with pytest.raises(ConfigError, match=r"keyword arguments: model\.dim"):
+        make_config(path, model={"dim": -1})
+
+
+def test_train_evaluate_predict_and_reload(tmp_path):
+    seen = []
+    result = mocme.train(TINY, tmp_path / "run", callbacks=[seen.append], seed=1)
+    assert [r["epoch"] for r in seen] == [1, 2]
+    assert isinstance(result.kg, mocme.MultiModalKG) and isinstance(result.model, mocme.MoCME)
+    assert result.directory.load_config().seed == 1
+    metrics = mocme.evaluate(result.model, result.kg, "test")
+    assert flatten(metrics["both"]) == pytest.approx(flatten(result.metrics["test"]["both"]))
+    entity, relation = result.kg.entities.name(0), result.kg.relations.name(0)
+    prediction = mocme.predict(result.model, result.kg, entity, relation, top=3, explain=True)
+    assert len(prediction.candidates) == 3 and prediction.modality_weights is not None
+    config, kg, model = mocme.load_run(tmp_path / "run")
+    assert config == result.directory.load_config() and kg.entities == result.kg.entities
+    assert flatten(mocme.evaluate(model, kg, "test")["both"]) == pytest.approx(flatten(metrics["both"]))
+    resumed = mocme.resume(tmp_path / "run")  # nothing left to train: the same result
+    assert flatten(resumed.metrics["test"]["both"]) == pytest.approx(flatten(metrics["both"]))
+
+
+def test_the_model_can_be_built_directly():
+    kg = mocme.load_dataset(None)
+    model = mocme.MoCME(kg, mocme.ModelConfig(dim=8, relation_dim=4))
+    assert model.score_all(kg.test[:2, :2]).shape == (2, kg.num_entities)
+
+
+def test_require_names_the_extra_in_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    with pytest.raises(MissingExtraError) as caught:
+        require("optuna", extra="hpo")
+    message = str(caught.value)
+    assert "pip install 'mocme[hpo]'" in message and "\n" not in message
+    assert require("json", extra="none").dumps([]) == "[]"
+
+
+def test_every_extra_the_code_names_is_declared_in_pyproject():
+    tomllib = pytest.importorskip("tomllib")
+    declared = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    named = set()
+    for path in (REPO / "src" / "mocme").rglob("*.py"):
+        named |= set(re.findall(r"""require\(\s*["'][\w.]+["'],\s*(?:extra=)?["'](\w+)["']""", path.read_text()))
+    assert named, "no require(...) calls found"
+    assert named <= declared, f"extras named in code but not in pyproject.toml: {sorted(named - declared)}"
