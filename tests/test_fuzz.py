@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save as save_safetensors
 
@@ -57,9 +57,12 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 def loads_or_refuses(load: Callable[[], Any]) -> Any | None:
     """``load()``'s result, or ``None`` when it raised a :class:`MocmeError`; anything else propagates."""
     try:
-        return load()
-    except MocmeError:
+        result = load()
+    except MocmeError as err:
+        event("refused", type(err).__name__)
         return None
+    event("loaded")
+    return result
 
 
 # -- input strategies ------------------------------------------------------------------------------
