@@ -263,6 +263,8 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--remote-debugging-port=0",
 ]
+ACTIVE_PORT = re.compile(r"(\d+)\n(/devtools/browser/[0-9a-f-]{36})\s*$")
+"""The whole of the DevToolsActivePort file Chromium writes: its port, then the browser's endpoint."""
 PAGE_FACTS = """JSON.stringify({
   images: Array.from(document.images).map(i => ({
     alt: i.alt, complete: i.complete, width: i.naturalWidth, shown: i.getBoundingClientRect().width})),
@@ -356,11 +358,11 @@ def open_in_chromium(paths: list[Path], tmp_path: Path) -> list[tuple[dict[str, 
     )
     try:
         active, deadline = profile / "DevToolsActivePort", time.monotonic() + 20
-        while not (active.exists() and len(active.read_text().split()) >= 2):
+        while not (found := ACTIVE_PORT.match(active.read_text() if active.exists() else "")):
             assert browser.poll() is None, "chromium exited"
             assert time.monotonic() < deadline, "chromium did not open its DevTools port"
             time.sleep(0.05)
-        port, endpoint = active.read_text().split()[:2]
+        port, endpoint = found.groups()
         devtools = DevTools(f"ws://127.0.0.1:{port}{endpoint}", timeout=20)
         results = []
         for path in paths:

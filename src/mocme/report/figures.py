@@ -219,6 +219,10 @@ def _curve(ax: Any, xs: Sequence[float], ys: Sequence[float], label: str | None,
     ax.plot(xs, ys, label=label, color=shade, marker=marker, markersize=3.5, linewidth=1.5, **style)
     if len(xs) <= 12:
         ax.set_xticks(xs)
+    else:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
 
 
 def _log_scale_if_wide(ax: Any, values: Sequence[float]) -> None:
