@@ -12,7 +12,6 @@ from typing import Any
 
 from mocme.config import RunConfig
 from mocme.errors import DataWarning, MocmeError, RunDirError
-from mocme.evaluation.categories import CATEGORIES
 from mocme.evaluation.metrics import RANK_TYPES, short_name
 from mocme.io import write_text_atomic
 from mocme.plots import figure_svg, require_matplotlib, style
@@ -176,7 +175,7 @@ def _categories_section(metrics: dict[str, Any]) -> str:
     names: list[str] = []
     for split in ("valid", "test"):
         by_category = metrics.get(split, {}).get("by_relation_category", {})
-        for category in [c for c in CATEGORIES if c in by_category] + [c for c in by_category if c not in CATEGORIES]:
+        for category in figures.ordered_categories(by_category):
             realistic = by_category[category]["both"]["realistic"]
             names = names or list(realistic)
             rows.append([split, category, *(realistic.get(n) for n in names), by_category[category]["both"]["count"]])

@@ -123,7 +123,7 @@ def hits_by_category(metrics: dict[str, Any]) -> Any | None:
     fig, axes = subplots(1, len(splits), figsize=(4.6 * len(splits), 3.2), squeeze=False, sharey=True)
     for ax, split in zip(axes[0], splits, strict=True):
         by_category = metrics[split]["by_relation_category"]
-        categories = [c for c in CATEGORIES if c in by_category] + [c for c in by_category if c not in CATEGORIES]
+        categories = ordered_categories(by_category)
         some = by_category[categories[0]]["both"]["realistic"]
         ks = sorted(int(k.removeprefix("hits_at_")) for k in some if k.startswith("hits_at_"))
         series = {
@@ -200,6 +200,11 @@ def alpha_by_relation(weights: ModalityWeights) -> Any | None:
     ax.set_title("Mean α of the query entity per relation (validation queries)", pad=22)
     fig.tight_layout()
     return fig
+
+
+def ordered_categories(by_category: dict[str, Any]) -> list[str]:
+    """The categories present, in the usual order 1-1, 1-N, N-1, N-N (any others after them)."""
+    return [c for c in CATEGORIES if c in by_category] + [c for c in by_category if c not in CATEGORIES]
 
 
 def short_label(name: str, width: int = LABEL_WIDTH) -> str:
