@@ -33,6 +33,9 @@ app = typer.Typer(
 )
 
 EXIT_BAD_INPUT = 2
+# typer >= 0.20 vendors click: its usage errors and Abort are its own classes, not click's.
+USAGE_ERRORS = (click.ClickException, getattr(typer, "TyperException", click.ClickException))
+ABORTS = (click.exceptions.Abort, typer.Abort)
 EXIT_INTERRUPTED = 130
 DEBUG_ENV = "MOCME_DEBUG"
 
@@ -97,10 +100,10 @@ def _main(argv: list[str] | None) -> int:
         command.main(args=argv, prog_name="mocme", standalone_mode=False)
     except click.exceptions.Exit as done:
         return done.exit_code
-    except click.ClickException as err:  # usage errors: unknown options, missing arguments
+    except USAGE_ERRORS as err:  # usage errors: unknown options, missing arguments
         err.show()
         return EXIT_BAD_INPUT
-    except click.exceptions.Abort:
+    except ABORTS:
         typer.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
