@@ -423,3 +423,16 @@ def test_import_cli_errors_are_one_line(tmp_path, capsys):
 def test_feature_commands_explain_themselves(capsys, command):
     code, out, _ = run(capsys, "features", command, "--help")
     assert code == 0 and "Usage" in out and "DATASET" in out.upper()
+
+
+def test_missing_extra_and_device_errors_name_the_fix():
+    from mocme.features.runtime import require, resolve_device
+
+    with pytest.raises(MocmeError, match=r"install the 'text' extra: pip install 'mocme\[text\]'"):
+        require("mocme_no_such_module", "text")
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(MocmeError, match="unknown device"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(MocmeError, match="CUDA is not available"):
+            resolve_device("cuda")

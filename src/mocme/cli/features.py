@@ -17,7 +17,8 @@ features_app = typer.Typer(
         "entity id i) and a NAME.json sidecar. DIR defaults to ./features/DATASET (or the dataset's own "
         "features/ folder for a dataset directory in mocme's layout, where it is loaded automatically). "
         "A repeated call with the same inputs does no work. Attach a file to a run with\n\n"
-        "  mocme train --set dataset.name=DB15K --set dataset.features.text.path=features/DB15K/text.safetensors"
+        "  mocme train --set dataset.name=DB15K --set dataset.features.text.path=features/DB15K/text.safetensors\n\n"
+        "or, in a run config: dataset: {name: DB15K, features: {text: {path: features/DB15K/text.safetensors}}}"
     ),
     no_args_is_help=True,
 )
@@ -81,7 +82,7 @@ def text(
     Entities without text are masked. MKG-W has no entity text (its entities are bare Wikidata ids):
     give it your own with --text-file. The output is reused when texts and model are unchanged.
 
-    Example: mocme features text DB15K --data-dir ../shared/data   (about a minute on 2 cores)
+    Example: mocme features text DB15K --data-dir ../shared/data   (under a minute on 2 idle cores)
     """
     from mocme.features.text import extract_text_features
 

@@ -140,7 +140,7 @@ def write_features(path: PathLike, features: Tensor, mask: Tensor, info: dict[st
 def usage_hint(result: FeatureFile, dataset: str, data_dir: PathLike | None = None) -> str:
     """How to attach a written feature file to a run, for the command line to print."""
     name = result.path.stem
-    where = str(result.path)
+    where = str(result.path.resolve())  # a run's config.yaml must find it from any working directory
     data = f" --data-dir {data_dir}" if data_dir else ""
     return (
         f"use it in a run with:  mocme train --set dataset.name={dataset}{data}"
