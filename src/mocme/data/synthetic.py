@@ -127,7 +127,9 @@ def _planted_triples(spec: SyntheticSpec, z: torch.Tensor, gen: torch.Generator)
     n = z.shape[0]
     rotations = _block_rotations(spec, z, gen)
     tails_per_head = 1 + torch.arange(spec.num_relations) % spec.max_tails
-    num_pairs = min(round(n * spec.triples_per_entity / 2 / tails_per_head.float().mean().item()), n * spec.num_relations)
+    num_pairs = min(
+        round(n * spec.triples_per_entity / 2 / tails_per_head.float().mean().item()), n * spec.num_relations
+    )
     popularity = (torch.arange(n, dtype=torch.float) + 1).pow(-spec.degree_skew)[torch.randperm(n, generator=gen)]
     # Distinct (head, relation) pairs, heads drawn by popularity: exactly num_pairs of them.
     grid = popularity.repeat_interleave(spec.num_relations)
