@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import click
 import pytest
+import typer
 import yaml
 
-from mocme.cli import main
+from mocme.cli import app, main
 
 TINY = [
     "--set", "dataset.synthetic.num_entities=200",
@@ -26,9 +28,24 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.mark.parametrize("command", ["", "train", "evaluate", "predict", "datasets", "config"])
+def all_commands() -> list[list[str]]:
+    """Every command path of the app, groups included: [[], ["train"], ..., ["features", "text"], ...]."""
+    root = typer.main.get_command(app)
+    paths: list[list[str]] = [[]]
+
+    def walk(group: click.Group, prefix: list[str]) -> None:
+        for name, command in group.commands.items():
+            paths.append([*prefix, name])
+            if isinstance(command, click.Group):
+                walk(command, [*prefix, name])
+
+    walk(root, [])
+    return paths
+
+
+@pytest.mark.parametrize("command", all_commands(), ids=lambda c: " ".join(c) or "mocme")
 def test_every_command_explains_itself(capsys, command):
-    code, out, _ = run(capsys, *([command] if command else []), "--help")
+    code, out, _ = run(capsys, *command, "--help")
     assert code == 0
     assert "Usage" in out and len(out) > 200
 

@@ -27,7 +27,7 @@ from mocme.training.config import TrainingConfig
 class RunConfig(BaseModel):
     """Everything that defines a run; saved, resolved, as ``config.yaml`` in the run directory."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     seed: int = Field(0, ge=0, description="Fixes initialisation, query order, negatives and dropout.")
     device: Literal["auto", "cpu", "cuda"] = Field(

@@ -21,7 +21,7 @@ import torch
 from mocme.config import RunConfig
 from mocme.data.kg import MultiModalKG
 from mocme.data.loading import load_dataset
-from mocme.errors import MocmeError, RunDirError
+from mocme.errors import DataWarning, MocmeError, RunDirError
 from mocme.evaluation import evaluate, flatten, rank_triples, side_metrics
 from mocme.models import KGModel, build_model
 from mocme.rundir import RunDirectory
@@ -160,7 +160,9 @@ def _trainer(
             callback(record)
 
     if len(kg.valid) == 0:
-        warnings.warn(f"{kg.name}: the validation split is empty; the last epoch is selected", stacklevel=2)
+        warnings.warn(
+            f"{kg.name}: the validation split is empty; the last epoch is selected", DataWarning, stacklevel=2
+        )
     return Trainer(
         model,
         kg,

@@ -30,7 +30,7 @@ def download(
         str | None,
         typer.Option(
             "--mirror",
-            help="Base URL serving a data directory's layout (<URL>/<folder>/<file>, or <file>.gz) instead of the "
+            help="Base URL serving a data directory's layout (URL/FOLDER/FILE, or FILE.gz) instead of the "
             "public sources (default: $MOCME_MIRROR).",
             show_default=False,
         ),

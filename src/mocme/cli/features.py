@@ -68,7 +68,7 @@ def text(
         Path | None,
         typer.Option(
             "--text-file",
-            help="'name<TAB>text' lines to encode instead (entities not listed are masked).",
+            help="'name TAB text' lines to encode instead (entities not listed are masked).",
             show_default=False,
         ),
     ] = None,
@@ -82,7 +82,9 @@ def text(
     Entities without text are masked. MKG-W has no entity text (its entities are bare Wikidata ids):
     give it your own with --text-file. The output is reused when texts and model are unchanged.
 
-    Example: mocme features text DB15K --data-dir ../shared/data   (under a minute on 2 idle cores)
+    Example (under a minute on 2 idle cores):
+
+        mocme features text DB15K --data-dir ../shared/data
     """
     from mocme.features.text import extract_text_features
 
@@ -125,7 +127,7 @@ def image(
         Path | None,
         typer.Option(
             "--index",
-            help="'name<TAB>key' lines mapping entities to image file keys (e.g. mmkb's ImageIndex).",
+            help="'name TAB key' lines mapping entities to image file keys (e.g. mmkb's ImageIndex).",
             show_default=False,
         ),
     ] = None,
@@ -192,7 +194,7 @@ def import_(
         Path | None,
         typer.Option(
             "--index",
-            help="For a file of one vector per key (mmkb *_ImageData.h5): 'name<TAB>key' lines "
+            help="For a file of one vector per key (mmkb *_ImageData.h5): 'name TAB key' lines "
             "(mmkb *_ImageIndex.txt); several keys per entity are averaged.",
             show_default=False,
         ),
@@ -217,9 +219,13 @@ def import_(
     """Convert a published feature file into mocme's layout, aligned by entity name.
 
     For the MMKGC repositories' tensors (MoMoK, NativE, MyGO: rows in the order of their entity2id):
-      mocme features import DB15K DB15K-visual.pth --name visual --entity2id entity2id.txt
+
+        mocme features import DB15K DB15K-visual.pth --name visual --entity2id entity2id.txt
+
     For mmkb's VGG16 image vectors (one HDF5 entry per image id):
-      mocme features import DB15K DB15K_ImageData.h5 --name visual --index DB15K_ImageIndex.txt
+
+        mocme features import DB15K DB15K_ImageData.h5 --name visual --index DB15K_ImageIndex.txt
+
     A row-count or name mismatch is an error; entities without a vector are masked, not zero-filled.
     """
     from mocme.features.importing import import_features

@@ -50,7 +50,7 @@ def train(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="Run directory to create (default: runs/<dataset>-<model>-<time>).", show_default=False
+            "--out", "-o", help="Run directory to create (default: runs/DATASET-MODEL-TIME).", show_default=False
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run directory.")] = False,

@@ -19,7 +19,7 @@ from mocme.io import resolve
 class FeatureFile(BaseModel):
     """A feature matrix on disk, row-aligned with the entity vocabulary."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     path: Path = Field(description="A .safetensors, .npy or .pt file of shape (entities, dim).")
     mask: Path | None = Field(None, description="Optional availability mask, shape (entities,).")
@@ -28,7 +28,7 @@ class FeatureFile(BaseModel):
 class DatasetConfig(BaseModel):
     """Which graph to load and which modalities to attach."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(
         "synthetic",

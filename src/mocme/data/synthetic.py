@@ -25,7 +25,7 @@ from mocme.data.vocab import Vocabulary
 class SyntheticModality(BaseModel):
     """One planted feature modality."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     factors: int = Field(8, ge=0, description="Latent factors this modality reveals; 0 makes it pure noise.")
     dim: int = Field(32, ge=1, description="Feature dimension.")
@@ -43,7 +43,7 @@ def _default_modalities() -> dict[str, SyntheticModality]:
 class SyntheticSpec(BaseModel):
     """Settings of the synthetic generator (the built-in default dataset)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     seed: int = Field(0, description="Fixes the graph, features and split (independent of the training seed).")
     num_entities: int = Field(1000, ge=10, description="Number of entities N.")

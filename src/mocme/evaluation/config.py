@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class EvaluationConfig(BaseModel):
     """How ranking evaluation runs: memory bound, batch size, cut-offs."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     memory_mb: float = Field(512.0, gt=0, description="Memory for one block of scores (sets the query batch size).")
     max_batch: int = Field(512, ge=1, description="Upper bound on queries scored at once.")

@@ -13,7 +13,7 @@ ModelName = Literal["mocme", "tucker", "distmult", "complex", "rotate", "transe"
 class ModelConfig(BaseModel):
     """Which model, its size, and every MoCME switch (each one an ablation)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: ModelName = Field("mocme", description="'mocme', or a structure-only baseline named by its scoring function.")
     dim: int = Field(64, ge=2, description="Entity embedding dimension d (even for complex and rotate).")
