@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 # Extras the test suite exercises; `demo` needs none.
-TEST_EXTRAS ?= dev,peer,plot
+TEST_EXTRAS ?= dev,peer,plot,text,image,hdf5,tracking,hpo,docs
 
 .PHONY: demo test lint format bench-eval clean
 
