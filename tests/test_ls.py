@@ -23,6 +23,12 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.parametrize("command", ["ls", "hpo"])
+def test_commands_explain_themselves(capsys, command):
+    code, out, _ = run(capsys, command, "--help")
+    assert code == 0 and "Usage" in out and len(out) > 300
+
+
 def test_every_config_choice_has_a_description():
     assert set(ls.NEGATIVES) == set(ls.config_choices("negatives"))
     assert set(ls.EGNS_SELECTIONS) == set(ls.config_choices("egns.selection"))
@@ -53,7 +59,7 @@ def test_one_kind_prints_a_table(capsys):
 
 def test_usage_errors_are_short_and_exit_2(capsys):
     code, _, err = run(capsys, "ls", "nope")
-    assert code == 2 and "Invalid value for 'kind'" in err and "Traceback" not in err
+    assert code == 2 and "Invalid value for 'KIND'" in err and "Traceback" not in err
     code, _, err = run(capsys, "train", "--no-such-option")
     assert code == 2 and "No such option" in err and "Traceback" not in err
 

@@ -27,7 +27,10 @@ SetOption = Annotated[  # spelled as in 'mocme train'
 @app.command("hpo")
 def hpo(
     config: Annotated[
-        Path, typer.Argument(help="YAML run config with a 'search' section (see below).", show_default=False)
+        Path,
+        typer.Argument(
+            metavar="CONFIG", help="YAML run config with a 'search' section (see below).", show_default=False
+        ),
     ],
     trials: Annotated[
         int, typer.Option("--trials", "-n", min=1, help="Trials to add (a continued study keeps its earlier ones).")
@@ -35,7 +38,7 @@ def hpo(
     sets: SetOption = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Study directory (default: runs/<CONFIG name>-hpo).", show_default=False),
+        typer.Option("--out", "-o", help="Study directory (default: runs/CONFIGNAME-hpo).", show_default=False),
     ] = None,
     storage: Annotated[
         str | None,
@@ -63,9 +66,11 @@ def hpo(
         bool,
         typer.Option("--pruning/--no-pruning", help="Stop a trial whose validation value is below the median."),
     ] = True,
-    seed: Annotated[
+    sampler_seed: Annotated[
         int | None,
-        typer.Option("--seed", help="Seed of the sampler (default: the config's seed).", show_default=False),
+        typer.Option(
+            "--sampler-seed", help="Seed of the TPE sampler (default: the config's seed).", show_default=False
+        ),
     ] = None,
     data_dir: DataDirOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -105,7 +110,7 @@ def hpo(
         timeout=timeout,
         startup_trials=startup_trials,
         pruning=pruning,
-        seed=seed,
+        seed=sampler_seed,
         progress=not (quiet or as_json),
         on_trial=None if as_json else _trial_line,
     )

@@ -60,7 +60,11 @@ class Kind(str, Enum):
 def ls(
     kind: Annotated[
         Kind | None,
-        typer.Argument(help="What to list: models, datasets, losses or samplers (default: all).", show_default=False),
+        typer.Argument(
+            metavar="KIND",
+            help="What to list: models, datasets, losses or samplers (default: all).",
+            show_default=False,
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
