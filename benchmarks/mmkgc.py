@@ -1,0 +1,285 @@
+"""The MMKGC benchmark suite: structural baselines and MoCME on the real benchmarks, same budget.
+
+For each dataset the run config is ``configs/<dataset>.yaml`` (MoCME, structure + text features);
+every variant is that config plus a few overrides, so all rows of a dataset share the seed, the
+epoch budget, the optimiser and the validation schedule. Every run selects its epoch on the
+validation split and scores the test split once. Text features are computed first (offline MiniLM,
+``mocme features text``) when missing; MKG-W has no entity text in its files, so its text comes
+from the Wikipedia titles of the 2,257 entities that the FB15k-Wikidata mapping covers (the rest
+are masked: an imbalanced modality, which is what MoCME is for).
+
+    python benchmarks/mmkgc.py --datasets MKG-Y --variants main --set training.epochs=50
+    python benchmarks/mmkgc.py --datasets MKG-Y --variants ablation --jobs 4
+    python benchmarks/mmkgc.py --table-only          # rebuild the tables from finished runs
+
+Results: ``<out>.json`` (every run) and ``<out>.md`` (tables next to the published numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+DATASETS = ("DB15K", "MKG-W", "MKG-Y", "FB15K-237", "WN18RR")
+SMOKE = "UMLS"  # small, for a quick end-to-end check of the suite (not part of the default list)
+STRUCTURE_ONLY = ["dataset.modalities=[]"]
+MAIN_VARIANTS: dict[str, list[str]] = {
+    "MoCME (structure + text)": [],
+    "MoCME (structure only)": STRUCTURE_ONLY,
+    "TuckER (structure)": [*STRUCTURE_ONLY, "model.name=tucker"],
+    "ComplEx (structure)": [*STRUCTURE_ONLY, "model.name=complex"],
+}
+ABLATION_VARIANTS: dict[str, list[str]] = {
+    "MoCME (full)": [],
+    "fusion: attention (MoMoK style)": ["model.fusion=attention"],
+    "fusion: mean": ["model.fusion=mean"],
+    "intra-modal complementarity off": ["model.intra=false"],
+    "inter-modal complementarity off": ["model.inter=false"],
+    "K = 1 expert": ["model.experts=1"],
+    "negatives: 1-N BCE": ["training.negatives=one_to_n"],
+    "negatives: uniform sampled": ["training.negatives=uniform", "training.pool=sampled"],
+    "negatives: self-adversarial": ["training.negatives=self_adversarial", "training.pool=sampled"],
+    "negatives: Bernoulli sampled": ["training.negatives=bernoulli", "training.pool=sampled"],
+    "no text (structure only)": STRUCTURE_ONLY,
+}
+
+# Test, filtered; MRR / Hits@1 / Hits@10 in %, as published (see ../shared/METHOD.md). These used
+# image and text features that are not available here, and most select on the test split.
+PUBLISHED: dict[str, dict[str, tuple[float, float, float]]] = {
+    "MoMoK (ICLR 2025)": {
+        "DB15K": (39.57, 32.38, 54.14),
+        "MKG-W": (35.89, 30.38, 46.13),
+        "MKG-Y": (37.91, 35.09, 43.20),
+    },
+    "MyGO": {"DB15K": (37.72, 30.08, 52.21), "MKG-W": (36.10, 29.78, 47.75), "MKG-Y": (38.44, 35.01, 44.19)},
+    "AdaMF": {"DB15K": (32.51, 21.31, 51.68), "MKG-W": (34.27, 27.21, 47.21), "MKG-Y": (38.06, 33.49, 45.48)},
+    "MMRNS": {"DB15K": (32.68, 23.01, 51.01), "MKG-W": (35.03, 28.59, 47.47), "MKG-Y": (35.93, 30.53, 45.47)},
+    "IMF": {"DB15K": (32.25, 24.20, 48.19), "MKG-W": (34.50, 28.77, 45.44), "MKG-Y": (35.79, 32.95, 40.63)},
+    "OTKGE": {"DB15K": (23.86, 18.45, 34.23), "MKG-W": (34.36, 28.85, 44.88), "MKG-Y": (35.51, 31.97, 41.38)},
+}
+
+
+# -- text features -----------------------------------------------------------------------------------
+def mkgw_text_file(data_dir: Path, out: Path) -> Path:
+    """``name<TAB>title`` for the MKG-W entities that the FB15k mid -> Wikidata -> Wikipedia map covers."""
+    mapping = data_dir / "FB15K-237" / "jtwang_fb15k_mid2wikidata_wikipedia.tsv.gz"
+    titles = {}
+    with gzip.open(mapping, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) == 3:
+                title = urllib.parse.unquote(parts[2].rsplit("/wiki/", 1)[-1]).replace("_", " ").strip()
+                titles[parts[1]] = title
+    names = (data_dir / "MKG-W" / "entity2id.txt").read_text(encoding="utf-8").splitlines()[1:]
+    lines = []
+    for line in names:
+        name = line.rsplit(None, 1)[0].strip()
+        if name in titles:
+            lines.append(f"{name}\t{titles[name]}\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(lines), encoding="utf-8")
+    return out
+
+
+def ensure_text_features(dataset: str, data_dir: Path, features_dir: Path) -> Path:
+    """Compute ``features_dir/<dataset>/text.safetensors`` unless it is already up to date."""
+    from mocme.cli import main as cli
+
+    target = features_dir / dataset
+    args = ["features", "text", dataset, "--data-dir", str(data_dir), "--out", str(target), "--quiet"]
+    if dataset == "MKG-W":
+        args += ["--text-file", str(mkgw_text_file(data_dir, target / "wikipedia_titles.tsv"))]
+    if cli(args) != 0:
+        raise SystemExit(f"text features for {dataset} failed")
+    return target / "text.safetensors"
+
+
+# -- runs --------------------------------------------------------------------------------------------
+def run_one(job: dict[str, Any]) -> dict[str, Any]:
+    """Train one variant (or reuse a finished run) and return its summary row."""
+    import torch
+
+    from mocme import pipeline
+    from mocme.config import load_config
+    from mocme.rundir import RunDirectory
+
+    torch.set_num_threads(job["threads"])
+    run_dir = Path(job["run_dir"])
+    if not (run_dir / "metrics.json").exists():
+        config = load_config(ROOT / "configs" / f"{job['dataset'].lower()}.yaml", job["overrides"])
+        started = time.perf_counter()
+        pipeline.train(config, run_dir, overwrite=True)
+        seconds = time.perf_counter() - started
+    else:
+        seconds = None
+    directory = RunDirectory(run_dir)
+    metrics = directory.metrics()
+    trace = directory.trace()
+    config = directory.load_config()
+    epoch_seconds = [r["seconds"] for r in trace if "seconds" in r]
+    return {
+        "dataset": job["dataset"],
+        "variant": job["variant"],
+        "overrides": job["overrides"],
+        "modalities": metrics["modalities"] if config.model.name == "mocme" else ["structure"],
+        "device": config.device,
+        "dim": config.model.dim,
+        "epochs_budget": config.training.epochs,
+        "epochs_trained": metrics["epochs_trained"],
+        "selected_epoch": metrics["selected_epoch"],
+        "seconds_per_epoch": round(sum(epoch_seconds) / max(len(epoch_seconds), 1), 2),
+        "train_seconds": round(seconds, 1) if seconds is not None else round(sum(epoch_seconds), 1),
+        "valid": _headline(metrics["valid"]),
+        "test": _headline(metrics["test"]),
+        "run_dir": str(run_dir),
+    }
+
+
+def _headline(split: dict[str, Any]) -> dict[str, Any]:
+    both = split["both"]
+    return {kind: both[kind] for kind in ("realistic", "optimistic", "pessimistic")} | {"count": both["count"]}
+
+
+# -- tables ------------------------------------------------------------------------------------------
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """Main table per dataset (ours beside the published numbers), then the ablation tables."""
+    out = ["# MMKGC benchmark results", ""]
+    out.append(
+        "Test split, filtered, both directions; **realistic** ranks (optimistic / pessimistic MRR beside). "
+        "Every row of a dataset uses the same config, seed and epoch budget and selects its epoch on "
+        "validation; the test split is scored once. Percentages."
+    )
+    by_dataset: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_dataset.setdefault(row["dataset"], []).append(row)
+    for dataset in [d for d in (*DATASETS, SMOKE) if d in by_dataset]:
+        main = [r for r in by_dataset[dataset] if r["variant"] in MAIN_VARIANTS]
+        ablation = [r for r in by_dataset[dataset] if r["variant"] in ABLATION_VARIANTS]
+        for title, chosen in ((f"## {dataset}", main), (f"## {dataset}: ablations of MoCME", ablation)):
+            if not chosen:
+                continue
+            first = chosen[0]
+            out += ["", title, ""]
+            out.append(
+                f"Budget: at most {first['epochs_budget']} epochs (early stopping on validation MRR), dimension "
+                f"{first['dim']}, device {first['device']}."
+            )
+            out += [
+                "",
+                "| model | modalities | MRR | Hits@1 | Hits@3 | Hits@10 | MR | MRR opt / pess | valid MRR | epoch "
+                "| s/epoch |",
+                "|---|---|---|---|---|---|---|---|---|---|---|",
+            ]
+            for r in sorted(chosen, key=lambda r: -r["test"]["realistic"]["inverse_harmonic_mean_rank"]):
+                t = r["test"]["realistic"]
+                out.append(
+                    f"| {r['variant']} | {' + '.join(r['modalities'])} | "
+                    f"**{_pct(t['inverse_harmonic_mean_rank'])}** | "
+                    f"{_pct(t['hits_at_1'])} | {_pct(t['hits_at_3'])} | {_pct(t['hits_at_10'])} | "
+                    f"{t['arithmetic_mean_rank']:.0f} | "
+                    f"{_pct(r['test']['optimistic']['inverse_harmonic_mean_rank'])} / "
+                    f"{_pct(r['test']['pessimistic']['inverse_harmonic_mean_rank'])} | "
+                    f"{_pct(r['valid']['realistic']['inverse_harmonic_mean_rank'])} | "
+                    f"{r['selected_epoch']}/{r['epochs_trained']} | {r['seconds_per_epoch']} |"
+                )
+            published = {m: v[dataset] for m, v in PUBLISHED.items() if dataset in v}
+            if title == f"## {dataset}" and published:
+                out += [
+                    "",
+                    "Published (test MRR / Hits@1 / Hits@10, %; image + text features we do not have; most select "
+                    "on test): " + "; ".join(f"{m} {a:.2f} / {b:.2f} / {c:.2f}" for m, (a, b, c) in published.items()),
+                ]
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=(*DATASETS, SMOKE))
+    parser.add_argument("--variants", choices=("main", "ablation", "both"), default="main")
+    parser.add_argument("--only", nargs="+", help="Run only these variant names.")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="Override for every run.")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("MOCME_DATA", ROOT.parent / "shared" / "data"))
+    )
+    parser.add_argument("--features-dir", type=Path, default=ROOT / "features")
+    parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "bench")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "mmkgc")
+    parser.add_argument("--jobs", type=int, default=1, help="Runs in parallel (processes).")
+    parser.add_argument("--threads", type=int, default=2, help="Torch CPU threads per run.")
+    parser.add_argument("--table-only", action="store_true", help="Only rebuild the tables from <out>.json.")
+    parser.add_argument(
+        "--no-extract", action="store_true", help="Use the text features already in --features-dir (no encoder needed)."
+    )
+    args = parser.parse_args()
+
+    results_path = args.out.with_suffix(".json")
+    previous = json.loads(results_path.read_text()) if results_path.exists() else []
+    if not args.table_only:
+        if not args.data_dir.is_dir():
+            print(f"benchmark data not found at {args.data_dir}; set MOCME_DATA or --data-dir", file=sys.stderr)
+            return
+        variants = {
+            "main": MAIN_VARIANTS,
+            "ablation": ABLATION_VARIANTS,
+            "both": MAIN_VARIANTS | ABLATION_VARIANTS,
+        }[args.variants]
+        if args.only:
+            variants = {k: v for k, v in variants.items() if k in args.only}
+        jobs = []
+        for dataset in args.datasets:
+            features = (
+                args.features_dir / dataset / "text.safetensors"
+                if args.no_extract
+                else ensure_text_features(dataset, args.data_dir, args.features_dir)
+            )
+            for name, overrides in variants.items():
+                slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+                jobs.append(
+                    {
+                        "dataset": dataset,
+                        "variant": name,
+                        "overrides": [
+                            f"dataset.data_dir={args.data_dir}",
+                            f"dataset.features.text.path={features}",
+                            *args.overrides,
+                            *overrides,
+                        ],
+                        "run_dir": str(args.runs_dir / dataset / slug),
+                        "threads": args.threads,
+                    }
+                )
+        with mp.get_context("spawn").Pool(args.jobs) as pool:
+            rows = []
+            for row in pool.imap_unordered(run_one, jobs):
+                rows.append(row)
+                print(
+                    f"{row['dataset']:10s} {row['variant']:35s} test MRR "
+                    f"{row['test']['realistic']['inverse_harmonic_mean_rank']:.4f} "
+                    f"(epoch {row['selected_epoch']}/{row['epochs_trained']}, {row['train_seconds']} s)",
+                    flush=True,
+                )
+        keys = {(r["dataset"], r["variant"]) for r in rows}
+        previous = [r for r in previous if (r["dataset"], r["variant"]) not in keys] + rows
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps(previous, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(previous))
+    print(f"wrote {results_path} and {args.out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
