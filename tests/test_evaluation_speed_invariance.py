@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mocme.errors import NumericalError
 from mocme.evaluation import filtered_ranks, rank_triples
 from mocme.evaluation.evaluator import query_batch_size
 from tests.conftest import TableModel, tiny_kg
@@ -75,3 +76,47 @@ def test_filtered_infinite_scores_are_ignored():
     scores = torch.tensor([[float("inf"), 1.0, float("-inf"), 1.0]])
     opt, pess = filtered_ranks(scores, torch.tensor([1]), torch.tensor([0, 0]), torch.tensor([0, 3]))
     assert (opt.item(), pess.item()) == (1.0, 1.0)
+
+
+def test_nan_is_an_error_unless_filtered_out():
+    scores = torch.tensor([[0.5, float("nan"), 0.2, 0.9]])
+    target = torch.tensor([0])
+    with pytest.raises(NumericalError):  # an unfiltered candidate
+        filtered_ranks(scores, target, torch.tensor([0]), torch.tensor([0]))
+    opt, pess = filtered_ranks(scores, target, torch.tensor([0, 0]), torch.tensor([0, 1]))  # a known answer
+    assert (opt.item(), pess.item()) == (2.0, 2.0)
+    with pytest.raises(NumericalError):  # the target, even when it is listed as known
+        filtered_ranks(scores, torch.tensor([1]), torch.tensor([0]), torch.tensor([1]))
+
+
+def test_known_pairs_in_any_order():
+    gen = torch.Generator().manual_seed(2)
+    scores = (torch.randn(5, 11, generator=gen) * 2).round() / 2
+    targets = torch.tensor([1, 0, 10, 4, 4])
+    rows = torch.tensor([0, 0, 2, 3, 3, 4, 4, 4])
+    cols = torch.tensor([1, 7, 3, 4, 9, 0, 2, 5])
+    expected = filtered_ranks(scores, targets, rows, cols)
+    order = torch.randperm(len(rows), generator=gen)
+    got = filtered_ranks(scores, targets, rows[order], cols[order])
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+
+
+@pytest.mark.parametrize("tile_elements", [1, 7, 20, 45])
+def test_ranks_are_identical_for_any_tile_size(monkeypatch, tile_elements):
+    from mocme.evaluation import ranking
+
+    gen = torch.Generator().manual_seed(3)
+    scores = (torch.randn(9, 10, generator=gen) * 2).round() / 2
+    targets = torch.randint(10, (9,), generator=gen)
+    pairs = torch.unique(
+        torch.stack([torch.randint(9, (30,), generator=gen), torch.randint(10, (30,), generator=gen)], 1), dim=0
+    )
+    rows, cols = pairs[:, 0], pairs[:, 1]
+    monkeypatch.setattr(ranking, "TILE_ELEMENTS", tile_elements)
+    optimistic, pessimistic = filtered_ranks(scores, targets, rows, cols)
+    for i, row in enumerate(scores.tolist()):
+        t = int(targets[i])
+        known = {int(c) for r, c in zip(rows.tolist(), cols.tolist(), strict=True) if r == i and c != t}
+        ranked = [row[e] for e in range(len(row)) if e not in known]
+        assert optimistic[i].item() == 1 + sum(v > row[t] for v in ranked)
+        assert pessimistic[i].item() == sum(v >= row[t] for v in ranked)

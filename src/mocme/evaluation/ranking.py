@@ -8,12 +8,16 @@ known answers of the query (filtered out):
 - realistic rank   = (optimistic + pessimistic) / 2   (PyKEEN's definition)
 
 The target score is read from the same row, so it can never disagree with the candidates' scores.
-Ties are exact IEEE comparisons: ``s_e > s_t`` and ``s_e < s_t`` are counted over every entity,
-and equal values, equal infinities included, count as neither. NaN scores are an error.
+Ties are exact IEEE comparisons: ``s_e > s_t`` and ``s_e < s_t`` are counted, and equal values,
+equal infinities included, count as neither. A NaN score of the target or of a candidate that is
+not filtered out is an error.
 
-Speed: the counts are float sums of float ``0/1`` comparison results (several times faster on
-CPU than boolean reductions), taken a tile of rows at a time so that each tile's passes stay in
-the CPU cache; the known answers are then corrected for with a gather of their scores only.
+Speed: the counts are float sums of ``0/1`` comparison results (several times faster on CPU than
+boolean reductions), taken a tile of rows at a time so that the passes over a tile stay in the CPU
+cache; known answers are zeroed in the tile's comparison results (a scatter of the ``P`` known
+positions, never a pass over the whole tile). NaN costs no pass of its own: it compares neither
+greater nor less, so it shows up as a tie, and only batches with ties beyond the target are
+searched for NaN.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from torch import Tensor
 from mocme.errors import NumericalError
 
 _EXACT_FLOAT32_COUNT = 2**24  # float32 sums of 0/1 are exact below this many entities
-TILE_ELEMENTS = 2**17  # scores per tile: a few hundred KiB, which stays in a core's L2 cache
+TILE_ELEMENTS = 2**18  # scores per tile: 1 MiB, which with its comparison results stays in L2
 
 
 def filtered_ranks(
@@ -44,20 +48,42 @@ def filtered_ranks(
         ``(optimistic, pessimistic)``, each a float64 tensor of shape ``(B,)``.
 
     Raises:
-        NumericalError: when a score is NaN.
+        NumericalError: when the score of a target or of an unfiltered candidate is NaN.
     """
     scores = scores.contiguous()
-    num_entities = scores.shape[1]
-    target_scores = scores.gather(1, targets.unsqueeze(1)).squeeze(1)
-    greater, less = _count_greater_less(scores, target_scores, workspace)
-    known_greater, known_less, known = _count_known(scores, target_scores, targets, known_rows, known_cols)
-    optimistic = 1 + greater - known_greater
-    pessimistic = num_entities - less - (known - known_less)
+    batch, num_entities = scores.shape
+    if not bool((known_rows[1:] >= known_rows[:-1]).all()):
+        order = torch.argsort(known_rows, stable=True)
+        known_rows, known_cols = known_rows[order], known_cols[order]
+    known_rows = known_rows.contiguous()
+    positions = torch.add(known_cols, known_rows, alpha=num_entities)  # into scores.view(-1)
+    target_scores = scores.gather(1, targets.unsqueeze(1))
+    if bool(target_scores.isnan().any()):
+        raise NumericalError("the model produced NaN scores")
+    greater, less = _count_unfiltered(scores, target_scores, known_rows, positions, workspace)
+
+    target_known = torch.bincount(known_rows, (known_cols == targets[known_rows]).double(), minlength=batch)
+    other = torch.bincount(known_rows, minlength=batch) - target_known  # |K| per row
+    ties = num_entities - greater - less - other - 1  # unfiltered ties and NaN, the target itself aside
+    if bool((ties > 0).any()):
+        _raise_on_unfiltered_nan(scores, positions)
+    optimistic = 1 + greater
+    pessimistic = num_entities - less - other
     return optimistic.cpu(), pessimistic.cpu()
 
 
-def _count_greater_less(scores: Tensor, target_scores: Tensor, workspace: Tensor | None) -> tuple[Tensor, Tensor]:
-    """``#{e : s_e > s_t}`` and ``#{e : s_e < s_t}`` per row, over all entities; float64 ``(B,)`` each."""
+def _count_unfiltered(
+    scores: Tensor, target_scores: Tensor, known_rows: Tensor, positions: Tensor, workspace: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """``#{e not known : s_e > s_t}`` and ``#{e not known : s_e < s_t}`` per row; float64 ``(B,)`` each.
+
+    Args:
+        scores: shape ``(B, N)``, contiguous.
+        target_scores: shape ``(B, 1)``.
+        known_rows: shape ``(P,)``, in increasing order.
+        positions: shape ``(P,)``, flat positions of the known answers in ``scores``.
+        workspace: see :func:`filtered_ranks`.
+    """
     batch, num_entities = scores.shape
     rows = min(batch, max(1, TILE_ELEMENTS // num_entities))
     if workspace is None or workspace.numel() < rows * num_entities:
@@ -65,30 +91,23 @@ def _count_greater_less(scores: Tensor, target_scores: Tensor, workspace: Tensor
     accumulate = torch.float64 if num_entities >= _EXACT_FLOAT32_COUNT else scores.dtype
     greater = torch.empty(batch, dtype=accumulate, device=scores.device)
     less = torch.empty_like(greater)
-    totals = torch.empty(batch, dtype=scores.dtype, device=scores.device)
-    for start in range(0, batch, rows):
+    starts = range(0, batch, rows)
+    bounds = torch.searchsorted(known_rows, torch.tensor([*starts, batch], device=known_rows.device)).tolist()
+    for tile, start in enumerate(starts):
         end = min(batch, start + rows)
-        tile, target = scores[start:end], target_scores[start:end, None]
-        work = workspace[: (end - start) * num_entities].view(end - start, num_entities)
-        torch.sum(tile, 1, out=totals[start:end])  # NaN when a score is NaN (or +inf and -inf meet)
-        torch.sum(torch.gt(tile, target, out=work), 1, dtype=accumulate, out=greater[start:end])
-        torch.sum(torch.lt(tile, target, out=work), 1, dtype=accumulate, out=less[start:end])
-    if bool(totals.isnan().any()) and bool(scores.isnan().any()):
-        raise NumericalError("the model produced NaN scores")
+        block, target = scores[start:end], target_scores[start:end]
+        work = workspace[: (end - start) * num_entities]
+        known = positions[bounds[tile] : bounds[tile + 1]] - start * num_entities
+        for compare, out in ((torch.gt, greater), (torch.lt, less)):
+            compare(block, target, out=work.view(end - start, num_entities))
+            work.index_fill_(0, known, 0.0)
+            torch.sum(work.view(end - start, num_entities), 1, dtype=accumulate, out=out[start:end])
     return greater.double(), less.double()
 
 
-def _count_known(
-    scores: Tensor, target_scores: Tensor, targets: Tensor, known_rows: Tensor, known_cols: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Per row, the known answers other than the target: how many score above it, below it, in all.
-
-    Float64 ``(B,)`` each; reads only the ``P`` known scores.
-    """
-    batch, num_entities = scores.shape
-    known = scores.view(-1).index_select(0, known_rows * num_entities + known_cols)
-    # 0 below the target, 1 tied (equal infinities too: sign(nan) = 0), 2 above; 3 the target itself
-    side = torch.sign(known - target_scores.index_select(0, known_rows)).long() + 1
-    side.masked_fill_(known_cols == targets.index_select(0, known_rows), 3)
-    counts = torch.bincount(known_rows * 4 + side, minlength=4 * batch).view(batch, 4).double()
-    return counts[:, 2], counts[:, 0], counts[:, :3].sum(1)
+def _raise_on_unfiltered_nan(scores: Tensor, positions: Tensor) -> None:
+    """The slow, exact check, run only for batches with ties: NaN anywhere but at known answers."""
+    nan = scores.isnan().view(-1)
+    nan.index_fill_(0, positions, False)
+    if bool(nan.any()):
+        raise NumericalError("the model produced NaN scores")
