@@ -4,7 +4,7 @@ The synthetic graph plants complementary signal in its modalities: some facets o
 revealed only by the graph, some only by the text-like features, some only by the image-like ones,
 and a share of entities lacks each modality. Run it with
 
-    python examples/train_synthetic.py                              # a few minutes on 2 CPU cores
+    python examples/train_synthetic.py                              # the defaults: a few minutes
     python examples/train_synthetic.py --epochs 2 --entities 300    # a quick look
 
 MOCME_EXAMPLE_EPOCHS sets the default of --epochs. Everything the run produces (config, trace,
@@ -28,18 +28,17 @@ def mrr(metrics: dict[str, Any]) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train MoCME on the synthetic graph.")
     parser.add_argument("--out", default="runs/example-synthetic", help="run directory (replaced if it exists)")
-    parser.add_argument("--epochs", type=int, default=int(os.environ.get("MOCME_EXAMPLE_EPOCHS", 30)))
-    parser.add_argument("--entities", type=int, default=2000, help="entities in the synthetic graph")
+    parser.add_argument("--epochs", type=int, default=os.environ.get("MOCME_EXAMPLE_EPOCHS"), help="training epochs")
+    parser.add_argument("--entities", type=int, help="entities in the synthetic graph")
     args = parser.parse_args(argv)
 
     # Any config section can be given as a keyword; everything else keeps its default.
-    result = mocme.train(
-        dataset={"synthetic": {"num_entities": args.entities}},
-        training={"epochs": args.epochs, "eval_every": max(1, args.epochs // 5)},
-        out=args.out,
-        overwrite=True,
-        progress=True,
-    )
+    sections: dict[str, Any] = {}
+    if args.entities is not None:
+        sections["dataset"] = {"synthetic": {"num_entities": args.entities}}
+    if args.epochs is not None:
+        sections["training"] = {"epochs": args.epochs, "eval_every": max(1, args.epochs // 5)}
+    result = mocme.train(out=args.out, overwrite=True, progress=True, **sections)
     kg, model = result.kg, result.model
     print(f"trained {result.metrics['model']} on {kg!r}")
     # The test split was scored once, at the checkpoint selected on the validation split.

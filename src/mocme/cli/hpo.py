@@ -38,7 +38,12 @@ def hpo(
     sets: SetOption = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Study directory (default: runs/CONFIGNAME-hpo).", show_default=False),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Study directory (default: runs/NAME-hpo for a CONFIG named NAME.yaml).",
+            show_default=False,
+        ),
     ] = None,
     storage: Annotated[
         str | None,
