@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -63,7 +64,7 @@ def build(config: RunConfig, kg: MultiModalKG | None = None) -> tuple[MultiModal
 
 def default_run_dir(config: RunConfig) -> Path:
     """``runs/<dataset>-<model>-<YYYYmmdd-HHMMSS>``."""
-    dataset = Path(config.dataset.name).name or "dataset"
+    dataset = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(config.dataset.name).name).strip("-") or "dataset"
     return Path("runs") / f"{dataset}-{config.model.name}-{datetime.now():%Y%m%d-%H%M%S}"
 
 

@@ -10,6 +10,9 @@
       checkpoints/
         last.pt           model, optimiser, scheduler, RNG states, epoch (written every epoch)
         best.pt           the same, at the best validation epoch
+      report.html         written by 'mocme report'
+      tensorboard/        when the tensorboard tracker is on
+      tracking.json       the MLflow run id, when the mlflow tracker is on (so a resume continues it)
 """
 
 from __future__ import annotations

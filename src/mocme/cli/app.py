@@ -98,7 +98,7 @@ def _main(argv: list[str] | None) -> int:
     command = typer.main.get_command(app)
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or os.environ.get(DEBUG_ENV) == "1"
     try:
-        command.main(args=argv, prog_name="mocme", standalone_mode=False)
+        status = command.main(args=argv, prog_name="mocme", standalone_mode=False)
     except click.exceptions.Exit as done:
         return done.exit_code
     except USAGE_ERRORS as err:  # usage errors: unknown options, missing arguments
@@ -115,4 +115,4 @@ def _main(argv: list[str] | None) -> int:
             traceback.print_exc()
         typer.echo(f"error: {err}", err=True)
         return EXIT_BAD_INPUT
-    return 0
+    return status if isinstance(status, int) else 0  # without standalone mode, typer.Exit(n) returns n

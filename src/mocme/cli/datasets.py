@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from mocme.cli.app import DataDirOption, JsonOption, app
-from mocme.data.registry import BENCHMARKS, data_dir, is_available, load_benchmark
-from mocme.tables import render
 
 
 @app.command("datasets")
@@ -26,6 +24,9 @@ def datasets(
     --verify, counted from the files (a mismatch with the published sizes is flagged). 'synthetic'
     (the built-in default) is generated on the fly and always available.
     """
+    from mocme.data.registry import BENCHMARKS, data_dir, is_available, load_benchmark
+    from mocme.tables import render
+
     folder = data_dir(data_dir_option)
     rows = []
     for spec in BENCHMARKS.values():

@@ -9,8 +9,6 @@ from typing import Annotated
 import typer
 
 from mocme.cli.app import DataDirOption, JsonOption, app, fail
-from mocme.config import dump_config, load_config
-from mocme.tables import breakdown_table, metrics_table, render
 
 SetOption = Annotated[
     list[str] | None,
@@ -78,6 +76,8 @@ def train(
     ends exactly as an uninterrupted one would.
     """
     from mocme import pipeline
+    from mocme.config import load_config
+    from mocme.tables import metrics_table
 
     progress = not quiet
     if resume is not None:
@@ -115,6 +115,7 @@ def evaluate(
     follow PyKEEN (inverse_harmonic_mean_rank = MRR, arithmetic_mean_rank = MR, hits_at_k).
     """
     from mocme.pipeline import evaluate_run
+    from mocme.tables import breakdown_table, metrics_table
 
     if split not in ("valid", "test"):
         fail(f"--split must be 'valid' or 'test', got {split!r}")
@@ -158,6 +159,7 @@ def predict(
     """
     from mocme.pipeline import load_run
     from mocme.prediction import predict as run_predict
+    from mocme.tables import render
 
     if head is None and tail is None:
         fail("give --head (to predict tails) or --tail (to predict heads)")
@@ -214,4 +216,6 @@ def show_config(
 
     Use it to start a config file: 'mocme config > my_run.yaml'.
     """
+    from mocme.config import dump_config, load_config
+
     typer.echo(dump_config(load_config(config, sets or [])), nl=False)

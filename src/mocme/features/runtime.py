@@ -1,26 +1,16 @@
-"""Optional dependencies and devices for the feature extractors."""
+"""Optional dependencies (:func:`mocme.extras.require`) and devices for the feature extractors."""
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-from types import ModuleType
 
 import torch
 
 from mocme.errors import MocmeError
+from mocme.extras import require
 
-
-def require(module: str, extra: str) -> ModuleType:
-    """Import an optional dependency, or fail in one line naming the extra that installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        reason = str(err).splitlines()[0] if str(err) else f"{module} is not installed"
-        raise MocmeError(
-            f"{module} is needed here but cannot be imported ({reason}); "
-            f"install the '{extra}' extra: pip install 'mocme[{extra}]'"
-        ) from None
+__all__ = ["quiet_downloads", "require", "resolve_device"]
 
 
 def resolve_device(device: str) -> torch.device:
