@@ -65,10 +65,10 @@ class FilterIndex:
         ``row`` indexes ``queries``; rows are in increasing order.
         """
         starts, counts = self._ranges(queries)
-        rows = torch.repeat_interleave(torch.arange(len(queries)), counts)
-        first = torch.cumsum(counts, 0) - counts
-        within = torch.arange(len(rows)) - first[rows]
-        return rows, self.answers[starts[rows] + within]
+        total = int(counts.sum())
+        rows = torch.repeat_interleave(torch.arange(len(queries)), counts, output_size=total)
+        shift = (starts - (torch.cumsum(counts, 0) - counts)).index_select(0, rows)  # answer index - pair index
+        return rows, self.answers.index_select(0, shift.add_(torch.arange(total)))
 
     def answers_of(self, entity: int, relation: int) -> Tensor:
         """Known answers of one query ``(entity, relation)``; shape ``(k,)``."""
