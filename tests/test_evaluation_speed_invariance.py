@@ -89,7 +89,7 @@ def test_nan_is_an_error_unless_filtered_out():
         filtered_ranks(scores, torch.tensor([1]), torch.tensor([0]), torch.tensor([1]))
 
 
-def test_known_pairs_in_any_order():
+def test_known_pairs_in_any_order_and_repeated():
     gen = torch.Generator().manual_seed(2)
     scores = (torch.randn(5, 11, generator=gen) * 2).round() / 2
     targets = torch.tensor([1, 0, 10, 4, 4])
@@ -99,6 +99,8 @@ def test_known_pairs_in_any_order():
     order = torch.randperm(len(rows), generator=gen)
     got = filtered_ranks(scores, targets, rows[order], cols[order])
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+    twice = filtered_ranks(scores, targets, torch.cat([rows, rows[:3]]), torch.cat([cols, cols[:3]]))
+    assert torch.equal(twice[0], expected[0]) and torch.equal(twice[1], expected[1])  # duplicates count once
 
 
 @pytest.mark.parametrize("tile_elements", [1, 7, 20, 45])

@@ -28,7 +28,7 @@ from torch import Tensor
 from mocme.errors import NumericalError
 
 _EXACT_FLOAT32_COUNT = 2**24  # float32 sums of 0/1 are exact below this many entities
-TILE_ELEMENTS = 2**18  # scores per tile: 1 MiB, which with its comparison results stays in L2
+TILE_ELEMENTS = 2**17  # scores per tile: 512 KiB, which with its comparison results stays in L2
 
 
 def filtered_ranks(
@@ -40,7 +40,8 @@ def filtered_ranks(
         scores: float32, shape ``(B, N)``, higher is better. Not modified.
         targets: shape ``(B,)``, the true entity of each row.
         known_rows: shape ``(P,)``, row of each known answer (targets may be among them).
-        known_cols: shape ``(P,)``, entity of each known answer; the pairs must be distinct.
+        known_cols: shape ``(P,)``, entity of each known answer. Pairs sorted by row, then entity
+            (as :meth:`FilterIndex.pairs` gives them) are used as they are; others are sorted first.
         workspace: optional float32 buffer, reused across calls when it holds at least one tile
             (``min(B, max(1, TILE_ELEMENTS // N)) * N`` elements).
 
@@ -52,36 +53,44 @@ def filtered_ranks(
     """
     scores = scores.contiguous()
     batch, num_entities = scores.shape
-    if not bool((known_rows[1:] >= known_rows[:-1]).all()):
-        order = torch.argsort(known_rows, stable=True)
-        known_rows, known_cols = known_rows[order], known_cols[order]
-    known_rows = known_rows.contiguous()
-    positions = torch.add(known_cols, known_rows, alpha=num_entities)  # into scores.view(-1)
+    known = _known_positions(known_rows, known_cols, num_entities)
     target_scores = scores.gather(1, targets.unsqueeze(1))
     if bool(target_scores.isnan().any()):
         raise NumericalError("the model produced NaN scores")
-    greater, less = _count_unfiltered(scores, target_scores, known_rows, positions, workspace)
+    row_starts = torch.searchsorted(known, torch.arange(batch + 1, device=known.device) * num_entities)
+    greater, less = _count_unfiltered(scores, target_scores, known, row_starts.tolist(), workspace)
 
-    target_known = torch.bincount(known_rows, (known_cols == targets[known_rows]).double(), minlength=batch)
-    other = torch.bincount(known_rows, minlength=batch) - target_known  # |K| per row
+    target_positions = torch.arange(batch, device=known.device) * num_entities + targets
+    found = torch.searchsorted(known, target_positions).clamp_(max=max(len(known) - 1, 0))
+    target_known = (known[found] == target_positions) if len(known) else torch.zeros(batch, dtype=torch.bool)
+    other = (row_starts[1:] - row_starts[:-1] - target_known.long()).double()  # |K| per row
     ties = num_entities - greater - less - other - 1  # unfiltered ties and NaN, the target itself aside
     if bool((ties > 0).any()):
-        _raise_on_unfiltered_nan(scores, positions)
+        _raise_on_unfiltered_nan(scores, known)
     optimistic = 1 + greater
     pessimistic = num_entities - less - other
     return optimistic.cpu(), pessimistic.cpu()
 
 
+def _known_positions(known_rows: Tensor, known_cols: Tensor, num_entities: int) -> Tensor:
+    """Flat positions ``row * N + entity`` of the known answers, sorted and distinct; shape ``(P,)``."""
+    positions = torch.add(known_cols, known_rows, alpha=num_entities)
+    if bool((positions[1:] > positions[:-1]).all()):
+        return positions
+    return torch.unique(positions)
+
+
 def _count_unfiltered(
-    scores: Tensor, target_scores: Tensor, known_rows: Tensor, positions: Tensor, workspace: Tensor | None
+    scores: Tensor, target_scores: Tensor, known: Tensor, row_starts: list[int], workspace: Tensor | None
 ) -> tuple[Tensor, Tensor]:
     """``#{e not known : s_e > s_t}`` and ``#{e not known : s_e < s_t}`` per row; float64 ``(B,)`` each.
 
     Args:
         scores: shape ``(B, N)``, contiguous.
         target_scores: shape ``(B, 1)``.
-        known_rows: shape ``(P,)``, in increasing order.
-        positions: shape ``(P,)``, flat positions of the known answers in ``scores``.
+        known: shape ``(P,)``, sorted flat positions of the known answers in ``scores``.
+        row_starts: ``B + 1`` offsets into ``known``: row ``i``'s known answers are
+            ``known[row_starts[i]:row_starts[i + 1]]``.
         workspace: see :func:`filtered_ranks`.
     """
     batch, num_entities = scores.shape
@@ -91,23 +100,21 @@ def _count_unfiltered(
     accumulate = torch.float64 if num_entities >= _EXACT_FLOAT32_COUNT else scores.dtype
     greater = torch.empty(batch, dtype=accumulate, device=scores.device)
     less = torch.empty_like(greater)
-    starts = range(0, batch, rows)
-    bounds = torch.searchsorted(known_rows, torch.tensor([*starts, batch], device=known_rows.device)).tolist()
-    for tile, start in enumerate(starts):
+    for start in range(0, batch, rows):
         end = min(batch, start + rows)
         block, target = scores[start:end], target_scores[start:end]
         work = workspace[: (end - start) * num_entities]
-        known = positions[bounds[tile] : bounds[tile + 1]] - start * num_entities
+        tile_known = known[row_starts[start] : row_starts[end]] - start * num_entities
         for compare, out in ((torch.gt, greater), (torch.lt, less)):
             compare(block, target, out=work.view(end - start, num_entities))
-            work.index_fill_(0, known, 0.0)
+            work.index_fill_(0, tile_known, 0.0)
             torch.sum(work.view(end - start, num_entities), 1, dtype=accumulate, out=out[start:end])
     return greater.double(), less.double()
 
 
-def _raise_on_unfiltered_nan(scores: Tensor, positions: Tensor) -> None:
+def _raise_on_unfiltered_nan(scores: Tensor, known: Tensor) -> None:
     """The slow, exact check, run only for batches with ties: NaN anywhere but at known answers."""
     nan = scores.isnan().view(-1)
-    nan.index_fill_(0, positions, False)
+    nan.index_fill_(0, known, False)
     if bool(nan.any()):
         raise NumericalError("the model produced NaN scores")
