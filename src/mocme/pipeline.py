@@ -102,6 +102,7 @@ def resume(
     """Continue a run from ``checkpoints/last.pt``; ends exactly as an uninterrupted run would."""
     directory = RunDirectory(run_dir)
     config = directory.load_config()
+    directory.remove_stale_temp_files()  # partial writes of the killed process; never checkpoints
     tracking = Tracking.for_run(config, directory)
     kg, model = build(config, kg)
     trainer = _trainer(config, kg, model, directory, progress, [tracking, *callbacks])

@@ -67,7 +67,7 @@ class RunDirectory:
     # -- creation --------------------------------------------------------------------------------
     def create(self, config: RunConfig, overwrite: bool = False) -> None:
         """Start a fresh run here; an existing run is replaced only with ``overwrite``."""
-        if self.path.exists() and any(self.path.iterdir()):
+        if self.path.exists() and self._has_content():
             if not overwrite:
                 raise RunDirError(
                     f"{self.path}: run directory already exists (use --overwrite to replace it, "
@@ -76,9 +76,34 @@ class RunDirectory:
             if not self.config_path.exists() and not self.checkpoint_path("last").exists():
                 raise RunDirError(f"{self.path}: exists and is not a run directory; refusing to delete it")
             shutil.rmtree(self.path)
+        self.remove_stale_temp_files()  # left by a creation that was killed before it wrote config.yaml
         (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.config_path, dump_config(config))
         write_json_atomic(self.metadata_path, run_metadata(config))
+
+    def _has_content(self) -> bool:
+        """Whether anything is here besides what a creation killed before writing config.yaml leaves."""
+        for entry in self.path.iterdir():
+            if entry.name == "checkpoints" and entry.is_dir() and not any(entry.iterdir()):
+                continue
+            if entry.is_file() and entry.name.startswith(f".{self.config_path.name}.") and entry.suffix == ".tmp":
+                continue
+            return True
+        return False
+
+    def stale_temp_files(self) -> list[Path]:
+        """Temporary files of atomic writes that never finished (a killed process leaves them behind).
+
+        :func:`mocme.io.atomic_path` names them ``.<target>.<random>.tmp`` beside their target; none of
+        them is ever read as a checkpoint or a result.
+        """
+        folders = [self.path, self.path / "checkpoints"]
+        return sorted(p for folder in folders if folder.is_dir() for p in folder.glob(".*.tmp") if p.is_file())
+
+    def remove_stale_temp_files(self) -> None:
+        """Delete :meth:`stale_temp_files`; only the process that writes this run may call it."""
+        for path in self.stale_temp_files():
+            path.unlink(missing_ok=True)
 
     def load_config(self) -> RunConfig:
         if not self.config_path.exists():

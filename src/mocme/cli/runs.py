@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mocme.cli.app import DataDirOption, JsonOption, app, fail
+from mocme.cli.app import EXIT_INTERRUPTED, DataDirOption, JsonOption, app, fail
+from mocme.errors import NumericalError
 
 SetOption = Annotated[
     list[str] | None,
@@ -83,10 +85,20 @@ def train(
     if resume is not None:
         if config is not None or sets or out is not None:
             fail("--resume continues a run with its saved config; do not combine it with CONFIG, --set or --out")
-        result = pipeline.resume(resume, progress=progress)
+        run_dir = resume
     else:
         run_config = load_config(config, _overrides(sets, data_dir, device, seed, epochs))
-        result = pipeline.train(run_config, out, overwrite=overwrite, progress=progress)
+        run_dir = out or pipeline.default_run_dir(run_config)
+    try:
+        if resume is not None:
+            result = pipeline.resume(run_dir, progress=progress)
+        else:
+            result = pipeline.train(run_config, run_dir, overwrite=overwrite, progress=progress)
+    except KeyboardInterrupt:
+        typer.echo(_interrupted(run_dir), err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except NumericalError as err:
+        raise NumericalError(f"{err}; {_last_checkpoint(run_dir)}") from None
     metrics = result.metrics
     typer.echo(
         f"\n{metrics['model']} on {metrics['dataset']} ({' + '.join(metrics['modalities'])}): "
@@ -96,6 +108,26 @@ def train(
         if split in metrics:
             typer.echo("\n" + metrics_table(metrics[split], title=f"{split} (filtered, realistic ranks)"))
     typer.echo(f"\nrun directory: {result.directory.path}")
+
+
+def _interrupted(run_dir: Path) -> str:
+    """The one line an interrupted training prints: how to continue it, once it has a run directory."""
+    from mocme.rundir import RunDirectory
+
+    if not RunDirectory(run_dir).config_path.exists():
+        return "interrupted"
+    return f"interrupted; continue with: mocme train --resume {shlex.quote(str(run_dir))}"
+
+
+def _last_checkpoint(run_dir: Path) -> str:
+    """Which epoch the run's ``last`` checkpoint holds (what survives a failed epoch)."""
+    from mocme.rundir import RunDirectory
+
+    directory = RunDirectory(run_dir)
+    if not directory.has_checkpoint("last"):
+        return "no epoch completed, so no checkpoint was written"
+    epoch = directory.load_checkpoint("last")["train_state"]["epoch"]
+    return f"{directory.checkpoint_path('last')} keeps epoch {epoch}"
 
 
 @app.command("evaluate")
