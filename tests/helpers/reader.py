@@ -6,7 +6,7 @@ Waits for ``checkpoints/last.pt``, then alternates ``mocme predict RUN_DIR -r RE
 --json`` (best checkpoint, falling back to last) and ``mocme evaluate RUN_DIR --checkpoint last --json``
 through the command's entry point until STOP_FILE appears, and writes one record per call to
 SUMMARY_JSON: the command, its exit status, whether its output parsed as JSON, whether training was
-still running (no metrics.json) when it started, and the identity of last.pt it started with.
+still running (no metrics.json) when it started, and the version of last.pt (inode and time) it started with.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def read_while_training(run: Path, relation: str, entity: str, stop: Path, deadl
     while not stop.exists() and time.monotonic() < ends:
         args = commands[len(calls) % 2]
         training = not (run / "metrics.json").exists()
-        version = last.stat().st_ino
+        file = last.stat()
+        version = f"{file.st_ino}:{file.st_mtime_ns}"  # an inode number alone may be reused
         status, parsed, err = _call(args)
         calls.append(
             {"command": args[0], "status": status, "json": parsed, "training": training, "last": version, "err": err}

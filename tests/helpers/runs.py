@@ -79,12 +79,18 @@ class Launcher:
         self.processes: list[Process] = []
 
     def start(self, *args: str, fault: str | None = None) -> Process:
-        log = self.folder / f"process-{len(self.processes)}"
-        env = {**os.environ, "MOCME_FAULT": fault or "", "MOCME_FAULT_MARKER": str(self.marker)}
+        """``mocme ARGS...``, or ``faulty_cli.py ARGS...`` with ``fault`` (see that script)."""
         command = [sys.executable, str(FAULTY_CLI)] if fault else [sys.executable, "-m", "mocme"]
         self.marker.unlink(missing_ok=True)
+        return self._spawn([*command, *args], {"MOCME_FAULT": fault or "", "MOCME_FAULT_MARKER": str(self.marker)})
+
+    def start_script(self, script: Path, *args: str) -> Process:
+        return self._spawn([sys.executable, str(script), *args], {})
+
+    def _spawn(self, command: list[str], env: dict[str, str]) -> Process:
+        log = self.folder / f"process-{len(self.processes)}"
         with open(log.with_suffix(".out"), "w") as out, open(log.with_suffix(".err"), "w") as err:
-            popen = subprocess.Popen([*command, *args], stdout=out, stderr=err, env=env)
+            popen = subprocess.Popen(command, stdout=out, stderr=err, env={**os.environ, **env})
         process = Process(popen, log)
         self.processes.append(process)
         return process
@@ -118,12 +124,13 @@ def wait_until(condition, process: Process, timeout: float = 120, what: str = "c
         time.sleep(0.01)
 
 
-def identity(path: Path) -> int | None:
-    """The inode of ``path`` (an atomic replace gives a new one), or None when it is absent."""
+def identity(path: Path) -> tuple[int, int] | None:
+    """Inode and modification time of ``path`` (an atomic replace changes them), or None when it is absent."""
     try:
-        return path.stat().st_ino
+        status = path.stat()
     except FileNotFoundError:
         return None
+    return status.st_ino, status.st_mtime_ns
 
 
 def checkpoint_epochs(run: Path) -> dict[str, int]:

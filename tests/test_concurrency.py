@@ -1,0 +1,49 @@
+"""Concurrent use of run directories, through the real command in subprocesses.
+
+Two trainings into different directories at once end bit-identical to a sequential run of the same
+config and seed. Predictions and evaluations served from a run directory while a training writes
+into it all succeed: checkpoints are replaced atomically, so a reader sees the old file or the new
+one, never a partial one.
+"""
+
+from __future__ import annotations
+
+import json
+
+from tests.helpers.runs import READER, Launcher, assert_same_run, tiny_config
+
+
+def test_two_trainings_at_once_equal_a_sequential_one(tmp_path):
+    config = tiny_config(tmp_path, epochs=6)
+    launcher = Launcher(tmp_path)
+    try:
+        both = [launcher.start("train", str(config), "--out", str(tmp_path / name), "-q") for name in ("a", "b")]
+        statuses = [process.wait() for process in both]
+        alone = launcher.run("train", str(config), "--out", str(tmp_path / "alone"), "-q")
+    finally:
+        launcher.close()
+    assert statuses == [0, 0], [process.stderr() for process in both]
+    assert alone.popen.returncode == 0, alone.stderr()
+    assert_same_run(tmp_path / "a", tmp_path / "alone")
+    assert_same_run(tmp_path / "b", tmp_path / "alone")
+
+
+def test_predict_and_evaluate_while_training_writes_the_run(tmp_path):
+    config = tiny_config(tmp_path, epochs=40)
+    run, stop, summary = tmp_path / "run", tmp_path / "stop", tmp_path / "reads.json"
+    launcher = Launcher(tmp_path)
+    try:
+        writer = launcher.start("train", str(config), "--out", str(run), "-q")
+        reader = launcher.start_script(READER, str(run), "r0", "e000", str(stop), str(summary))
+        assert writer.wait(300) == 0, writer.stderr()
+        stop.write_text("")
+        assert reader.wait(60) == 0, reader.stderr()
+    finally:
+        launcher.close()
+    calls = json.loads(summary.read_text())
+    failed = [call for call in calls if call["status"] != 0 or not call["json"]]
+    assert failed == []
+    during = [call for call in calls if call["training"]]
+    assert {call["command"] for call in during} == {"predict", "evaluate"}
+    assert len({call["last"] for call in during}) >= 3, "the reads did not overlap several checkpoint writes"
+    print(f"\n{len(calls)} reads ({len(during)} while training, over {len({c['last'] for c in during})} last.pt)")
