@@ -75,7 +75,8 @@ def train(
     With no CONFIG this trains MoCME on the built-in synthetic multimodal graph (a couple of minutes
     on 2 CPU cores). The run directory receives config.yaml, metadata.json, trace.jsonl,
     metrics.json and checkpoints/{last,best}.pt. A killed run continues with --resume RUN_DIR and
-    ends exactly as an uninterrupted one would.
+    ends exactly as an uninterrupted one would. Ctrl-C stops at once (exit status 130), keeping the
+    checkpoint of the last completed epoch, and prints the command that continues the run.
     """
     from mocme import pipeline
     from mocme.config import load_config
