@@ -8,6 +8,7 @@ every build, so it cannot go stale; an unknown marker stops the build.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,14 @@ _ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|exc|obj|const):<code>(~?)
 
 def _root(config: Any) -> Path:
     return Path(config.config_file_path).resolve().parent
+
+
+def on_config(config: Any) -> Any:
+    """Generate from the source tree being built, even when another mocme is installed."""
+    source = str(_root(config) / "src")
+    if source not in sys.path:
+        sys.path.insert(0, source)
+    return config
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
