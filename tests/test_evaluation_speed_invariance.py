@@ -122,3 +122,19 @@ def test_ranks_are_identical_for_any_tile_size(monkeypatch, tile_elements):
         ranked = [row[e] for e in range(len(row)) if e not in known]
         assert optimistic[i].item() == 1 + sum(v > row[t] for v in ranked)
         assert pessimistic[i].item() == sum(v >= row[t] for v in ranked)
+
+
+def test_ranking_leaves_the_thread_count_as_it_was():
+    kg = tiny_kg(num_entities=30, seed=5, with_modality=False)
+    model = _table_model(kg)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rank_triples(model, kg, kg.test)
+        assert torch.get_num_threads() == 2
+        model.table[:] = float("nan")
+        with pytest.raises(NumericalError):
+            rank_triples(model, kg, kg.test)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -61,6 +61,22 @@ def _inference(model: Any) -> Iterator[None]:
             model.train()
 
 
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run ranking, many small tensor operations, on one thread; the model keeps its threads.
+
+    With several threads every operation ends at a barrier, and on a busy machine a thread that
+    lost its core stalls the others for a scheduler slice: ranking FB15K-237 on a loaded 2-core
+    machine took 28-63 s on 2 threads and 10 s on one (benchmarks/results/eval_speed.md).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def rank_triples(
     model: ScoresAllEntities,
     kg: MultiModalKG,
@@ -91,11 +107,12 @@ def rank_triples(
         ):
             q, t = queries[chunk], targets[chunk]
             scores = model.score_all(q.to(device)).float().cpu()
-            if index is not None:
-                rows, cols = index.pairs(q)
-            else:
-                rows = cols = torch.zeros(0, dtype=torch.long)
-            optimistic[chunk], pessimistic[chunk] = filtered_ranks(scores, t, rows, cols)
+            with _one_thread():
+                if index is not None:
+                    rows, cols = index.pairs(q)
+                else:
+                    rows = cols = torch.zeros(0, dtype=torch.long)
+                optimistic[chunk], pessimistic[chunk] = filtered_ranks(scores, t, rows, cols)
     relations = queries[:, 1] % kg.num_relations
     return Ranks(optimistic, pessimistic, is_head, relations, targets)
 
