@@ -6,7 +6,7 @@ The objects most users need, importable from here::
 
     result = mocme.train(training={"epochs": 20}, out="runs/api")      # MoCME on the synthetic graph
     metrics = mocme.evaluate(result.model, result.kg, "test")            # filtered ranking metrics
-    answers = mocme.predict(result.model, result.kg, "e0007", "r3", top=5, explain=True)
+    answers = mocme.predict(result.model, result.kg, "e003", "r5", top=5, explain=True)
 
     kg = mocme.load_dataset("pykeen:Nations")                           # or a benchmark, or a directory
     config, kg, model = mocme.load_run("runs/api")                      # a saved run, best checkpoint
