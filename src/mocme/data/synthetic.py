@@ -51,12 +51,18 @@ class SyntheticSpec(BaseModel):
     structure_factors: int = Field(4, ge=0, description="Latent factors revealed only by the graph.")
     clusters: int = Field(8, ge=1, description="Clusters per latent block (kinds of entity along one facet).")
     spread: float = Field(0.35, ge=0, description="Within-cluster spread, relative to the centroids' scale.")
-    modalities: dict[str, SyntheticModality] = Field(default_factory=_default_modalities)
+    modalities: dict[str, SyntheticModality] = Field(
+        default_factory=_default_modalities, description="Feature modalities by name ({} = structure only)."
+    )
     triples_per_entity: float = Field(10.0, gt=0, description="Average number of triples an entity takes part in.")
     max_tails: int = Field(3, ge=1, description="Relations have 1..max_tails tails per head.")
     degree_skew: float = Field(0.8, ge=0, description="Zipf exponent of head popularity (0 = uniform).")
-    valid_fraction: float = Field(0.1, ge=0, lt=0.5)
-    test_fraction: float = Field(0.1, ge=0, lt=0.5)
+    valid_fraction: float = Field(
+        0.1, ge=0, lt=0.5, description="Share of triples held out for validation (unless an entity is unseen in train)."
+    )
+    test_fraction: float = Field(
+        0.1, ge=0, lt=0.5, description="Share of triples held out for testing (unless an entity is unseen in train)."
+    )
 
 
 def generate(spec: SyntheticSpec | None = None) -> MultiModalKG:
