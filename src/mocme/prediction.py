@@ -42,7 +42,7 @@ class Prediction:
     relation: str
     direction: Direction
     candidates: list[Candidate]
-    modality_weights: dict[str, float] | None = None  # α of the query entity (MoCME)
+    modality_weights: dict[str, float | None] | None = None  # α of the query entity; None: it lacks the modality
     view_weights: dict[str, list[float]] | None = None  # β of the query entity per modality (MoCME)
     target: Candidate | None = None  # the asked-about answer, when one was given
 
@@ -120,16 +120,18 @@ def predict(
         others[t] = False
         greater = int((ranked_scores[others] > scores[t]).sum())
         tied = int((ranked_scores[others] == scores[t]).sum())
-        result.target = candidate(t, 1 + greater + tied // 2)
+        result.target = candidate(t, 1 + greater + tied / 2)
     if alpha is not None:
         result.modality_weights, result.view_weights = alpha, beta
     return result
 
 
-def _query_weights(model: MoCME, query: torch.Tensor) -> tuple[dict[str, float], dict[str, list[float]]]:
+def _query_weights(model: MoCME, query: torch.Tensor) -> tuple[dict[str, float | None], dict[str, list[float]]]:
+    """α and β of the query entity in the query's relation context; ``None`` / ``[]`` where it lacks a modality."""
     encoding = model.encode(query[:, 0], query[:, 1])
-    alpha = {name: float(encoding.alpha[0, m]) for m, name in enumerate(model.modalities)}
-    beta = {name: [float(b) for b in encoding.beta[0, m]] for m, name in enumerate(model.modalities)}
+    has = encoding.available[0]
+    alpha = {name: float(encoding.alpha[0, m]) if has[m] else None for m, name in enumerate(model.modalities)}
+    beta = {name: [float(b) for b in encoding.beta[0, m]] if has[m] else [] for m, name in enumerate(model.modalities)}
     return alpha, beta
 
 

@@ -9,10 +9,11 @@ from mocme.evaluation.metrics import short_name
 
 
 def render(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> str:
-    """A fixed-width table; numbers right-aligned, text left-aligned."""
-    cells = [[_cell(v) for v in row] for row in rows]
+    """A fixed-width table; numbers right-aligned with one precision per column, text left-aligned."""
+    numeric = [bool(rows) and all(_is_number(row[i]) for row in rows) for i in range(len(headers))]
+    decimals = [_decimals([row[i] for row in rows]) if numeric[i] else None for i in range(len(headers))]
+    cells = [[_cell(v, decimals[i]) for i, v in enumerate(row)] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-    numeric = [all(_is_number(row[i]) for row in rows) and bool(rows) for i in range(len(headers))]
 
     def line(values: Sequence[str]) -> str:
         parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
@@ -22,6 +23,14 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | N
     out += [line(headers), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in cells]
     return "\n".join(out)
+
+
+def _decimals(values: Sequence[Any]) -> int:
+    """Decimals for a numeric column: 0 for counts, 1 when values reach 100 (ranks), else 4."""
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool) and v == v]
+    if all(isinstance(v, int) for v in numbers):
+        return 0
+    return 1 if max((abs(v) for v in numbers), default=0) >= 100 else 4
 
 
 def metrics_table(metrics: dict[str, Any], title: str | None = None) -> str:
@@ -68,17 +77,13 @@ def _summary(values: dict[str, Any]) -> list[Any]:
     ]
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, decimals: int | None = None) -> str:
     if isinstance(value, bool) or value is None:
         return "" if value is None else str(value)
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, int | float) and decimals is not None:
+        return "nan" if value != value else f"{value:.{decimals}f}"
     if isinstance(value, float):
-        if value != value:
-            return "nan"
-        if value.is_integer() and abs(value) >= 1:
-            return str(int(value))
-        return f"{value:.4f}" if abs(value) < 100 else f"{value:.1f}"
+        return "nan" if value != value else f"{value:.4g}"
     return str(value)
 
 

@@ -234,7 +234,9 @@ def predict(
     if result.modality_weights is not None:
         typer.echo(f"\nWhat built the representation of {result.entity} in the context of {relation}:")
         rows = [
-            [name, weight, " ".join(f"{b:.2f}" for b in (result.view_weights or {}).get(name, []))]
+            [name, "missing", "(the entity has no such features)"]
+            if weight is None
+            else [name, f"{weight:.4f}", " ".join(f"{b:.2f}" for b in (result.view_weights or {}).get(name, []))]
             for name, weight in result.modality_weights.items()
         ]
         typer.echo(render(["modality", "alpha", "view weights beta"], rows))
