@@ -24,9 +24,12 @@ from mocme.data.kg import MultiModalKG
 from mocme.data.loading import load_dataset
 from mocme.errors import DataWarning, MocmeError, RunDirError
 from mocme.evaluation import evaluate, flatten, rank_triples, side_metrics
+from mocme.evaluation.evaluator import Ranks, summarize
 from mocme.models import KGModel, build_model
 from mocme.rundir import RunDirectory
 from mocme.tracking import Tracking
+from mocme.training import distributed
+from mocme.training.distributed import Distributed
 from mocme.training.trainer import Trainer
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -52,13 +55,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build(config: RunConfig, kg: MultiModalKG | None = None) -> tuple[MultiModalKG, KGModel]:
-    """Load the dataset (unless given) and build the model, initialised from ``config.seed``."""
+def build(
+    config: RunConfig, kg: MultiModalKG | None = None, device: torch.device | None = None
+) -> tuple[MultiModalKG, KGModel]:
+    """Load the dataset (unless given) and build the model, initialised from ``config.seed``.
+
+    The model goes to ``device`` (default: ``config.device`` resolved).
+    """
     if config.threads:
         torch.set_num_threads(config.threads)
     kg = kg if kg is not None else load_dataset(config.dataset)
     torch.manual_seed(config.seed)
-    model = build_model(config.model, kg).to(resolve_device(config.device))
+    model = build_model(config.model, kg).to(device or resolve_device(config.device))
     return kg, model
 
 
@@ -76,20 +84,30 @@ def train(
     kg: MultiModalKG | None = None,
     progress: bool = False,
     callbacks: Sequence[EpochCallback] = (),
+    distributed: bool = False,
 ) -> RunResult:
     """Train a fresh run into ``out`` (a new directory), select on validation, score test once.
 
     ``callbacks`` receive every epoch's trace record after it is written (trackers, pruners); an
     exception raised by one stops training with the run directory resumable. The trackers of
     ``config.tracking`` receive the same records, plus the config and the final metrics.
+
+    ``distributed``: this process is one of several started by ``torchrun`` (data-parallel, see
+    :mod:`mocme.training.distributed`); rank 0 writes the run directory.
     """
     config = config or RunConfig()
-    directory = RunDirectory(out or default_run_dir(config))
-    tracking = Tracking.for_run(config, directory)  # a missing optional package fails before any write
-    kg, model = build(config, kg)  # load before creating the directory: bad input leaves nothing behind
-    directory.create(config, overwrite=overwrite)
-    trainer = _trainer(config, kg, model, directory, progress, [tracking, *callbacks])
-    return _finish(config, kg, model, trainer, directory, progress, tracking)
+    group, device = _join(config) if distributed else (None, None)
+    try:
+        path = out or default_run_dir(config)
+        directory = _directory(group.broadcast(str(path)) if group else path, group)
+        tracking = Tracking.for_run(config, directory) if _main(group) else Tracking()
+        kg, model = build(config, kg, device)  # load before creating the directory: bad input leaves nothing behind
+        directory.create(config, overwrite=overwrite)
+        trainer = _trainer(config, kg, model, directory, progress and _main(group), [tracking, *callbacks], group)
+        return _finish(config, kg, model, trainer, directory, progress and _main(group), tracking, group)
+    finally:
+        if group is not None:
+            _leave()
 
 
 def resume(
@@ -98,18 +116,24 @@ def resume(
     kg: MultiModalKG | None = None,
     progress: bool = False,
     callbacks: Sequence[EpochCallback] = (),
+    distributed: bool = False,
 ) -> RunResult:
     """Continue a run from ``checkpoints/last.pt``; ends exactly as an uninterrupted run would."""
-    directory = RunDirectory(run_dir)
-    config = directory.load_config()
-    directory.remove_stale_temp_files()  # partial writes of the killed process; never checkpoints
-    tracking = Tracking.for_run(config, directory)
-    kg, model = build(config, kg)
-    trainer = _trainer(config, kg, model, directory, progress, [tracking, *callbacks])
-    if directory.has_checkpoint("last"):
-        trainer.load_state_dict(directory.load_checkpoint("last", model.device))
-    directory.truncate_trace(trainer.state.epoch)
-    return _finish(config, kg, model, trainer, directory, progress, tracking)
+    config = RunDirectory(run_dir).load_config()
+    group, device = _join(config) if distributed else (None, None)
+    try:
+        directory = _directory(run_dir, group)
+        directory.remove_stale_temp_files()  # partial writes of the killed process; never checkpoints
+        tracking = Tracking.for_run(config, directory) if _main(group) else Tracking()
+        kg, model = build(config, kg, device)
+        trainer = _trainer(config, kg, model, directory, progress and _main(group), [tracking, *callbacks], group)
+        if directory.has_checkpoint("last"):
+            trainer.load_state_dict(directory.load_checkpoint("last", model.device))
+        directory.truncate_trace(trainer.state.epoch)
+        return _finish(config, kg, model, trainer, directory, progress and _main(group), tracking, group)
+    finally:
+        if group is not None:
+            _leave()
 
 
 def load_run(
@@ -135,6 +159,46 @@ def evaluate_run(
 
 
 # -- internals -------------------------------------------------------------------------------------
+def _join(config: RunConfig) -> tuple[Distributed, torch.device]:
+    return distributed.start(resolve_device(config.device), config.threads)
+
+
+def _leave() -> None:
+    distributed.stop()
+
+
+def _main(group: Distributed | None) -> bool:
+    return group is None or group.is_main
+
+
+def _directory(path: str | os.PathLike[str], group: Distributed | None) -> RunDirectory:
+    """The run directory; processes other than rank 0 only read it."""
+    return RunDirectory(path) if _main(group) else distributed.WorkerRunDirectory(path)
+
+
+def _rank(
+    config: RunConfig,
+    kg: MultiModalKG,
+    model: KGModel,
+    triples: torch.Tensor,
+    progress: bool,
+    description: str,
+    group: Distributed | None,
+) -> Ranks:
+    """Filtered ranks of ``triples``; with several processes each ranks a shard and all gather them."""
+    ranks = rank_triples(
+        model,
+        kg,
+        triples if group is None else group.shard(triples),
+        filtered=config.evaluation.filtered,
+        memory_mb=config.evaluation.memory_mb,
+        max_batch=config.evaluation.max_batch,
+        progress=progress,
+        description=description,
+    )
+    return ranks if group is None else group.gather_ranks(ranks, model.device)
+
+
 def _trainer(
     config: RunConfig,
     kg: MultiModalKG,
@@ -142,18 +206,10 @@ def _trainer(
     directory: RunDirectory,
     progress: bool,
     callbacks: Sequence[EpochCallback] = (),
+    group: Distributed | None = None,
 ) -> Trainer:
     def validate(model: KGModel, epoch: int) -> dict[str, float]:
-        ranks = rank_triples(
-            model,
-            kg,
-            kg.valid,
-            filtered=config.evaluation.filtered,
-            memory_mb=config.evaluation.memory_mb,
-            max_batch=config.evaluation.max_batch,
-            progress=progress,
-            description=f"validating (epoch {epoch})",
-        )
+        ranks = _rank(config, kg, model, kg.valid, progress, f"validating (epoch {epoch})", group)
         return flatten(side_metrics(ranks.optimistic, ranks.pessimistic, ranks.is_head, config.evaluation.ks))
 
     def trace(record: dict[str, Any]) -> None:
@@ -174,6 +230,7 @@ def _trainer(
         checkpoint=directory.save_checkpoint,
         trace=trace,
         progress=progress,
+        distributed=group,
     )
 
 
@@ -185,15 +242,22 @@ def _finish(
     directory: RunDirectory,
     progress: bool,
     tracking: Tracking,
+    group: Distributed | None = None,
 ) -> RunResult:
     with tracking.session(config, resumed_at=trainer.state.epoch):
-        metrics = _fit(config, kg, model, trainer, directory, progress)
+        metrics = _fit(config, kg, model, trainer, directory, progress, group)
         tracking.finish(metrics)
     return RunResult(directory, kg, model, metrics)
 
 
 def _fit(
-    config: RunConfig, kg: MultiModalKG, model: KGModel, trainer: Trainer, directory: RunDirectory, progress: bool
+    config: RunConfig,
+    kg: MultiModalKG,
+    model: KGModel,
+    trainer: Trainer,
+    directory: RunDirectory,
+    progress: bool,
+    group: Distributed | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     state = trainer.fit()
@@ -216,12 +280,17 @@ def _fit(
     }
     for split in ("valid", "test"):
         if len(kg.split(split)):
-            metrics[split] = _evaluate(config, kg, model, split, progress)
+            metrics[split] = _evaluate(config, kg, model, split, progress, group)
     directory.write_metrics(metrics)
     return metrics
 
 
-def _evaluate(config: RunConfig, kg: MultiModalKG, model: KGModel, split: str, progress: bool) -> dict[str, Any]:
+def _evaluate(
+    config: RunConfig, kg: MultiModalKG, model: KGModel, split: str, progress: bool, group: Distributed | None = None
+) -> dict[str, Any]:
+    if group is not None:
+        ranks = _rank(config, kg, model, kg.split(split), progress, f"evaluating {split}", group)
+        return {"split": split, "filtered": config.evaluation.filtered, **summarize(ranks, kg, config.evaluation.ks)}
     return evaluate(
         model,
         kg,

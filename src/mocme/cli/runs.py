@@ -69,6 +69,15 @@ def train(
         int | None, typer.Option("--epochs", help="Same as --set training.epochs=N.", show_default=False)
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed",
+            help="Data-parallel training in each process that torchrun starts, e.g. "
+            "'torchrun --nproc-per-node 2 -m mocme train CONFIG --distributed' (gloo on CPU, NCCL on CUDA; "
+            "training.batch_size is per process; rank 0 writes the run directory).",
+        ),
+    ] = False,
 ) -> None:
     """Train a model, select it on the validation split, and score the test split once.
 
@@ -81,6 +90,7 @@ def train(
     from mocme import pipeline
     from mocme.config import load_config
     from mocme.tables import metrics_table
+    from mocme.training.distributed import main_process
 
     progress = not quiet
     if resume is not None:
@@ -92,14 +102,18 @@ def train(
         run_dir = out or pipeline.default_run_dir(run_config)
     try:
         if resume is not None:
-            result = pipeline.resume(run_dir, progress=progress)
+            result = pipeline.resume(run_dir, progress=progress, distributed=distributed)
         else:
-            result = pipeline.train(run_config, run_dir, overwrite=overwrite, progress=progress)
+            result = pipeline.train(
+                run_config, run_dir, overwrite=overwrite, progress=progress, distributed=distributed
+            )
     except KeyboardInterrupt:
         typer.echo(_interrupted(run_dir), err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except NumericalError as err:
         raise NumericalError(f"{err}; {_last_checkpoint(run_dir)}") from None
+    if not main_process():
+        return
     metrics = result.metrics
     typer.echo(
         f"\n{metrics['model']} on {metrics['dataset']} ({' + '.join(metrics['modalities'])}): "

@@ -33,6 +33,42 @@ class HeadScores(NamedTuple):
     available: Tensor | None = None
 
 
+@dataclass
+class HeadTable:
+    """One head's query vectors and the vectors of every entity, for scoring all entities in pieces.
+
+    ``interaction.score_all(query, table[a:b])`` gives the head's scores of entities ``a:b``;
+    a modality head is defined where both ``query_available`` and ``table_available`` hold.
+
+    Attributes:
+        interaction: the head's scoring function (its ``score_all`` uses no parameters of its own).
+        query: ``(B, d)`` query vectors.
+        table: ``(N, d)`` candidate vectors of all entities.
+        query_available: ``(B,)`` bool, or ``None`` (everywhere).
+        table_available: ``(N,)`` bool, or ``None`` (everywhere).
+    """
+
+    interaction: nn.Module
+    query: Tensor
+    table: Tensor
+    query_available: Tensor | None = None
+    table_available: Tensor | None = None
+
+    def scores(self, start: int, end: int, query: Tensor | None = None, table: Tensor | None = None) -> HeadScores:
+        """Scores of entities ``start:end``, shape ``(B, end - start)``.
+
+        ``query`` and ``table`` replace ``self.query`` and ``self.table[start:end]`` (for example
+        detached copies, to run the backward pass chunk by chunk).
+        """
+        query = self.query if query is None else query
+        table = self.table[start:end] if table is None else table
+        scores = self.interaction.score_all(query, table)
+        if self.query_available is None:
+            return HeadScores(scores)
+        available = self.query_available.unsqueeze(1) & self.table_available[start:end].unsqueeze(0)
+        return HeadScores(scores, available)
+
+
 class KGModel(nn.Module):
     """Base class of all link-prediction models.
 
@@ -57,6 +93,14 @@ class KGModel(nn.Module):
 
         Returns:
             ``{head name: HeadScores}`` with scores of shape ``(B, C)`` (or ``(B, k)``).
+        """
+        raise NotImplementedError
+
+    def head_tables(self, queries: Tensor) -> dict[str, HeadTable]:
+        """Every head's query vectors and all-entity table, for ``queries`` ``(B, 2)``.
+
+        ``head_tables(q)[h].scores(0, N)`` equals ``head_scores(q)[h]``; scoring the table in
+        slices bounds memory by ``B × slice`` instead of ``B × N``.
         """
         raise NotImplementedError
 
@@ -103,13 +147,16 @@ class CandidateSet:
         ids: ``(U,)`` entity ids to represent once, or ``None`` for all ``N`` entities in order.
         columns: ``None`` when every row is scored against every id (result ``(B, U)``), else
             ``(B, k)`` positions into ``ids``: each row's own candidates (result ``(B, k)``).
-        per_row: score ``columns`` by gathering ``(B, k, d)`` candidate vectors instead of one
+        per_row: score each row's ``columns`` only (:meth:`Interaction.score_gathered`) instead of one
             ``(B, U)`` matrix multiply followed by a gather (cheaper when ``U`` is much larger than ``k``).
+        entities: ``(B, k)`` entity ids of the per-row candidates (``ids[columns]``), or ``None``;
+            a model whose entity vectors are a plain table scores these directly.
     """
 
     ids: Tensor | None
     columns: Tensor | None = None
     per_row: bool = False
+    entities: Tensor | None = None
 
 
 # One multiply-add of a (B, U) GEMM costs far less than one gathered (B, k, d) element with its
@@ -125,8 +172,23 @@ def candidate_set(candidates: Candidates, num_entities: int, device: torch.devic
         return CandidateSet(torch.arange(num_entities, device=device)[candidates])
     if candidates.ndim == 1:
         return CandidateSet(candidates)
-    ids, columns = torch.unique(candidates, return_inverse=True)
-    return CandidateSet(ids, columns, per_row=len(ids) > GEMM_OVER_GATHER * candidates.shape[1])
+    ids, columns = unique_inverse(candidates, num_entities)
+    per_row = len(ids) > GEMM_OVER_GATHER * candidates.shape[1]
+    return CandidateSet(ids, columns, per_row, candidates)
+
+
+def unique_inverse(values: Tensor, num_entities: int) -> tuple[Tensor, Tensor]:
+    """Sorted distinct entity ids ``(U,)`` of ``values`` and each value's position among them.
+
+    Same result as ``torch.unique(values, return_inverse=True)``; when the ids are dense (many
+    values, few entities) a presence bitmap and a prefix sum replace the sort.
+    """
+    if num_entities > 8 * values.numel():
+        return torch.unique(values, return_inverse=True)
+    present = torch.zeros(num_entities, dtype=torch.bool, device=values.device)
+    present[values] = True
+    position = torch.cumsum(present, 0) - 1
+    return present.nonzero().squeeze(1), position[values].view_as(values)
 
 
 def score_candidates(interaction: nn.Module, q: Tensor, table: Tensor, cset: CandidateSet) -> Tensor:
@@ -134,7 +196,7 @@ def score_candidates(interaction: nn.Module, q: Tensor, table: Tensor, cset: Can
     if cset.columns is None:
         return interaction.score_all(q, table)
     if cset.per_row:
-        return interaction.score_pairs(q, table[cset.columns])
+        return interaction.score_gathered(q, table, cset.columns)
     return interaction.score_all(q, table).gather(1, cset.columns)
 
 

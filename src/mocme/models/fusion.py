@@ -2,6 +2,11 @@
 
 Shapes: ``n`` entities, ``K`` views, ``M`` modalities, ``d`` the embedding dimension. A
 ``context`` is a relation id in ``[0, 2R]``; ``2R`` is the neutral, relation-free context.
+
+Everything that does not depend on the relation context (the views, the gate's input term and the
+view complementarity) is computed once per entity; :meth:`IntraModalFusion.fuse` and
+:meth:`InterModalFusion.forward` add the context. Cosines come from Gram matrices of the raw
+vectors (``cos_ij = <v_i, v_j> / (|v_i| |v_j|)``), so no normalised copy of a view tensor is made.
 """
 
 from __future__ import annotations
@@ -40,14 +45,46 @@ class ModalityExperts(nn.Module):
         return torch.einsum("nkh,khd->nkd", F.gelu(out), self.second) + self.second_bias
 
 
+def cosines(vectors: Tensor) -> Tensor:
+    """Pairwise cosines of the ``K`` vectors of each entity; ``(n, K, d) -> (n, K, K)``."""
+    return _Cosines.apply(vectors)
+
+
+class _Cosines(torch.autograd.Function):
+    """``cos_ij = G_ij / (|v_i| |v_j|)`` from the Gram matrix ``G = V Vᵀ``, with ``|v| = max(√G_ii, 1e-12)``.
+
+    The backward pass works on the ``(n, K, K)`` matrices and ends in one product
+    ``∂V = (A + Aᵀ) V`` (``A = ∂G``), instead of autograd's two products and a sum over ``(n, K, d)``.
+    """
+
+    @staticmethod
+    def forward(ctx, vectors: Tensor) -> Tensor:
+        gram = vectors @ vectors.transpose(-1, -2)
+        squared = gram.diagonal(dim1=-2, dim2=-1)
+        floor = 1e-24  # |v| >= 1e-12, as in F.normalize (a literal: torch.compile cannot lift globals here)
+        norms = squared.clamp_min(floor).sqrt()
+        cos = gram / (norms.unsqueeze(-1) * norms.unsqueeze(-2))
+        ctx.save_for_backward(vectors, cos, norms, squared > floor)
+        return cos
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        vectors, cos, norms, above_eps = ctx.saved_tensors
+        direct = grad / (norms.unsqueeze(-1) * norms.unsqueeze(-2))  # ∂L/∂G through the numerator
+        product = grad * cos
+        grad_norms = -(product.sum(-1) + product.sum(-2)) / norms
+        diagonal = grad_norms * above_eps / (2 * norms)  # ∂L/∂G_ii through |v_i| = √G_ii
+        a = direct + torch.diag_embed(diagonal)
+        return (a + a.transpose(-1, -2)) @ vectors
+
+
 def view_complementarity(views: Tensor) -> Tensor:
     """``c_k = 1 - mean_{j≠k} cos(v_k, v_j)``: how much view ``k`` adds; ``(n, K, d) -> (n, K)``."""
-    experts = views.shape[1]
+    experts = views.shape[-2]
     if experts == 1:
-        return views.new_zeros(views.shape[:2])
-    unit = F.normalize(views, dim=-1)
-    cos = unit @ unit.transpose(1, 2)
-    return 1 - (cos.sum(-1) - cos.diagonal(dim1=1, dim2=2)) / (experts - 1)
+        return views.new_zeros(views.shape[:-1])
+    cos = cosines(views)
+    return 1 - (cos.sum(-1) - cos.diagonal(dim1=-2, dim2=-1)) / (experts - 1)
 
 
 def view_redundancy(views: Tensor) -> Tensor:
@@ -55,8 +92,7 @@ def view_redundancy(views: Tensor) -> Tensor:
     experts = views.shape[1]
     if experts == 1:
         return views.new_zeros(())
-    unit = F.normalize(views, dim=-1)
-    cos = unit @ unit.transpose(1, 2)
+    cos = cosines(views)
     off_diagonal = ~torch.eye(experts, dtype=torch.bool, device=views.device)
     return cos[:, off_diagonal].pow(2).mean()
 
@@ -76,17 +112,32 @@ class IntraModalFusion(nn.Module):
         self.relation_gate = nn.Parameter(torch.zeros(contexts, experts))
         self.log_temperature = nn.Parameter(torch.zeros(contexts))
 
+    def base_logits(self, x: Tensor, views: Tensor) -> Tensor | None:
+        """The context-free part of the view logits, ``g(x) + λ_intra c``; ``(n, K)`` (``None`` for mean)."""
+        if self.mode == "mean":
+            return None
+        logits = self.gate(x)
+        if self.mode == "complementarity" and self.lambda_intra:
+            logits = logits + self.lambda_intra * view_complementarity(views)
+        return logits
+
+    def fuse(self, views: Tensor, base: Tensor | None, context: Tensor) -> tuple[Tensor, Tensor]:
+        """Weigh the views in each entity's context.
+
+        Shapes: ``views`` ``(n, K, d)``, ``base`` ``(n, K)`` from :meth:`base_logits`, ``context``
+        ``(n,)``; returns ``e`` ``(n, d)`` and ``β`` ``(n, K)``.
+        """
+        if base is None:
+            beta = views.new_full(views.shape[:2], 1.0 / views.shape[1])
+            return views.mean(1), beta
+        logits = base + F.embedding(context, self.relation_gate)
+        temperature = F.embedding(context, self.log_temperature.unsqueeze(1)).exp().clamp_min(MIN_TEMPERATURE)
+        beta = torch.softmax(logits / temperature, dim=-1)
+        return torch.bmm(beta.unsqueeze(1), views).squeeze(1), beta
+
     def forward(self, x: Tensor, views: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` ``(n, d_in)``, ``views`` ``(n, K, d)``, ``context`` ``(n,)`` -> ``e`` ``(n, d)``, ``β`` ``(n, K)``."""
-        if self.mode == "mean":
-            beta = views.new_full(views.shape[:2], 1.0 / views.shape[1])
-        else:
-            logits = self.gate(x) + self.relation_gate[context]
-            if self.mode == "complementarity" and self.lambda_intra:
-                logits = logits + self.lambda_intra * view_complementarity(views)
-            temperature = self.log_temperature[context].exp().clamp_min(MIN_TEMPERATURE)
-            beta = torch.softmax(logits / temperature.unsqueeze(1), dim=-1)
-        return torch.einsum("nk,nkd->nd", beta, views), beta
+        return self.fuse(views, self.base_logits(x, views), context)
 
 
 class InterModalFusion(nn.Module):
@@ -109,25 +160,28 @@ class InterModalFusion(nn.Module):
     def forward(self, modal: Tensor, available: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
         """Fuse modalities.
 
-        Shapes: ``modal`` ``(n, M, d)``, ``available`` ``(n, M)`` bool, ``context`` ``(n,)``;
-        returns ``e*`` ``(n, d)`` and ``α`` ``(n, M)``.
+        Shapes: ``modal`` ``(M, n, d)`` (modality-major, so that each ``modal[m]`` is contiguous),
+        ``available`` ``(n, M)`` bool, ``context`` ``(n,)``; returns ``e*`` ``(n, d)`` and ``α`` ``(n, M)``.
         """
         if self.mode == "mean":
-            alpha = available.float() / available.sum(1, keepdim=True)
+            alpha = available.to(modal.dtype) / available.sum(1, keepdim=True)
         else:
-            logits = (self.key(modal) * self.query[context].unsqueeze(1)).sum(-1)
+            query = F.embedding(context, self.query)  # (n, a)
+            logits = (self.key(modal) * query).sum(-1).T
             if self.mode == "complementarity" and self.lambda_inter:
                 logits = logits + self.lambda_inter * self.complementarity(modal, available)
             logits = logits / self.log_temperature.exp().clamp_min(MIN_TEMPERATURE)
             alpha = torch.softmax(logits.masked_fill(~available, -math.inf), dim=-1)
-        return torch.einsum("nm,nmd->nd", alpha, modal), alpha
+        joint = alpha[:, :1] * modal[0]
+        for m in range(1, len(modal)):
+            joint = torch.addcmul(joint, alpha[:, m : m + 1], modal[m])
+        return joint, alpha
 
     def complementarity(self, modal: Tensor, available: Tensor) -> Tensor:
         """``c^m`` over available pairs; 0 for an entity with a single modality; ``(n, M)``."""
-        unit = F.normalize(self.projection(modal), dim=-1)
-        cos = unit @ unit.transpose(1, 2)
+        cos = cosines(self.projection(modal).transpose(0, 1).contiguous())
         pair = available.unsqueeze(1) & available.unsqueeze(2)
-        pair = pair & ~torch.eye(modal.shape[1], dtype=torch.bool, device=modal.device)
+        pair = pair & ~torch.eye(modal.shape[0], dtype=torch.bool, device=modal.device)
         others = pair.sum(-1)
         mean_cos = (cos * pair).sum(-1) / others.clamp_min(1)
         return torch.where(others > 0, 1 - mean_cos, torch.zeros_like(mean_cos))

@@ -3,7 +3,8 @@
 Each interaction owns its relation parameters (one set per head) and splits scoring in two:
 ``query(h, r)`` turns the query entity's representation and relation into a query vector ``q``,
 then ``score_all(q, t)`` scores ``q`` against a candidate matrix with one matrix multiply
-(never a ``(B, C, d)`` tensor) and ``score_pairs(q, t)`` against per-row candidates.
+(never a ``(B, C, d)`` tensor) and ``score_gathered(q, t, index)`` against per-row candidates
+(see :mod:`mocme.models.gathered`).
 
 - DistMult (Yang et al., 2015): ``<h, r, t>``.
 - ComplEx (Trouillon et al., 2016): ``Re(<h, r, conj(t)>)``, halves of a vector as real/imaginary.
@@ -18,7 +19,10 @@ import math
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+from mocme.models.gathered import gathered_dot
 
 
 class Interaction(nn.Module):
@@ -39,9 +43,12 @@ class Interaction(nn.Module):
         """Scores of every candidate; ``q`` ``(B, d)``, ``t`` ``(C, d)`` -> ``(B, C)``."""
         return q @ t.T
 
-    def score_pairs(self, q: Tensor, t: Tensor) -> Tensor:
-        """Scores of per-row candidates; ``q`` ``(B, d)``, ``t`` ``(B, k, d)`` -> ``(B, k)``."""
-        return torch.einsum("bd,bkd->bk", q, t)
+    def score_gathered(self, q: Tensor, t: Tensor, index: Tensor) -> Tensor:
+        """Scores of per-row candidates ``t[index]``.
+
+        Shapes: ``q`` ``(B, d)``, ``t`` ``(C, d)``, ``index`` ``(B, k)`` -> ``(B, k)``.
+        """
+        return gathered_dot(q, t, index)
 
 
 class DistMult(Interaction):
@@ -53,7 +60,7 @@ class DistMult(Interaction):
         nn.init.normal_(self.relation, 1.0, 0.1)
 
     def query(self, h: Tensor, relations: Tensor) -> Tensor:
-        return h * self.relation[relations]
+        return h * F.embedding(relations, self.relation)
 
 
 class ComplEx(Interaction):
@@ -70,7 +77,7 @@ class ComplEx(Interaction):
 
     def query(self, h: Tensor, relations: Tensor) -> Tensor:
         h_re, h_im = h.chunk(2, dim=-1)
-        r_re, r_im = self.relation[relations].chunk(2, dim=-1)
+        r_re, r_im = F.embedding(relations, self.relation).chunk(2, dim=-1)
         return torch.cat([h_re * r_re - h_im * r_im, h_re * r_im + h_im * r_re], dim=-1)
 
 
@@ -97,7 +104,7 @@ class TuckER(Interaction):
         self.dropout = nn.Dropout(dropout)
 
     def query(self, h: Tensor, relations: Tensor) -> Tensor:
-        r = self.relation[relations]
+        r = F.embedding(relations, self.relation)
         outer = (r.unsqueeze(2) * h.unsqueeze(1)).reshape(len(h), -1)
         return self.dropout(outer @ self.core)
 
@@ -113,8 +120,9 @@ class _Distance(Interaction):
         squared = (q * q).sum(-1, keepdim=True) + (t * t).sum(-1) - 2 * (q @ t.T)
         return self.margin - squared.clamp_min(1e-12).sqrt()
 
-    def score_pairs(self, q: Tensor, t: Tensor) -> Tensor:
-        squared = (q.unsqueeze(1) - t).pow(2).sum(-1)
+    def score_gathered(self, q: Tensor, t: Tensor, index: Tensor) -> Tensor:
+        t_squared = F.embedding(index, (t * t).sum(-1, keepdim=True)).squeeze(-1)
+        squared = (q * q).sum(-1, keepdim=True) + t_squared - 2 * gathered_dot(q, t, index)
         return self.margin - squared.clamp_min(1e-12).sqrt()
 
 
@@ -127,7 +135,7 @@ class TransE(_Distance):
         nn.init.normal_(self.relation, 0.0, 1.0 / math.sqrt(dim))
 
     def query(self, h: Tensor, relations: Tensor) -> Tensor:
-        return h + self.relation[relations]
+        return h + F.embedding(relations, self.relation)
 
 
 class RotatE(_Distance):
@@ -142,7 +150,7 @@ class RotatE(_Distance):
 
     def query(self, h: Tensor, relations: Tensor) -> Tensor:
         h_re, h_im = h.chunk(2, dim=-1)
-        phase = self.phase[relations]
+        phase = F.embedding(relations, self.phase)
         cos, sin = phase.cos(), phase.sin()
         return torch.cat([h_re * cos - h_im * sin, h_re * sin + h_im * cos], dim=-1)
 

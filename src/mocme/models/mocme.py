@@ -28,6 +28,7 @@ from mocme.models.base import (
     Candidates,
     CandidateSet,
     HeadScores,
+    HeadTable,
     KGModel,
     candidate_set,
     score_candidates,
@@ -39,6 +40,8 @@ from mocme.models.interactions import INTERACTIONS, Interaction, TuckER
 
 STRUCTURE = "structure"
 JOINT = "joint"
+SCORE_BLOCK = 2**21  # (query, entity) pairs combined at once when scoring all entities
+ENCODE_BLOCK = 2**14  # entities encoded at once for the evaluation cache
 
 
 @dataclass
@@ -46,7 +49,8 @@ class Encoding:
     """Representations of ``n`` entities in given contexts.
 
     Attributes:
-        modal: ``(n, M, d)``, one fused embedding per modality (structure first).
+        modal: ``(n, M, d)``, one fused embedding per modality (structure first); a view of a
+            modality-major ``(M, n, d)`` tensor, so that each ``modal[:, m]`` is contiguous.
         joint: ``(n, d)``, the unified embedding ``e*``.
         available: ``(n, M)`` bool, which modalities each entity has.
         alpha: ``(n, M)``, inter-modal weights (0 where unavailable).
@@ -60,7 +64,31 @@ class Encoding:
     beta: Tensor
 
     def take(self, index: Tensor) -> Encoding:
-        return Encoding(*(getattr(self, f)[index] for f in ("modal", "joint", "available", "alpha", "beta")))
+        modal = self.modal.transpose(0, 1)[:, index].transpose(0, 1)
+        return Encoding(modal, *(getattr(self, f)[index] for f in ("joint", "available", "alpha", "beta")))
+
+    @staticmethod
+    def cat(parts: list[Encoding]) -> Encoding:
+        """The encodings of consecutive blocks of entities as one."""
+        modal = torch.cat([p.modal.transpose(0, 1) for p in parts], 1).transpose(0, 1)
+        return Encoding(
+            modal, *(torch.cat([getattr(p, f) for p in parts]) for f in ("joint", "available", "alpha", "beta"))
+        )
+
+
+@dataclass
+class EntityParts:
+    """The context-free part of the encodings of ``n`` entities (the same in every relation context).
+
+    Attributes:
+        views: per modality, ``(n, K, d)`` expert views.
+        base: per modality, ``(n, K)`` context-free view logits ``g(x) + λ c`` (``None`` for mean fusion).
+        available: ``(n, M)`` bool.
+    """
+
+    views: list[Tensor]
+    base: list[Tensor | None]
+    available: Tensor
 
 
 class MoCME(KGModel):
@@ -109,46 +137,76 @@ class MoCME(KGModel):
 
     # -- encoding ------------------------------------------------------------------------------
     def _input(self, name: str, ids: Tensor) -> Tensor:
-        return self.entity[ids] if name == STRUCTURE else getattr(self, f"features_{name}")[ids]
+        return F.embedding(ids, self.entity if name == STRUCTURE else getattr(self, f"features_{name}"))
 
-    def _available(self, name: str, ids: Tensor) -> Tensor:
-        if name == STRUCTURE:
-            return torch.ones(len(ids), dtype=torch.bool, device=ids.device)
-        return getattr(self, f"mask_{name}")[ids]
+    def _available(self, ids: Tensor) -> Tensor:
+        """``(n, M)`` bool: which modalities each entity has (structure always)."""
+        columns = [torch.ones(len(ids), dtype=torch.bool, device=ids.device)]
+        columns += [getattr(self, f"mask_{name}")[ids] for name in self.modalities[1:]]
+        return torch.stack(columns, 1)
 
-    def encode(self, ids: Tensor, context: Tensor | None = None) -> Encoding:
-        """Encode entities ``ids`` ``(n,)`` in relation contexts ``(n,)`` (neutral when ``None``)."""
-        if context is None:
-            context = torch.full_like(ids, self.neutral)
-        modal, betas, penalties = [], [], []
+    def entity_parts(self, ids: Tensor) -> EntityParts:
+        """The views and context-free view logits of entities ``ids`` ``(n,)``."""
+        views, base, penalties = [], [], []
         for name in self.modalities:
             x = self.dropout(self._input(name, ids))
-            views = self.experts[name](x)
-            fused, beta = self.intra[name](x, views, context)
-            modal.append(fused)
-            betas.append(beta)
+            v = self.experts[name](x)
+            views.append(v)
+            base.append(self.intra[name].base_logits(x, v))
             if self.training and self.config.diversity:
-                penalties.append(view_redundancy(views))
-        modal_t = torch.stack(modal, 1)
-        available = torch.stack([self._available(name, ids) for name in self.modalities], 1)
-        joint, alpha = self.inter(modal_t, available, context)
+                penalties.append(view_redundancy(v))
         if penalties:
             penalty = self.config.diversity * torch.stack(penalties).mean()
             self._penalty = penalty if self._penalty is None else self._penalty + penalty
-        return Encoding(self.dropout(modal_t), self.dropout(joint), available, alpha, torch.stack(betas, 1))
+        return EntityParts(views, base, self._available(ids))
 
-    def _candidates(self, cset: CandidateSet) -> Encoding:
-        """Neutral-context encodings of ``cset.ids`` (of every entity when ``None``)."""
+    def fuse(self, parts: EntityParts, context: Tensor | None = None) -> Encoding:
+        """Encodings of the entities of ``parts`` in relation contexts ``(n,)`` (neutral when ``None``)."""
+        n = len(parts.available)
+        if context is None:
+            context = torch.full((n,), self.neutral, dtype=torch.long, device=parts.available.device)
+        modal, betas = [], []
+        for m, name in enumerate(self.modalities):
+            fused, beta = self.intra[name].fuse(parts.views[m], parts.base[m], context)
+            modal.append(fused)
+            betas.append(beta)
+        modal_t = torch.stack(modal)  # (M, n, d)
+        joint, alpha = self.inter(modal_t, parts.available, context)
+        modal_t = self.dropout(modal_t).transpose(0, 1)
+        return Encoding(modal_t, self.dropout(joint), parts.available, alpha, torch.stack(betas, 1))
+
+    def encode(self, ids: Tensor, context: Tensor | None = None) -> Encoding:
+        """Encode entities ``ids`` ``(n,)`` in relation contexts ``(n,)`` (neutral when ``None``)."""
+        return self.fuse(self.entity_parts(ids), context)
+
+    def _encodings(self, queries: Tensor, cset: CandidateSet) -> tuple[Encoding, Encoding]:
+        """Query encodings (in their relation contexts) and candidate encodings (neutral context)."""
+        query = self.encode(queries[:, 0], queries[:, 1])
         if self._cache is not None:
-            return self._cache if cset.ids is None else self._cache.take(cset.ids)
-        ids = torch.arange(self.num_entities, device=self.device) if cset.ids is None else cset.ids
-        return self.encode(ids)
+            return query, self._cache if cset.ids is None else self._cache.take(cset.ids)
+        ids = torch.arange(self.num_entities, device=queries.device) if cset.ids is None else cset.ids
+        return query, self.encode(ids)
 
     # -- scoring -------------------------------------------------------------------------------------
+    def head_tables(self, queries: Tensor) -> dict[str, HeadTable]:
+        query, cand = self._encodings(queries, CandidateSet(None))
+        tables = {}
+        for name in self.head_names:
+            interaction = self.heads[name]
+            if name == JOINT:
+                tables[name] = HeadTable(interaction, interaction.query(query.joint, queries[:, 1]), cand.joint)
+                continue
+            m = self.modalities.index(name)
+            q = interaction.query(query.modal[:, m], queries[:, 1])
+            if name == STRUCTURE:
+                tables[name] = HeadTable(interaction, q, cand.modal[:, m])
+            else:
+                tables[name] = HeadTable(interaction, q, cand.modal[:, m], query.available[:, m], cand.available[:, m])
+        return tables
+
     def head_scores(self, queries: Tensor, candidates: Candidates = None) -> dict[str, HeadScores]:
-        query = self.encode(queries[:, 0], queries[:, 1])
         cset = candidate_set(candidates, self.num_entities, queries.device)
-        cand = self._candidates(cset)
+        query, cand = self._encodings(queries, cset)
         out = {}
         for name in self.head_names:
             interaction = self.heads[name]
@@ -191,13 +249,35 @@ class MoCME(KGModel):
         return torch.logsumexp(torch.stack(log_probs) + log_w, 0) - torch.logsumexp(log_w, 0)
 
     def score_all(self, queries: Tensor, candidates: Candidates = None) -> Tensor:
-        if self.config.joint == "confidence" and candidates is not None:
+        if self.config.joint == "confidence":
+            if candidates is None:
+                return super().score_all(queries)
             # Confidence is defined over all entities, so score full rows and pick the candidates.
             full = self.combine(self.head_scores(queries, None))
             if isinstance(candidates, Tensor) and candidates.ndim == 2:
                 return full.gather(1, candidates)
             return full[:, candidates]
+        if candidates is None:
+            return self._score_all_in_blocks(queries)
         return super().score_all(queries, candidates)
+
+    def _score_all_in_blocks(self, queries: Tensor) -> Tensor:
+        """Joint scores of all entities ``(B, N)``, combined one block of entities at a time.
+
+        The heads' ``(B, block)`` scores and the combination's workspace stay small; only the
+        ``(B, N)`` result is allocated in full.
+        """
+        tables = self.head_tables(queries)
+        block = max(1, SCORE_BLOCK // max(len(queries), 1))
+        blocks = [(start, min(start + block, self.num_entities)) for start in range(0, self.num_entities, block)]
+        first = self.combine({name: table.scores(*blocks[0]) for name, table in tables.items()})
+        if len(blocks) == 1:
+            return first
+        out = first.new_empty((len(queries), self.num_entities))
+        out[:, : blocks[0][1]] = first
+        for start, end in blocks[1:]:
+            out[:, start:end] = self.combine({name: table.scores(start, end) for name, table in tables.items()})
+        return out
 
     def regularization(self) -> Tensor:
         penalty, self._penalty = self._penalty, None
@@ -205,9 +285,10 @@ class MoCME(KGModel):
 
     @contextlib.contextmanager
     def precomputed(self) -> Iterator[None]:
-        """Encode every entity once (neutral context) and reuse it for all candidates."""
+        """Encode every entity once (neutral context, in blocks) and reuse it for all candidates."""
+        ids = torch.arange(self.num_entities, device=self.device)
         with torch.no_grad():
-            self._cache = self.encode(torch.arange(self.num_entities, device=self.device))
+            self._cache = Encoding.cat([self.encode(block) for block in ids.split(ENCODE_BLOCK)])
         try:
             yield
         finally:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mocme.models.base import Candidates, HeadScores, KGModel, candidate_set, score_candidates
+from mocme.models.base import Candidates, HeadScores, HeadTable, KGModel, candidate_set, score_candidates
 from mocme.models.interactions import Interaction
 
 
@@ -20,9 +21,17 @@ class StructuralModel(KGModel):
         self.interaction = interaction
         self.dropout = nn.Dropout(dropout)
 
+    def head_tables(self, queries: Tensor) -> dict[str, HeadTable]:
+        h = self.dropout(F.embedding(queries[:, 0], self.entity))
+        return {"structure": HeadTable(self.interaction, self.interaction.query(h, queries[:, 1]), self.entity)}
+
     def head_scores(self, queries: Tensor, candidates: Candidates = None) -> dict[str, HeadScores]:
-        h = self.dropout(self.entity[queries[:, 0]])
+        h = self.dropout(F.embedding(queries[:, 0], self.entity))
         q = self.interaction.query(h, queries[:, 1])
         cset = candidate_set(candidates, self.num_entities, queries.device)
-        table = self.entity if cset.ids is None else self.entity[cset.ids]
-        return {"structure": HeadScores(score_candidates(self.interaction, q, table, cset))}
+        if cset.per_row:  # straight from the table: no (U, d) copy in between
+            scores = self.interaction.score_gathered(q, self.entity, cset.entities)
+        else:
+            table = self.entity if cset.ids is None else F.embedding(cset.ids, self.entity)
+            scores = score_candidates(self.interaction, q, table, cset)
+        return {"structure": HeadScores(scores)}

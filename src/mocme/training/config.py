@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class EGNSConfig(BaseModel):
     """Entropy-guided negative sampling: weights ``π_i ∝ exp(H_i / τ_t) · p_i^η`` over a pool."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     selection: Literal["weight", "topk", "sample"] = Field(
         "weight", description="Weight every pool negative by π, keep the top-k by π, or sample k ∝ π."
@@ -26,7 +26,7 @@ class EGNSConfig(BaseModel):
 class TrainingConfig(BaseModel):
     """Optimisation, negatives and loss, validation schedule and early stopping."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     epochs: int = Field(50, ge=1, description="Maximum number of epochs.")
     batch_size: int = Field(256, ge=1, description="Training queries per step.")
@@ -47,6 +47,17 @@ class TrainingConfig(BaseModel):
     egns: EGNSConfig = Field(default_factory=EGNSConfig)
     adversarial_temperature: float = Field(1.0, gt=0, description="Self-adversarial: π ∝ exp(α s).")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+    memory_mb: float | None = Field(
+        2048.0,
+        gt=0,
+        description="1-N and pool 'all' training: memory for the heads' (batch x entities) score blocks; "
+        "larger entity sets are scored in chunks with the same losses and gradients (null: no limit).",
+    )
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="Training arithmetic: fp32, or bf16 autocast (mixed precision; evaluation stays fp32)."
+    )
+    compile: bool = Field(False, description="Compile the scoring functions with torch.compile (dynamic shapes).")
 
     eval_every: int = Field(5, ge=1, description="Evaluate on the validation split every N epochs.")
     patience: int = Field(4, ge=0, description="Stop after this many evaluations without improvement (0: never).")

@@ -3,6 +3,13 @@
 Randomness is re-seeded from ``(seed, epoch)`` at the start of every epoch (query order, negatives,
 dropout), so a run resumed from the checkpoint of epoch ``e`` continues exactly as the
 uninterrupted run would have.
+
+A step either scores sampled candidates (:mod:`mocme.training.sampled`) or every entity, in
+chunks under ``training.memory_mb`` (:mod:`mocme.training.full`). Negatives are drawn on the CPU
+from the epoch's generator, so they are the same on every device and for any number of
+processes (:mod:`mocme.training.distributed`). Loss values and gradient norms stay on the device
+until the end of the epoch (no synchronisation per step); a non-finite loss is reported with the
+step and head where it first appeared.
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ from mocme.data.kg import MultiModalKG
 from mocme.errors import NumericalError
 from mocme.models.base import KGModel
 from mocme.training.config import TrainingConfig
-from mocme.training.losses import one_to_n_loss, weighted_negative_loss
+from mocme.training.distributed import Distributed
+from mocme.training.full import full_step
 from mocme.training.negatives import epoch_queries, sample_negatives
-from mocme.training.weighting import egns_temperature, egns_weights, self_adversarial_weights, uniform_weights
+from mocme.training.sampled import sampled_losses
+from mocme.training.weighting import egns_temperature
 
 Validate = Callable[[KGModel, int], dict[str, float]]
 Checkpoint = Callable[[str, dict[str, Any]], None]
@@ -45,7 +54,11 @@ class TrainState:
 
 
 class Trainer:
-    """Trains ``model`` on ``kg.train``; validation, checkpoints and trace go through callbacks."""
+    """Trains ``model`` on ``kg.train``; validation, checkpoints and trace go through callbacks.
+
+    With ``distributed``, ``config.batch_size`` is the batch of each process: every step covers
+    ``world × batch_size`` queries, split across the processes.
+    """
 
     def __init__(
         self,
@@ -57,15 +70,18 @@ class Trainer:
         checkpoint: Checkpoint | None = None,
         trace: Trace | None = None,
         progress: bool = False,
+        distributed: Distributed | None = None,
     ):
         self.model, self.kg, self.config, self.seed = model, kg, config, seed
         self.validate, self.checkpoint, self.trace = validate, checkpoint, trace
         self.progress = progress
+        self.distributed = distributed
         self.device = model.device
-        optimizer_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = optimizer_cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = _optimizer(model, config)
         self.scheduler = _scheduler(self.optimizer, config)
         self.state = TrainState()
+        self._head_scores = _compiled(model.head_scores) if config.compile else None
+        self._head_tables = _compiled(model.head_tables) if config.compile else None
 
     # -- checkpoint state ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -132,6 +148,8 @@ class Trainer:
             if self.checkpoint is not None:
                 self.checkpoint("last", self.state_dict())
         bar.close()
+        if self.distributed is not None:
+            self.distributed.barrier()  # rank 0's checkpoints are on disk before anyone reads them
         return self.state
 
     def _update_selection(self, epoch: int, metrics: dict[str, float]) -> None:
@@ -156,34 +174,42 @@ class Trainer:
         generator = torch.Generator().manual_seed(seed)
         mode = {"bernoulli": "bernoulli", "one_to_n": "unique"}.get(config.negatives, "both")
         queries, targets = epoch_queries(self.kg.train, self.kg.num_relations, mode, generator)
+        if self.device.type == "cuda":
+            queries, targets = queries.pin_memory(), targets.pin_memory()
         temperature = egns_temperature(config.egns, epoch, config.epochs) if config.negatives == "egns" else None
         self.model.train()
-        totals: dict[str, float] = {}
-        grad_norms: list[float] = []
-        steps = 0
-        batches = range(0, len(queries), config.batch_size)
-        for start in tqdm(
-            batches, desc=f"epoch {epoch + 1}", disable=None if self.progress else True, leave=False, unit="batch"
+        parameters = [p for p in self.model.parameters() if p.requires_grad]
+        world = self.distributed.world if self.distributed is not None else 1
+        step_size = config.batch_size * world
+        totals: dict[str, Tensor] = {}
+        first_bad: dict[str, Tensor] = {}
+        grad_norms: list[Tensor] = []
+        batches = range(0, len(queries), step_size)
+        for step, start in enumerate(
+            tqdm(batches, desc=f"epoch {epoch + 1}", disable=None if self.progress else True, leave=False, unit="batch")
         ):
-            q = queries[start : start + config.batch_size]
-            t = targets[start : start + config.batch_size]
-            losses = self.step(q, t, temperature, generator)
-            loss = sum(losses.values())
-            for name, value in losses.items():
-                if not bool(torch.isfinite(value)):
-                    raise NumericalError(f"epoch {epoch + 1}: the loss of head '{name}' is {value.item()}")
+            end = min(start + step_size, len(queries))
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip or math.inf)
-            grad_norms.append(float(norm))
+            losses = self.step(queries, targets, start, end, temperature, generator)
+            names = list(losses)
+            values = torch.stack([losses[name].detach().float() for name in names])
+            if self.distributed is not None:
+                values = self.distributed.average_gradients(parameters, values)
+            norm = torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip or math.inf)
+            grad_norms.append(norm.detach())
             self.optimizer.step()
-            for name, value in losses.items():
-                totals[name] = totals.get(name, 0.0) + float(value.detach())
-            steps += 1
+            for name, value in zip(names, values, strict=True):
+                totals[name] = totals.get(name, 0.0) + value
+                bad = first_bad.setdefault(name, torch.full((), -1, device=value.device))
+                first_bad[name] = torch.where(~torch.isfinite(value) & (bad < 0), step, bad)
+        _raise_if_not_finite(epoch, first_bad, totals)
+        steps = len(batches)
+        losses_mean = {name: float(value) / max(steps, 1) for name, value in totals.items()}
+        norms = torch.stack(grad_norms).cpu().double() if grad_norms else None
         record: dict[str, Any] = {
-            "loss": sum(totals.values()) / max(steps, 1),
-            "losses": {name: value / max(steps, 1) for name, value in totals.items()},
-            "grad_norm": {"mean": float(np.mean(grad_norms)), "max": float(np.max(grad_norms))} if grad_norms else {},
+            "loss": sum(losses_mean.values()),
+            "losses": losses_mean,
+            "grad_norm": {"mean": float(norms.mean()), "max": float(norms.max())} if norms is not None else {},
             "lr": self.optimizer.param_groups[0]["lr"],
         }
         if temperature is not None:
@@ -191,62 +217,85 @@ class Trainer:
         return record
 
     def step(
-        self, queries: Tensor, targets: Tensor, temperature: float | None, generator: torch.Generator
+        self,
+        queries: Tensor,
+        targets: Tensor,
+        start: int,
+        end: int,
+        temperature: float | None,
+        generator: torch.Generator,
     ) -> dict[str, Tensor]:
-        """Losses of one batch, one entry per head plus the model's regulariser."""
+        """Forward and backward pass over this process's part of the global batch ``[start, end)``.
+
+        Negatives are drawn for the whole global batch (the same draws for any number of
+        processes). Returns the detached losses, one per head plus the model's regulariser.
+        """
         config = self.config
         device = self.device
         known = self.kg.train_index
+        first, last = self.distributed.share(start, end) if self.distributed is not None else (start, end)
+        denominators = self.distributed.mean if self.distributed is not None else None
+        q_cpu, t_cpu = queries[first:last], targets[first:last]
+        q, t = q_cpu.to(device, non_blocking=True), t_cpu.to(device, non_blocking=True)
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
         if config.negatives == "one_to_n" or (config.negatives == "egns" and config.pool == "all"):
-            heads = self.model.head_scores(queries.to(device))
-            rows, cols = known.pairs(queries)
-            labels = torch.zeros(len(queries), self.kg.num_entities, device=device)
-            labels[rows.to(device), cols.to(device)] = 1.0
-            losses = {}
-            for name, head in heads.items():
-                if config.negatives == "one_to_n":
-                    losses[name] = one_to_n_loss(head.scores, labels, head.available, config.label_smoothing)
-                    continue
-                t = targets.to(device).unsqueeze(1)
-                available = (
-                    torch.ones_like(labels, dtype=torch.bool)
-                    if head.available is None
-                    else head.available.expand_as(labels)
+            rows, cols = known.pairs(q_cpu)
+            labels = (rows.to(device, non_blocking=True), cols.to(device, non_blocking=True))
+            with autocast:
+                return full_step(
+                    self.model,
+                    q,
+                    t,
+                    labels,
+                    config,
+                    temperature,
+                    config.memory_mb,
+                    generator,
+                    denominators,
+                    self._head_tables,
                 )
-                valid = (labels == 0) & available
-                weights = egns_weights(head.scores, valid, config.egns, temperature, generator)
-                positive = head.scores.gather(1, t).squeeze(1)
-                losses[name] = weighted_negative_loss(
-                    positive, head.scores, weights, available.gather(1, t).squeeze(1), config.label_smoothing
-                )
-        else:
-            negatives, valid = sample_negatives(queries, config.num_negatives, self.kg.num_entities, known, generator)
-            candidates = torch.cat([targets.unsqueeze(1), negatives], 1).to(device)
-            heads = self.model.head_scores(queries.to(device), candidates)
-            valid = valid.to(device)
-            losses = {}
-            for name, head in heads.items():
-                scores = head.scores
-                available = (
-                    torch.ones_like(scores, dtype=torch.bool)
-                    if head.available is None
-                    else head.available.expand_as(scores)
-                )
-                neg_valid = valid & available[:, 1:]
-                negative = scores[:, 1:]
-                if config.negatives == "self_adversarial":
-                    weights = self_adversarial_weights(negative, neg_valid, config.adversarial_temperature)
-                elif config.negatives == "egns":
-                    weights = egns_weights(negative, neg_valid, config.egns, temperature, generator)
-                else:
-                    weights = uniform_weights(neg_valid)
-                losses[name] = weighted_negative_loss(
-                    scores[:, 0], negative, weights, available[:, 0], config.label_smoothing
-                )
-        penalty = self.model.regularization()
-        if penalty.requires_grad:
-            losses["regularization"] = penalty
-        return losses
+        negatives, valid = sample_negatives(
+            queries[start:end], config.num_negatives, self.kg.num_entities, known, generator
+        )
+        negatives, valid = negatives[first - start : last - start], valid[first - start : last - start]
+        with autocast:
+            losses = sampled_losses(
+                self.model,
+                q,
+                t,
+                negatives.to(device, non_blocking=True),
+                valid.to(device, non_blocking=True),
+                config,
+                temperature,
+                generator,
+                denominators,
+                self._head_scores,
+            )
+        torch.stack(list(losses.values())).sum().backward()
+        return {name: value.detach() for name, value in losses.items()}
+
+
+def _raise_if_not_finite(epoch: int, first_bad: dict[str, Tensor], totals: dict[str, Tensor]) -> None:
+    """Name the head and step whose loss first became NaN or infinite this epoch."""
+    bad = {name: int(step) for name, step in first_bad.items() if int(step) >= 0}
+    if not bad:
+        return
+    name = min(bad, key=lambda n: (bad[n], list(first_bad).index(n)))
+    raise NumericalError(
+        f"epoch {epoch + 1}: the loss of head '{name}' is {float(totals[name]):g} (first at step {bad[name] + 1})"
+    )
+
+
+def _compiled(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.compile`` with dynamic shapes (candidate counts change from step to step)."""
+    return torch.compile(function, dynamic=True)
+
+
+def _optimizer(model: KGModel, config: TrainingConfig) -> torch.optim.Optimizer:
+    """Adam or AdamW, as one fused kernel over all parameters on devices that have it (CPU, CUDA)."""
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    fused = model.device.type in ("cpu", "cuda")
+    return cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, config: TrainingConfig):

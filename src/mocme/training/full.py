@@ -1,0 +1,364 @@
+"""Training objectives over every entity (1-N BCE, EGNS with ``pool: all``), in entity chunks.
+
+Each head's ``(B, N)`` scores are never held at once when they would exceed the memory budget:
+the query vectors and the all-entity table of every head (:meth:`KGModel.head_tables`) are
+computed once, detached, and scored ``chunk`` entities at a time; each chunk's loss is
+back-propagated into the detached copies right away, and one final backward pass carries the
+accumulated gradients through the encoders. Both losses are sums over entities, so the chunked
+loss and gradients equal the unchunked ones up to the order of floating-point additions.
+
+EGNS weights every negative by a softmax over the whole row, ``π_i = exp(a_i - logsumexp_j a_j)``;
+with several chunks a first pass without gradients collects the row's log-sum-exp (and, for
+``selection: topk``, the row's top-k), the second pass scores with gradients.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mocme.errors import ConfigError
+from mocme.models.base import HeadTable, KGModel
+from mocme.training.config import TrainingConfig
+from mocme.training.weighting import binary_entropy_from_logits, egns_weights
+
+# Bytes alive per (query, entity) pair while a chunk is scored (heads are scored one after the
+# other): the scores, the gradient kept for the backward pass, and the workspaces of the loss and
+# of the EGNS weights (float32).
+BYTES_PER_PAIR = 32
+
+
+def entity_chunk(batch: int, num_entities: int, memory_mb: float | None) -> int:
+    """Entities scored at once so that the ``(batch, chunk)`` blocks fit in ``memory_mb``."""
+    if memory_mb is None:
+        return num_entities
+    per_entity = max(batch, 1) * BYTES_PER_PAIR
+    return max(1, min(num_entities, int(memory_mb * 2**20 // per_entity)))
+
+
+def check_chunking(config: TrainingConfig, chunk: int, num_entities: int) -> None:
+    """EGNS ``selection: sample`` over all entities draws from the whole weight row at once."""
+    sample_all = config.negatives == "egns" and config.pool == "all" and config.egns.selection == "sample"
+    if sample_all and chunk < num_entities:
+        raise ConfigError(
+            f"training.egns.selection 'sample' with pool 'all' needs whole (batch x {num_entities}) weight rows, "
+            f"more than training.memory_mb ({config.memory_mb}) allows; raise it, lower training.batch_size, "
+            "or use selection 'weight' or 'topk'"
+        )
+
+
+class _WeightedBCE(torch.autograd.Function):
+    """``Σ w · BCE(s, y) / denom`` with ``y = target`` plus ``label_target`` at the label entries.
+
+    The gradient ``w (σ(s) - y) / denom`` is formed in the forward pass, so no other
+    ``(B, C)`` tensor is kept for the backward pass.
+    """
+
+    @staticmethod
+    def forward(ctx, scores, weight, target, label_rows, label_cols, label_target, denom):
+        s = scores.float()
+        loss = F.softplus(s)
+        grad = torch.sigmoid(s)
+        if target:
+            loss.sub_(s, alpha=target)
+            grad.sub_(target)
+        if len(label_rows):
+            loss.index_put_((label_rows, label_cols), -label_target * s[label_rows, label_cols], accumulate=True)
+            grad.index_put_(
+                (label_rows, label_cols), torch.full_like(grad[label_rows, label_cols], -label_target), True
+            )
+        if weight is not None:
+            loss.mul_(weight)
+            grad.mul_(weight)
+        ctx.save_for_backward(grad.div_(denom))
+        return loss.sum() / denom
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (grad,) = ctx.saved_tensors
+        return grad * grad_output, None, None, None, None, None, None
+
+
+def weighted_bce(
+    scores: Tensor,
+    weight: Tensor | None,
+    denom: float | Tensor,
+    target: float = 0.0,
+    labels: tuple[Tensor, Tensor] | None = None,
+    label_target: float = 0.0,
+) -> Tensor:
+    """``Σ_ij w_ij BCE(s_ij, y_ij) / denom``; ``y = target`` except ``target + label_target`` at ``labels``."""
+    rows, cols = labels if labels is not None else (scores.new_zeros(0, dtype=torch.long),) * 2
+    return _WeightedBCE.apply(scores, weight, target, rows, cols, label_target, denom)
+
+
+@dataclass
+class _Leaves:
+    """Detached copies of one head's query vectors and the gradients the chunks send them."""
+
+    table: HeadTable
+    query: Tensor
+    table_grad: Tensor
+
+    @classmethod
+    def of(cls, table: HeadTable) -> _Leaves:
+        query = table.query.detach().requires_grad_()
+        return cls(table, query, torch.zeros_like(table.table, dtype=torch.float32))
+
+    def scores(self, start: int, end: int) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Chunk scores with gradients into the copies; also the detached table rows and availability."""
+        rows = self.table.table[start:end].detach().requires_grad_()
+        head = self.table.scores(start, end, self.query, rows)
+        return head.scores, rows, head.available
+
+    def collect(self, rows: Tensor, start: int, end: int) -> None:
+        if rows.grad is not None:
+            self.table_grad[start:end] += rows.grad
+
+    def roots(self) -> tuple[list[Tensor], list[Tensor]]:
+        """The real tensors and their accumulated gradients, for the final backward pass."""
+        tensors, grads = [], []
+        if self.query.grad is not None:
+            tensors.append(self.table.query)
+            grads.append(self.query.grad.to(self.table.query.dtype))
+        if self.table.table.requires_grad:
+            tensors.append(self.table.table)
+            grads.append(self.table_grad.to(self.table.table.dtype))
+        return tensors, grads
+
+
+def full_step(
+    model: KGModel,
+    queries: Tensor,
+    targets: Tensor,
+    labels: tuple[Tensor, Tensor],
+    config: TrainingConfig,
+    temperature: float | None,
+    memory_mb: float | None,
+    generator: torch.Generator | None = None,
+    denominators: Callable[[Tensor], Tensor] | None = None,
+    head_tables: Callable[[Tensor], dict[str, HeadTable]] | None = None,
+) -> dict[str, Tensor]:
+    """One batch scored against every entity; accumulates gradients and returns the detached losses.
+
+    Args:
+        queries: ``(B, 2)`` on the model's device.
+        targets: ``(B,)`` the answer of each query (EGNS), ignored by 1-N BCE.
+        labels: ``(rows, cols)`` every known training answer of each query, on the model's device.
+        temperature: EGNS ``τ`` (``None``: uniform weights, warm-up).
+        memory_mb: budget of the score blocks (see :func:`entity_chunk`; sized for
+            ``config.batch_size`` queries, so that every batch is cut alike); ``None``: no limit.
+        denominators: maps this process's count of averaged terms to the denominator to use
+            (data-parallel training: the mean over processes); default: the count itself.
+        head_tables: replaces ``model.head_tables`` (e.g. a compiled version of it).
+    """
+    tables = (head_tables or model.head_tables)(queries)
+    num_entities = model.num_entities
+    chunk = entity_chunk(max(len(queries), config.batch_size), num_entities, memory_mb)
+    denominators = denominators or (lambda count: count)
+    check_chunking(config, chunk, num_entities)
+    losses: dict[str, Tensor] = {}
+    direct: list[Tensor] = []  # terms that back-propagate through the real graph at the end
+    leaves = {name: _Leaves.of(table) for name, table in tables.items()}
+    for name, leaf in leaves.items():
+        if config.negatives == "one_to_n":
+            losses[name] = _one_to_n(leaf, labels, config.label_smoothing, chunk, num_entities, denominators)
+        else:
+            value, term = _egns_all(
+                leaf, targets, labels, config, temperature, chunk, num_entities, generator, denominators
+            )
+            losses[name] = value
+            direct.append(term)
+    tensors, grads = [], []
+    for leaf in leaves.values():
+        t, g = leaf.roots()
+        tensors += t
+        grads += g
+    penalty = model.regularization()
+    if penalty.requires_grad:
+        losses["regularization"] = penalty.detach()
+        direct.append(penalty)
+    for term in direct:
+        tensors.append(term)
+        grads.append(torch.ones_like(term))
+    if tensors:
+        torch.autograd.backward(tensors, grads)
+    return losses
+
+
+def _chunks(num_entities: int, chunk: int) -> list[tuple[int, int]]:
+    return [(start, min(start + chunk, num_entities)) for start in range(0, num_entities, chunk)]
+
+
+def _labels_in(labels: tuple[Tensor, Tensor], start: int, end: int) -> tuple[Tensor, Tensor]:
+    rows, cols = labels
+    inside = (cols >= start) & (cols < end)
+    return rows[inside], cols[inside] - start
+
+
+def _one_to_n(
+    leaf: _Leaves,
+    labels: tuple[Tensor, Tensor],
+    smoothing: float,
+    chunk: int,
+    num_entities: int,
+    denominators: Callable[[Tensor], Tensor],
+) -> Tensor:
+    """Mean BCE over the defined (query, entity) pairs; targets ``(1 - ε) y + ε / N``."""
+    head = leaf.table
+    if head.query_available is None:
+        count = float(len(head.query) * num_entities)
+    else:
+        count = float(head.query_available.sum()) * float(head.table_available.sum())
+    denom = float(denominators(head.query.new_tensor(count, dtype=torch.float64)).clamp_min(1))
+    total = head.query.new_zeros((), dtype=torch.float32)
+    for start, end in _chunks(num_entities, chunk):
+        scores, rows, available = leaf.scores(start, end)
+        weight = None if available is None else available.to(torch.float32)
+        loss = weighted_bce(
+            scores, weight, denom, smoothing / num_entities, _labels_in(labels, start, end), 1 - smoothing
+        )
+        loss.backward()
+        leaf.collect(rows, start, end)
+        total += loss.detach()
+    return total
+
+
+def _log_weights(scores: Tensor, valid: Tensor, config: TrainingConfig, temperature: float) -> Tensor:
+    """EGNS log-weights ``H(σ(s)) / τ + η log σ(s)`` of the valid negatives, ``-inf`` elsewhere."""
+    scores = scores.detach().float()
+    log_weights = binary_entropy_from_logits(scores) / temperature
+    if config.egns.hardness:
+        log_weights = log_weights + config.egns.hardness * F.logsigmoid(scores)
+    return log_weights.masked_fill(~valid, -math.inf)
+
+
+def _valid(available: Tensor | None, labels: tuple[Tensor, Tensor], shape: tuple[int, int]) -> Tensor:
+    """Negatives of a chunk: defined pairs that are not known answers."""
+    valid = torch.ones(shape, dtype=torch.bool, device=labels[0].device) if available is None else available.clone()
+    valid[labels] = False
+    return valid
+
+
+def _egns_all(
+    leaf: _Leaves,
+    targets: Tensor,
+    labels: tuple[Tensor, Tensor],
+    config: TrainingConfig,
+    temperature: float | None,
+    chunk: int,
+    num_entities: int,
+    generator: torch.Generator | None,
+    denominators: Callable[[Tensor], Tensor],
+) -> tuple[Tensor, Tensor]:
+    """EGNS over all entities: ``(-log σ(s_pos) - Σ_i π_i log(1 - σ(s_i))) / rows`` (see ``egns_weights``).
+
+    Returns the loss value and the terms still to back-propagate through the real graph (the
+    positive term, and for ``topk`` the selected negatives); the other negatives already were.
+    """
+    head = leaf.table
+    smoothing = config.label_smoothing
+    chunks = _chunks(num_entities, chunk)
+    keep = min(config.egns.keep, num_entities)
+    selection = "weight" if temperature is None or keep >= num_entities else config.egns.selection
+    positive_valid = _positive_valid(head, targets)
+    total = head.query.new_zeros((), dtype=torch.float32)
+
+    if selection == "topk":  # pass 1 finds each row's top-k; only those are scored with gradients
+        with torch.no_grad():
+            top_values = top_ids = None
+            for start, end in chunks:
+                log_weights = _chunk_log_weights(leaf, labels, config, temperature, start, end)
+                top_values, top_ids = _merge_top(top_values, top_ids, log_weights, start, keep)
+        assert top_values is not None and top_ids is not None
+        chosen_valid = torch.isfinite(top_values)
+        weights = torch.nan_to_num(torch.softmax(top_values, 1), nan=0.0)
+        rows = _rows(positive_valid | chosen_valid.any(1), denominators)
+        chosen = head.interaction.score_gathered(head.query, head.table, top_ids)
+        negative = weighted_bce(chosen, weights, rows, smoothing)
+    else:
+        lse = None
+        if len(chunks) > 1:  # pass 1: each row's normaliser over all its chunks
+            lse = torch.full((len(targets),), -math.inf, device=targets.device)
+            with torch.no_grad():
+                for start, end in chunks:
+                    log_weights = _chunk_log_weights(leaf, labels, config, temperature, start, end)
+                    lse = torch.logaddexp(lse, torch.logsumexp(log_weights, 1))
+        rows = None
+        for start, end in chunks:
+            scores, table_rows, available = leaf.scores(start, end)
+            valid = _valid(available, _labels_in(labels, start, end), tuple(scores.shape))
+            if selection == "sample":
+                weights = egns_weights(scores.detach().float(), valid, config.egns, temperature, generator)
+                has_negative = weights.sum(1) > 0
+            else:
+                log_weights = _chunk_log_weights(leaf, labels, config, temperature, start, end, scores, valid)
+                if lse is None:
+                    lse = torch.logsumexp(log_weights, 1)
+                weights = torch.nan_to_num((log_weights - lse.unsqueeze(1)).exp(), nan=0.0)
+                has_negative = torch.isfinite(lse)
+            if rows is None:
+                rows = _rows(positive_valid | has_negative, denominators)
+            loss = weighted_bce(scores, weights, rows, smoothing)
+            loss.backward()
+            leaf.collect(table_rows, start, end)
+            total += loss.detach()
+        assert rows is not None
+        negative = None
+
+    positive = head.interaction.score_gathered(head.query, head.table, targets.unsqueeze(1)).squeeze(1).float()
+    pos_term = F.binary_cross_entropy_with_logits(positive, torch.full_like(positive, 1 - smoothing), reduction="none")
+    term = (pos_term * positive_valid).sum() / rows
+    if negative is not None:
+        term = term + negative
+    return total + term.detach(), term
+
+
+def _rows(counted: Tensor, denominators: Callable[[Tensor], Tensor]) -> float:
+    """The denominator of a mean over the ``counted`` rows ``(B,)``."""
+    return float(denominators(counted.sum().to(torch.float64)).clamp_min(1))
+
+
+def _positive_valid(head: HeadTable, targets: Tensor) -> Tensor:
+    if head.query_available is None:
+        return torch.ones(len(targets), dtype=torch.bool, device=targets.device)
+    return head.query_available & head.table_available[targets]
+
+
+def _chunk_log_weights(
+    leaf: _Leaves,
+    labels: tuple[Tensor, Tensor],
+    config: TrainingConfig,
+    temperature: float | None,
+    start: int,
+    end: int,
+    scores: Tensor | None = None,
+    valid: Tensor | None = None,
+) -> Tensor:
+    """Masked EGNS log-weights of entities ``start:end`` (0 on every valid negative during warm-up)."""
+    if scores is None:
+        head = leaf.table.scores(start, end)
+        scores = head.scores
+        valid = _valid(head.available, _labels_in(labels, start, end), tuple(scores.shape))
+    assert valid is not None
+    if temperature is None:
+        return torch.zeros_like(scores, dtype=torch.float32).masked_fill_(~valid, -math.inf)
+    return _log_weights(scores, valid, config, temperature)
+
+
+def _merge_top(
+    values: Tensor | None, ids: Tensor | None, log_weights: Tensor, start: int, keep: int
+) -> tuple[Tensor, Tensor]:
+    """The ``keep`` largest log-weights per row seen so far, with their entity ids."""
+    chunk_values, chunk_ids = log_weights.topk(min(keep, log_weights.shape[1]), dim=1)
+    chunk_ids = chunk_ids + start
+    if values is None or ids is None:
+        return chunk_values, chunk_ids
+    values, ids = torch.cat([values, chunk_values], 1), torch.cat([ids, chunk_ids], 1)
+    merged, order = values.topk(min(keep, values.shape[1]), dim=1)
+    return merged, ids.gather(1, order)

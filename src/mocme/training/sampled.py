@@ -1,0 +1,67 @@
+"""Training objective with sampled negatives: uniform, Bernoulli, self-adversarial and EGNS (sampled pool)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from mocme.models.base import HeadScores, KGModel
+from mocme.training.config import TrainingConfig
+from mocme.training.losses import loss_rows, weighted_negative_loss
+from mocme.training.weighting import egns_weights, self_adversarial_weights, uniform_weights
+
+
+def sampled_losses(
+    model: KGModel,
+    queries: Tensor,
+    targets: Tensor,
+    negatives: Tensor,
+    valid: Tensor,
+    config: TrainingConfig,
+    temperature: float | None,
+    generator: torch.Generator | None = None,
+    denominators: Callable[[Tensor], Tensor] | None = None,
+    head_scores: Callable[..., dict[str, HeadScores]] | None = None,
+) -> dict[str, Tensor]:
+    """Each head's loss on ``(B, 1 + k)`` candidates: the answer, then the sampled negatives.
+
+    Args:
+        queries: ``(B, 2)``; ``targets`` ``(B,)``; ``negatives`` and ``valid`` ``(B, k)``, all on
+            the model's device.
+        temperature: EGNS ``τ`` (``None``: uniform weights, warm-up).
+        denominators: maps this process's per-head row counts ``(H,)`` to the denominators to
+            use (data-parallel training: their mean over processes); default: the counts.
+        head_scores: replaces ``model.head_scores`` (e.g. a compiled version of it).
+
+    Returns:
+        ``{head: loss}`` (differentiable), plus ``regularization`` when the model adds one.
+    """
+    candidates = torch.cat([targets.unsqueeze(1), negatives], 1)
+    heads = (head_scores or model.head_scores)(queries, candidates)
+    parts = {}
+    for name, head in heads.items():
+        scores = head.scores.float()
+        available = None if head.available is None else head.available.expand_as(scores)
+        negative = scores[:, 1:]
+        neg_valid = valid if available is None else valid & available[:, 1:]
+        if config.negatives == "self_adversarial":
+            weights = self_adversarial_weights(negative, neg_valid, config.adversarial_temperature)
+        elif config.negatives == "egns":
+            weights = egns_weights(negative, neg_valid, config.egns, temperature, generator)
+        else:
+            weights = uniform_weights(neg_valid)
+        parts[name] = (scores, weights, None if available is None else available[:, 0])
+    rows = torch.stack([loss_rows(weights, positive_valid) for _, weights, positive_valid in parts.values()])
+    if denominators is not None:
+        rows = denominators(rows)
+    losses = {}
+    for (name, (scores, weights, positive_valid)), count in zip(parts.items(), rows, strict=True):
+        losses[name] = weighted_negative_loss(
+            scores[:, 0], scores[:, 1:], weights, positive_valid, config.label_smoothing, count
+        )
+    penalty = model.regularization()
+    if penalty.requires_grad:
+        losses["regularization"] = penalty
+    return losses

@@ -1,0 +1,100 @@
+"""Data-parallel training: 2 CPU processes (torchrun, gloo) end where one process with the same
+effective batch ends; rank 0 alone writes the run directory; evaluation gathers every shard."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from mocme.cli import main
+from mocme.training.distributed import Distributed
+
+CONFIG = {
+    "seed": 5,
+    "dataset": {"synthetic": {"num_entities": 150, "num_relations": 3}},
+    "model": {"dim": 12, "relation_dim": 4, "dropout": 0.0},
+    "training": {"epochs": 3, "eval_every": 1, "num_negatives": 16, "lr": 0.01},
+}
+BATCH_PER_PROCESS = 32
+
+
+def _config(tmp_path, batch_size: int, **training) -> str:
+    config = {**CONFIG, "training": {**CONFIG["training"], "batch_size": batch_size, **training}}
+    path = tmp_path / f"config-{batch_size}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def _run(command: list[str], env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("negatives", [{"negatives": "egns"}, {"negatives": "one_to_n"}], ids=["egns", "one_to_n"])
+def test_two_gloo_processes_match_one_process_with_the_same_effective_batch(tmp_path, negatives):
+    two = tmp_path / "two"
+    done = _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "mocme",
+            "train",
+            _config(tmp_path, BATCH_PER_PROCESS, **negatives),
+            "--out",
+            str(two),
+            "--quiet",
+            "--distributed",
+        ]
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("run directory:") == 1  # only rank 0 reports
+    one = tmp_path / "one"
+    config = _config(tmp_path, 2 * BATCH_PER_PROCESS, **negatives)
+    single = _run([sys.executable, "-m", "mocme", "train", config, "--out", str(one), "--quiet"])
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    trace_two = [json.loads(line) for line in (two / "trace.jsonl").read_text().splitlines()]
+    trace_one = [json.loads(line) for line in (one / "trace.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in trace_two] == [1, 2, 3]  # one writer
+    for a, b in zip(trace_two, trace_one, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    metrics_two = json.loads((two / "metrics.json").read_text())
+    metrics_one = json.loads((one / "metrics.json").read_text())
+    for split in ("valid", "test"):
+        assert metrics_two[split]["both"]["count"] == metrics_one[split]["both"]["count"]  # every shard gathered
+        for name, value in metrics_one[split]["both"]["realistic"].items():
+            assert metrics_two[split]["both"]["realistic"][name] == pytest.approx(value, rel=1e-3, abs=1e-4), name
+    assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
+
+
+def test_each_process_takes_an_even_share_of_the_global_batch():
+    for world in (1, 2, 3):
+        for start, end in ((0, 64), (64, 71), (5, 6)):
+            shares = [Distributed(rank, world, rank).share(start, end) for rank in range(world)]
+            assert shares[0][0] == start and shares[-1][1] == end
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(shares))
+            sizes = [b - a for a, b in shares]
+            assert max(sizes) - min(sizes) <= 1
+
+
+def test_distributed_outside_torchrun_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    status = main(["train", "--distributed", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.startswith("error: --distributed needs the environment that torchrun sets")
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
