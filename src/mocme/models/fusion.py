@@ -59,7 +59,9 @@ class _Cosines(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, vectors: Tensor) -> Tensor:
-        gram = vectors @ vectors.transpose(-1, -2)
+        with torch.autocast(vectors.device.type, enabled=False):  # float32 even under mixed precision
+            vectors = vectors.float()
+            gram = vectors @ vectors.transpose(-1, -2)
         squared = gram.diagonal(dim1=-2, dim2=-1)
         floor = 1e-24  # |v| >= 1e-12, as in F.normalize (a literal: torch.compile cannot lift globals here)
         norms = squared.clamp_min(floor).sqrt()

@@ -77,6 +77,7 @@ class Trainer:
         self.progress = progress
         self.distributed = distributed
         self.device = model.device
+        self.pin_memory = self.device.type == "cuda"  # host tensors copied to the GPU asynchronously
         self.optimizer = _optimizer(model, config)
         self.scheduler = _scheduler(self.optimizer, config)
         self.state = TrainState()
@@ -174,7 +175,7 @@ class Trainer:
         generator = torch.Generator().manual_seed(seed)
         mode = {"bernoulli": "bernoulli", "one_to_n": "unique"}.get(config.negatives, "both")
         queries, targets = epoch_queries(self.kg.train, self.kg.num_relations, mode, generator)
-        if self.device.type == "cuda":
+        if self.pin_memory:
             queries, targets = queries.pin_memory(), targets.pin_memory()
         temperature = egns_temperature(config.egns, epoch, config.epochs) if config.negatives == "egns" else None
         self.model.train()

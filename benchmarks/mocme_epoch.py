@@ -1,0 +1,222 @@
+"""MoCME epoch cost on DB15K (structure + text, dimension 256, K = 3), this version beside the first
+working one (git tag ``first-working-mocme``), in the same run.
+
+Both versions train the same model with the same explicit settings: TuckER heads (relation
+dimension 32), complementarity fusion, dropout 0.1; EGNS over 64 sampled negatives, batch 256,
+Adam (lr 5e-3), 50 epochs for the EGNS schedule. Each measurement runs in a fresh subprocess whose
+``PYTHONPATH`` points at one version's ``src``: an untimed warm-up of 2 steps, then ``--steps``
+timed steps of epoch 2 (the EGNS temperature is active) over a seeded random subset of the
+training triples. Candidates are drawn from all 12,842 entities, so a step costs what it costs in a
+full epoch; the epoch time is the step time × the steps of a full epoch (``--steps 0`` times a
+whole epoch instead). Rounds alternate the versions, and the speed-up is taken within each round.
+
+``--profile`` also writes a ``torch.profiler`` table (operators by self CPU time) of a few steps of
+each version.
+
+The first working version is checked out with ``git worktree add DIR first-working-mocme`` (done
+here when ``--baseline`` does not exist yet). Text features come from
+``mocme features text DB15K --data-dir DIR --out FEATURES`` (also run here when missing).
+
+Usage::
+
+    .venv/bin/python benchmarks/mocme_epoch.py [--data-dir DIR] [--features FILE] [--repeats 3]
+        [--steps 40] [--threads 2] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "mocme_epoch.json"
+TAG = "first-working-mocme"
+TARGET = 2.0
+MODEL = {"name": "mocme", "dim": 256, "experts": 3, "relation_dim": 32, "interaction": "tucker", "dropout": 0.1}
+MODEL.update({"fusion": "complementarity", "expert": "linear"})
+TRAINING = {"negatives": "egns", "pool": "sampled", "num_negatives": 64, "batch_size": 256, "lr": 5e-3, "epochs": 50}
+WARMUP_STEPS = 2
+
+
+def _data_dir(explicit: str | None) -> Path:
+    candidates = [explicit] if explicit else [os.environ.get("MOCME_DATA"), REPO.parent / "shared" / "data", "data"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "DB15K").is_dir():
+            return Path(candidate)
+    raise SystemExit("DB15K not found: pass --data-dir (the folder that holds DB15K/)")
+
+
+def _ensure_baseline(path: Path) -> None:
+    if not (path / "src" / "mocme").is_dir():
+        subprocess.run(["git", "worktree", "add", "--detach", str(path), TAG], cwd=REPO, check=True)
+
+
+def _ensure_features(args: argparse.Namespace) -> None:
+    if not Path(args.features).exists():
+        out = Path(args.features).parent
+        mocme = [sys.executable, "-m", "mocme", "features", "text", "DB15K", "--data-dir", str(args.data_dir)]
+        subprocess.run([*mocme, "--out", str(out), "--quiet"], cwd=REPO, check=True)
+
+
+# -- worker: runs inside one version ----------------------------------------------------------------
+def _worker(args: argparse.Namespace) -> None:
+    import torch
+
+    import mocme
+    from mocme.data.kg import MultiModalKG
+    from mocme.data.loading import DatasetConfig, load_dataset
+    from mocme.models import ModelConfig, build_model
+    from mocme.training.config import TrainingConfig
+    from mocme.training.trainer import Trainer
+
+    torch.set_num_threads(args.threads)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kg = load_dataset(
+            DatasetConfig(name="DB15K", data_dir=args.data_dir, features={"text": {"path": args.features}})
+        )
+    config = TrainingConfig(**TRAINING)
+    full_steps = math.ceil(2 * len(kg.train) / config.batch_size)
+    order = torch.randperm(len(kg.train), generator=torch.Generator().manual_seed(0))
+    per_step = config.batch_size // 2  # each triple is asked in both directions
+
+    def subset(steps: int) -> MultiModalKG:
+        train = kg.train[order[: steps * per_step]] if steps else kg.train
+        return MultiModalKG(kg.name, kg.entities, kg.relations, train, kg.valid, kg.test, kg.modalities)
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**MODEL), kg)
+    Trainer(model, subset(WARMUP_STEPS), config, seed=1).train_epoch(1)
+    timed = subset(args.steps)
+    trainer = Trainer(model, timed, config, seed=2)
+    steps = math.ceil(2 * len(timed.train) / config.batch_size)
+    if args.profile_out:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            trainer.train_epoch(1)
+        table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=48)
+        Path(args.profile_out).write_text(table)
+    started, cpu = time.perf_counter(), time.process_time()
+    record = trainer.train_epoch(1)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    result = {
+        "version": args.version,
+        "mocme_path": str(Path(mocme.__file__).parent),
+        "steps": steps,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "step_seconds": seconds / steps,
+        "epoch_seconds": seconds / steps * full_steps,
+        "full_epoch_steps": full_steps,
+        "loss": record["loss"],
+        "load": os.getloadavg()[0],
+    }
+    print(json.dumps(result))
+
+
+# -- driver ------------------------------------------------------------------------------------------
+def _measure(version: str, args: argparse.Namespace, profile_out: Path | None = None) -> dict[str, Any]:
+    src = REPO / "src" if version == "current" else Path(args.baseline) / "src"
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": str(args.threads)}
+    command = [sys.executable, __file__, "--worker", version, "--data-dir", str(args.data_dir)]
+    command += ["--features", str(args.features), "--threads", str(args.threads), "--steps", str(args.steps)]
+    if profile_out is not None:
+        command += ["--profile-out", str(profile_out)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
+    if done.returncode:
+        raise SystemExit(f"{version} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _drive(args: argparse.Namespace) -> int:
+    args.data_dir = _data_dir(args.data_dir)
+    _ensure_baseline(Path(args.baseline))
+    _ensure_features(args)
+    runs: list[dict[str, Any]] = []
+    for round_ in range(args.repeats):
+        order = ("first", "current") if round_ % 2 == 0 else ("current", "first")
+        pair = {version: _measure(version, args) for version in order}
+        speedup = pair["first"]["epoch_seconds"] / pair["current"]["epoch_seconds"]
+        for version in order:
+            run = pair[version]
+            runs.append({**run, "round": round_, "speedup": speedup})
+            print(
+                f"round {round_ + 1} {version:>7}: {run['step_seconds'] * 1000:6.0f} ms/step, epoch "
+                f"{run['epoch_seconds']:6.0f} s (cpu {run['cpu_seconds'] / run['steps'] * 1000:.0f} ms/step, "
+                f"load {run['load']:.1f})",
+                flush=True,
+            )
+        print(f"round {round_ + 1}: speed-up {speedup:.2f}×", flush=True)
+    profiles = {}
+    if args.profile:
+        for version in ("first", "current"):
+            path = Path(args.output).with_name(f"mocme_epoch_profile_{version}.txt")
+            _measure(version, args, path)
+            profiles[version] = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+    speedups = [r["speedup"] for r in runs if r["version"] == "current"]
+    summary = {
+        version: {
+            "step_seconds_median": statistics.median(r["step_seconds"] for r in runs if r["version"] == version),
+            "epoch_seconds_median": statistics.median(r["epoch_seconds"] for r in runs if r["version"] == version),
+        }
+        for version in ("first", "current")
+    }
+    summary["speedup_median"] = statistics.median(speedups)
+    summary["speedup_min"] = min(speedups)
+    summary["target"] = TARGET
+    report = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads},
+        "model": MODEL,
+        "training": TRAINING,
+        "baseline": {"tag": TAG, "path": str(args.baseline)},
+        "runs": runs,
+        "summary": summary,
+        "profiles": profiles,
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+    print(
+        f"first working: {summary['first']['epoch_seconds_median']:.0f} s/epoch, current: "
+        f"{summary['current']['epoch_seconds_median']:.0f} s/epoch, speed-up {summary['speedup_median']:.2f}× "
+        f"(min {summary['speedup_min']:.2f}×, target ≥ {TARGET:g}×)"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", help="Folder holding DB15K/ (default: $MOCME_DATA, ../shared/data, ./data).")
+    parser.add_argument(
+        "--features", default="/tmp/mocme-features/DB15K/text.safetensors", help="DB15K text features file."
+    )
+    parser.add_argument("--baseline", default="/tmp/first-working", help=f"Checkout of the tag {TAG}.")
+    parser.add_argument("--repeats", type=int, default=3, help="Rounds (versions alternate).")
+    parser.add_argument("--steps", type=int, default=40, help="Timed steps per measurement (0: a full epoch).")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads in every measurement.")
+    parser.add_argument("--profile", action="store_true", help="Also write a torch.profiler table per version.")
+    parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="JSON report.")
+    parser.add_argument("--worker", choices=("first", "current"), dest="version", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.version:
+        _worker(args)
+        return 0
+    return _drive(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
