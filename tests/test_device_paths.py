@@ -15,6 +15,7 @@ from mocme.data.synthetic import SyntheticModality, SyntheticSpec
 from mocme.errors import MocmeError
 from mocme.models import MODELS, ModelConfig, build_model
 from mocme.models import gathered as gathered_module
+from mocme.models.dropout import Dropout
 from mocme.training.config import TrainingConfig
 from mocme.training.trainer import Trainer
 
@@ -114,3 +115,19 @@ def test_compile_switch_trains(tmp_path, monkeypatch, name):
     config.training.epochs = 1
     result = pipeline.train(config, tmp_path / "run")
     assert result.directory.trace()[0]["loss"] > 0
+
+
+def test_cpu_dropout_keeps_one_minus_p_scales_and_follows_the_seed():
+    layer = Dropout(0.3).train()
+    torch.manual_seed(0)
+    x = torch.ones(400_000, requires_grad=True)
+    y = layer(x)
+    kept = y != 0
+    assert float(kept.float().mean()) == pytest.approx(0.7, abs=3e-3)
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, y.detach())  # gradient: the same mask and scale
+    torch.manual_seed(0)
+    assert torch.equal(layer(x.detach()), y.detach())
+    assert torch.equal(layer.eval()(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x)

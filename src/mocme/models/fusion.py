@@ -59,8 +59,8 @@ class _Cosines(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, vectors: Tensor) -> Tensor:
-        with torch.autocast(vectors.device.type, enabled=False):  # float32 even under mixed precision
-            vectors = vectors.float()
+        with torch.autocast(vectors.device.type, enabled=False):  # at least float32 under mixed precision
+            vectors = vectors.to(torch.promote_types(vectors.dtype, torch.float32))
             gram = vectors @ vectors.transpose(-1, -2)
         squared = gram.diagonal(dim1=-2, dim2=-1)
         floor = 1e-24  # |v| >= 1e-12, as in F.normalize (a literal: torch.compile cannot lift globals here)
@@ -99,6 +99,30 @@ def view_redundancy(views: Tensor) -> Tensor:
     return cos[:, off_diagonal].pow(2).mean()
 
 
+def weighted_sum(weights: Tensor, vectors: Tensor) -> Tensor:
+    """``Σ_k w_k v_k`` per entity; ``weights`` ``(n, K)``, ``vectors`` ``(n, K, d)`` -> ``(n, d)``."""
+    return _WeightedSum.apply(weights, vectors)
+
+
+class _WeightedSum(torch.autograd.Function):
+    """A batched ``(1, K) x (K, d)`` product whose ``∂v = w ⊗ g`` is one broadcast multiply.
+
+    (Autograd would form that outer product as ``n`` tiny matrix products, several times slower.)
+    """
+
+    @staticmethod
+    def forward(ctx, weights: Tensor, vectors: Tensor) -> Tensor:
+        ctx.save_for_backward(weights, vectors)
+        return torch.bmm(weights.unsqueeze(1), vectors).squeeze(1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        weights, vectors = ctx.saved_tensors
+        grad_weights = torch.bmm(vectors, grad.unsqueeze(2)).squeeze(2) if ctx.needs_input_grad[0] else None
+        grad_vectors = weights.unsqueeze(2) * grad.unsqueeze(1) if ctx.needs_input_grad[1] else None
+        return grad_weights, grad_vectors
+
+
 class IntraModalFusion(nn.Module):
     """View weights ``β = softmax((g(x, r) + λ_intra c) / τ_r)`` and ``e^m = Σ_k β_k v_k``.
 
@@ -135,7 +159,7 @@ class IntraModalFusion(nn.Module):
         logits = base + F.embedding(context, self.relation_gate)
         temperature = F.embedding(context, self.log_temperature.unsqueeze(1)).exp().clamp_min(MIN_TEMPERATURE)
         beta = torch.softmax(logits / temperature, dim=-1)
-        return torch.bmm(beta.unsqueeze(1), views).squeeze(1), beta
+        return weighted_sum(beta, views), beta
 
     def forward(self, x: Tensor, views: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` ``(n, d_in)``, ``views`` ``(n, K, d)``, ``context`` ``(n,)`` -> ``e`` ``(n, d)``, ``β`` ``(n, K)``."""
@@ -159,19 +183,27 @@ class InterModalFusion(nn.Module):
         self.projection = nn.Linear(dim, projection_dim, bias=False)
         self.log_temperature = nn.Parameter(torch.zeros(()))
 
-    def forward(self, modal: Tensor, available: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, modal: list[Tensor], available: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
         """Fuse modalities.
 
-        Shapes: ``modal`` ``(M, n, d)`` (modality-major, so that each ``modal[m]`` is contiguous),
-        ``available`` ``(n, M)`` bool, ``context`` ``(n,)``; returns ``e*`` ``(n, d)`` and ``α`` ``(n, M)``.
+        Shapes: ``modal`` ``M`` tensors ``(n, d)``, ``available`` ``(n, M)`` bool, ``context``
+        ``(n,)``; returns ``e*`` ``(n, d)`` and ``α`` ``(n, M)``.
         """
         if self.mode == "mean":
-            alpha = available.to(modal.dtype) / available.sum(1, keepdim=True)
+            alpha = available.to(modal[0].dtype) / available.sum(1, keepdim=True)
         else:
+            stacked = torch.stack(modal)  # (M, n, d)
             query = F.embedding(context, self.query)  # (n, a)
-            logits = (self.key(modal) * query).sum(-1).T
-            if self.mode == "complementarity" and self.lambda_inter:
-                logits = logits + self.lambda_inter * self.complementarity(modal, available)
+            with_complementarity = self.mode == "complementarity" and bool(self.lambda_inter)
+            if with_complementarity:  # W e and P e in one product
+                weight = torch.cat([self.key.weight, self.projection.weight])
+                sizes = [len(self.key.weight), len(self.projection.weight)]
+                keys, projected = F.linear(stacked, weight).split(sizes, -1)
+            else:
+                keys, projected = self.key(stacked), None
+            logits = (keys * query).sum(-1).T
+            if projected is not None:
+                logits = logits + self.lambda_inter * self.complementarity(projected, available)
             logits = logits / self.log_temperature.exp().clamp_min(MIN_TEMPERATURE)
             alpha = torch.softmax(logits.masked_fill(~available, -math.inf), dim=-1)
         joint = alpha[:, :1] * modal[0]
@@ -179,11 +211,12 @@ class InterModalFusion(nn.Module):
             joint = torch.addcmul(joint, alpha[:, m : m + 1], modal[m])
         return joint, alpha
 
-    def complementarity(self, modal: Tensor, available: Tensor) -> Tensor:
-        """``c^m`` over available pairs; 0 for an entity with a single modality; ``(n, M)``."""
-        cos = cosines(self.projection(modal).transpose(0, 1).contiguous())
+    @staticmethod
+    def complementarity(projected: Tensor, available: Tensor) -> Tensor:
+        """``c^m`` from the projections ``P e^m`` ``(M, n, p)`` over available pairs (0 when alone); ``(n, M)``."""
+        cos = cosines(projected.transpose(0, 1).contiguous())
         pair = available.unsqueeze(1) & available.unsqueeze(2)
-        pair = pair & ~torch.eye(modal.shape[0], dtype=torch.bool, device=modal.device)
+        pair = pair & ~torch.eye(projected.shape[0], dtype=torch.bool, device=projected.device)
         others = pair.sum(-1)
         mean_cos = (cos * pair).sum(-1) / others.clamp_min(1)
         return torch.where(others > 0, 1 - mean_cos, torch.zeros_like(mean_cos))

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mocme.models.dropout import Dropout
 from mocme.models.gathered import gathered_dot
 
 
@@ -101,7 +102,7 @@ class TuckER(Interaction):
             self.core.normal_(0.0, 1.0 / math.sqrt(relation_dim * dim))
             eye = torch.eye(dim) / math.sqrt(relation_dim)
             self.core.view(relation_dim, dim, dim).add_(eye)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def query(self, h: Tensor, relations: Tensor) -> Tensor:
         r = F.embedding(relations, self.relation)

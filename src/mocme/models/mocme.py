@@ -35,6 +35,7 @@ from mocme.models.base import (
     select_candidates,
 )
 from mocme.models.config import ModelConfig
+from mocme.models.dropout import Dropout
 from mocme.models.fusion import InterModalFusion, IntraModalFusion, ModalityExperts, view_redundancy
 from mocme.models.interactions import INTERACTIONS, Interaction, TuckER
 
@@ -49,28 +50,27 @@ class Encoding:
     """Representations of ``n`` entities in given contexts.
 
     Attributes:
-        modal: ``(n, M, d)``, one fused embedding per modality (structure first); a view of a
-            modality-major ``(M, n, d)`` tensor, so that each ``modal[:, m]`` is contiguous.
+        modal: ``M`` tensors ``(n, d)``, the fused embedding of each modality (structure first).
         joint: ``(n, d)``, the unified embedding ``e*``.
         available: ``(n, M)`` bool, which modalities each entity has.
         alpha: ``(n, M)``, inter-modal weights (0 where unavailable).
         beta: ``(n, M, K)``, intra-modal view weights.
     """
 
-    modal: Tensor
+    modal: list[Tensor]
     joint: Tensor
     available: Tensor
     alpha: Tensor
     beta: Tensor
 
     def take(self, index: Tensor) -> Encoding:
-        modal = self.modal.transpose(0, 1)[:, index].transpose(0, 1)
+        modal = [m[index] for m in self.modal]
         return Encoding(modal, *(getattr(self, f)[index] for f in ("joint", "available", "alpha", "beta")))
 
     @staticmethod
     def cat(parts: list[Encoding]) -> Encoding:
         """The encodings of consecutive blocks of entities as one."""
-        modal = torch.cat([p.modal.transpose(0, 1) for p in parts], 1).transpose(0, 1)
+        modal = [torch.cat(blocks) for blocks in zip(*(p.modal for p in parts), strict=True)]
         return Encoding(
             modal, *(torch.cat([getattr(p, f) for p in parts]) for f in ("joint", "available", "alpha", "beta"))
         )
@@ -131,7 +131,7 @@ class MoCME(KGModel):
         )
         self.head_names = [*(self.modalities if config.modality_heads else []), JOINT]
         self.heads = nn.ModuleDict({name: _interaction(config, 2 * kg.num_relations) for name in self.head_names})
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self._cache: Encoding | None = None
         self._penalty: Tensor | None = None
 
@@ -170,10 +170,9 @@ class MoCME(KGModel):
             fused, beta = self.intra[name].fuse(parts.views[m], parts.base[m], context)
             modal.append(fused)
             betas.append(beta)
-        modal_t = torch.stack(modal)  # (M, n, d)
-        joint, alpha = self.inter(modal_t, parts.available, context)
-        modal_t = self.dropout(modal_t).transpose(0, 1)
-        return Encoding(modal_t, self.dropout(joint), parts.available, alpha, torch.stack(betas, 1))
+        joint, alpha = self.inter(modal, parts.available, context)
+        modal = [self.dropout(m) for m in modal]
+        return Encoding(modal, self.dropout(joint), parts.available, alpha, torch.stack(betas, 1))
 
     def encode(self, ids: Tensor, context: Tensor | None = None) -> Encoding:
         """Encode entities ``ids`` ``(n,)`` in relation contexts ``(n,)`` (neutral when ``None``)."""
@@ -197,11 +196,11 @@ class MoCME(KGModel):
                 tables[name] = HeadTable(interaction, interaction.query(query.joint, queries[:, 1]), cand.joint)
                 continue
             m = self.modalities.index(name)
-            q = interaction.query(query.modal[:, m], queries[:, 1])
+            q = interaction.query(query.modal[m], queries[:, 1])
             if name == STRUCTURE:
-                tables[name] = HeadTable(interaction, q, cand.modal[:, m])
+                tables[name] = HeadTable(interaction, q, cand.modal[m])
             else:
-                tables[name] = HeadTable(interaction, q, cand.modal[:, m], query.available[:, m], cand.available[:, m])
+                tables[name] = HeadTable(interaction, q, cand.modal[m], query.available[:, m], cand.available[:, m])
         return tables
 
     def head_scores(self, queries: Tensor, candidates: Candidates = None) -> dict[str, HeadScores]:
@@ -215,8 +214,8 @@ class MoCME(KGModel):
                 out[name] = HeadScores(score_candidates(interaction, q, cand.joint, cset))
                 continue
             m = self.modalities.index(name)
-            q = interaction.query(query.modal[:, m], queries[:, 1])
-            scores = score_candidates(interaction, q, cand.modal[:, m], cset)
+            q = interaction.query(query.modal[m], queries[:, 1])
+            scores = score_candidates(interaction, q, cand.modal[m], cset)
             available = None
             if name != STRUCTURE:
                 cand_available = select_candidates(cand.available[:, m], cset)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mocme.models.base import Candidates, HeadScores, HeadTable, KGModel, candidate_set, score_candidates
+from mocme.models.dropout import Dropout
 from mocme.models.interactions import Interaction
 
 
@@ -19,7 +20,7 @@ class StructuralModel(KGModel):
         super().__init__(num_entities, num_relations)
         self.entity = nn.Parameter(torch.randn(num_entities, interaction.dim) / math.sqrt(interaction.dim))
         self.interaction = interaction
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def head_tables(self, queries: Tensor) -> dict[str, HeadTable]:
         h = self.dropout(F.embedding(queries[:, 0], self.entity))

@@ -196,7 +196,10 @@ class Trainer:
             values = torch.stack([losses[name].detach().float() for name in names])
             if self.distributed is not None:
                 values = self.distributed.average_gradients(parameters, values)
-            norm = torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip or math.inf)
+            if config.grad_clip:
+                norm = torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+            else:  # the norm for the trace, without rescaling every gradient by 1
+                norm = torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
             grad_norms.append(norm.detach())
             self.optimizer.step()
             for name, value in zip(names, values, strict=True):
