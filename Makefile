@@ -6,6 +6,8 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 # Extras the test suite exercises; `demo` needs none.
 TEST_EXTRAS ?= dev,peer,plot,text,image,hdf5,tracking,hpo,docs
+# One pytest-xdist worker per core (tests run torch on one thread each; see tests/conftest.py).
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: demo test lint format bench-eval clean
 
@@ -27,7 +29,7 @@ demo: $(VENV)/.stamp-base
 
 test: $(VENV)/.stamp-test
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 lint: $(VENV)/.stamp-test
 	$(BIN)/ruff check .

@@ -130,16 +130,17 @@ def datasets() -> list[dict[str, str]]:
 
 
 def losses() -> list[dict[str, str]]:
-    """The loss functions of ``mocme.training.losses`` and the ``training.negatives`` choices using each."""
+    """The loss functions of ``mocme.training.losses`` that a ``training.negatives`` choice uses (helpers aside)."""
     from mocme.training import losses as module
 
     rows = []
     for name, function in inspect.getmembers(module, inspect.isfunction):
-        if name.startswith("_") or function.__module__ != module.__name__:
-            continue
         used_by = [choice for choice, (_, loss) in NEGATIVES.items() if loss == name]
-        setting = f"training.negatives={'|'.join(used_by)}" if used_by else ""
-        rows.append({"name": name, "setting": setting, "description": _first_line(function)})
+        if name.startswith("_") or function.__module__ != module.__name__ or not used_by:
+            continue
+        rows.append(
+            {"name": name, "setting": f"training.negatives={'|'.join(used_by)}", "description": _first_line(function)}
+        )
     return rows
 
 
