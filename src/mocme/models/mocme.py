@@ -41,7 +41,7 @@ from mocme.models.interactions import INTERACTIONS, Interaction, TuckER
 
 STRUCTURE = "structure"
 JOINT = "joint"
-SCORE_BLOCK = 2**21  # (query, entity) pairs combined at once when scoring all entities
+SCORE_BLOCK = 2**19  # (query, entity) pairs combined at once when scoring all entities
 ENCODE_BLOCK = 2**14  # entities encoded at once for the evaluation cache
 
 
@@ -67,13 +67,13 @@ class Encoding:
         modal = [m[index] for m in self.modal]
         return Encoding(modal, *(getattr(self, f)[index] for f in ("joint", "available", "alpha", "beta")))
 
+    def tensors(self) -> list[Tensor]:
+        return [*self.modal, self.joint, self.available, self.alpha, self.beta]
+
     @staticmethod
-    def cat(parts: list[Encoding]) -> Encoding:
-        """The encodings of consecutive blocks of entities as one."""
-        modal = [torch.cat(blocks) for blocks in zip(*(p.modal for p in parts), strict=True)]
-        return Encoding(
-            modal, *(torch.cat([getattr(p, f) for p in parts]) for f in ("joint", "available", "alpha", "beta"))
-        )
+    def of(tensors: list[Tensor]) -> Encoding:
+        *modal, joint, available, alpha, beta = tensors
+        return Encoding(modal, joint, available, alpha, beta)
 
 
 @dataclass
@@ -285,9 +285,17 @@ class MoCME(KGModel):
     @contextlib.contextmanager
     def precomputed(self) -> Iterator[None]:
         """Encode every entity once (neutral context, in blocks) and reuse it for all candidates."""
-        ids = torch.arange(self.num_entities, device=self.device)
+        blocks = torch.arange(self.num_entities, device=self.device).split(ENCODE_BLOCK)
         with torch.no_grad():
-            self._cache = Encoding.cat([self.encode(block) for block in ids.split(ENCODE_BLOCK)])
+            first = self.encode(blocks[0]).tensors()
+            whole = [t.new_empty((self.num_entities, *t.shape[1:])) for t in first]
+            start = 0
+            for block in blocks:
+                parts = first if start == 0 else self.encode(block).tensors()
+                for target, part in zip(whole, parts, strict=True):
+                    target[start : start + len(block)] = part
+                start += len(block)
+            self._cache = Encoding.of(whole)
         try:
             yield
         finally:
