@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -93,6 +94,7 @@ def train(
     from mocme.training.distributed import main_process
 
     progress = not quiet
+    callbacks = [_epoch_line] if progress and not sys.stderr.isatty() else []  # bars need a terminal
     if resume is not None:
         if config is not None or sets or out is not None:
             fail("--resume continues a run with its saved config; do not combine it with CONFIG, --set or --out")
@@ -102,10 +104,15 @@ def train(
         run_dir = out or pipeline.default_run_dir(run_config)
     try:
         if resume is not None:
-            result = pipeline.resume(run_dir, progress=progress, distributed=distributed)
+            result = pipeline.resume(run_dir, progress=progress, distributed=distributed, callbacks=callbacks)
         else:
             result = pipeline.train(
-                run_config, run_dir, overwrite=overwrite, progress=progress, distributed=distributed
+                run_config,
+                run_dir,
+                overwrite=overwrite,
+                progress=progress,
+                distributed=distributed,
+                callbacks=callbacks,
             )
     except KeyboardInterrupt:
         typer.echo(_interrupted(run_dir), err=True)
@@ -143,6 +150,16 @@ def _last_checkpoint(run_dir: Path) -> str:
         return "no epoch completed, so no checkpoint was written"
     epoch = directory.load_checkpoint("last")["train_state"]["epoch"]
     return f"{directory.checkpoint_path('last')} keeps epoch {epoch}"
+
+
+def _epoch_line(record: dict) -> None:
+    """One progress line per validated epoch, for logs (where progress bars would be noise)."""
+    mrr = record.get("valid", {}).get("both.realistic.inverse_harmonic_mean_rank")
+    if mrr is not None:
+        typer.echo(
+            f"epoch {record['epoch']}: loss {record['loss']:.4f}, valid MRR {mrr:.4f} ({record['seconds']:.1f} s)",
+            err=True,
+        )
 
 
 @app.command("evaluate")
