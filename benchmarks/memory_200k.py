@@ -11,7 +11,8 @@ The graph is random (seeded): 200,000 entities, 50 relations, 1,000,000 training
 - ``evaluate``: filtered ranking of 2,000 test triples (both directions), with
   ``evaluation.memory_mb`` at the budget and at 16 times it.
 
-Budgeted and unbudgeted runs must give the same losses (and parameters) and the same metrics.
+Budgeted and unbudgeted runs must give the same losses, parameters and metrics, up to the order of
+floating-point additions (scores of another batch composition can differ in the last bit).
 The score blocks are what the budget bounds; the process also holds the graph, the model and the
 optimiser state (the baseline), so the comparison is peak − baseline against the budget, and
 unbudgeted shows what the same step costs without it.
@@ -162,7 +163,9 @@ def _drive(args: argparse.Namespace) -> int:
             "parameter_sum": [chunked["parameter_sum"], whole["parameter_sum"]],
             "evaluate_budget_rss_mb": eval_budget["peak_rss_mb"],
             "evaluate_large_rss_mb": eval_large["peak_rss_mb"],
-            "same_metrics": eval_budget["metrics"] == eval_large["metrics"],
+            "metrics_max_relative_difference": max(
+                abs(eval_budget["metrics"][k] - v) / max(abs(v), 1e-12) for k, v in eval_large["metrics"].items()
+            ),
             "metrics": eval_budget["metrics"],
         }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
