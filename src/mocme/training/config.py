@@ -30,9 +30,11 @@ class TrainingConfig(BaseModel):
 
     epochs: int = Field(50, ge=1, description="Maximum number of epochs.")
     batch_size: int = Field(256, ge=1, description="Training queries per step.")
-    optimizer: Literal["adam", "adamw"] = "adam"
+    optimizer: Literal["adam", "adamw"] = Field(
+        "adam", description="Adam (weight decay added to the gradient) or AdamW (decoupled weight decay)."
+    )
     lr: float = Field(5e-3, gt=0, description="Learning rate.")
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, description="Weight decay (L2 for Adam, decoupled for AdamW).")
     schedule: Literal["none", "cosine", "step", "plateau"] = Field("none", description="Learning-rate schedule.")
     step_size: int = Field(20, ge=1, description="'step' schedule: epochs between decays.")
     gamma: float = Field(0.5, gt=0, le=1, description="'step'/'plateau' schedule: decay factor.")
@@ -46,7 +48,12 @@ class TrainingConfig(BaseModel):
     pool: Literal["sampled", "all"] = Field("sampled", description="EGNS candidate pool: M sampled, or all entities.")
     egns: EGNSConfig = Field(default_factory=EGNSConfig)
     adversarial_temperature: float = Field(1.0, gt=0, description="Self-adversarial: π ∝ exp(α s).")
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    label_smoothing: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Label smoothing ε: 1-N targets (1 - ε)·y + ε/N; sampled and EGNS targets 1 - ε and ε.",
+    )
 
     memory_mb: float | None = Field(
         2048.0,
