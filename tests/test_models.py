@@ -9,7 +9,7 @@ from mocme.data import generate
 from mocme.data.synthetic import SyntheticModality, SyntheticSpec
 from mocme.models import INTERACTIONS, MODELS, MoCME, ModelConfig, build_model
 from mocme.models import base as model_base
-from mocme.models.mocme import STRUCTURE
+from mocme.models.mocme import STRUCTURE, SingleHead
 from tests.conftest import tiny_kg
 
 
@@ -153,6 +153,24 @@ def test_modality_heads_are_undefined_where_a_modality_is_missing():
     with torch.no_grad():
         joint = model.score_all(torch.tensor([[query_without_text, 0]]))
     assert torch.isfinite(joint).all()
+
+
+def test_a_single_head_scores_like_that_head_and_is_minus_inf_where_undefined():
+    kg, model = make("mocme", {})
+    queries = kg.train[:12, :2]
+    with torch.no_grad():
+        heads = model.head_scores(queries)
+        for name in model.head_names:
+            alone = SingleHead(model, name).score_all(queries)
+            defined = heads[name].available
+            if defined is None:
+                torch.testing.assert_close(alone, heads[name].scores)
+                continue
+            defined = defined.expand_as(alone)
+            torch.testing.assert_close(alone[defined], heads[name].scores[defined])
+            assert torch.all(alone[~defined] == -torch.inf)
+    with pytest.raises(ValueError, match="unknown head"):
+        SingleHead(model, "audio")
 
 
 def test_features_of_unavailable_rows_never_reach_the_model():

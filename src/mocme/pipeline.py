@@ -158,6 +158,27 @@ def evaluate_run(
     return _evaluate(config, kg, model, split, progress)
 
 
+def evaluate_heads(
+    run_dir: str | os.PathLike[str], split: str = "valid", checkpoint: str = "best", progress: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Metrics of each MoCME scoring head alone (one per modality, and ``joint``), then ``decision``.
+
+    ``decision`` is the model's own joint decision (what ``evaluate_run`` reports): it shows how
+    much each modality's head contributes and whether the combination beats its best head.
+    """
+    from mocme.models.mocme import MoCME, SingleHead
+
+    config, kg, model = load_run(run_dir, checkpoint)
+    if not isinstance(model, MoCME):
+        raise RunDirError(f"{run_dir}: per-head evaluation needs a MoCME run, this one is {config.model.name}")
+    out = {
+        head: _evaluate(config, kg, SingleHead(model, head), split, progress)  # type: ignore[arg-type]
+        for head in model.head_names
+    }
+    out["decision"] = _evaluate(config, kg, model, split, progress)
+    return out
+
+
 # -- internals -------------------------------------------------------------------------------------
 def _join(config: RunConfig) -> tuple[Distributed, torch.device]:
     return distributed.start(resolve_device(config.device), config.threads)

@@ -170,6 +170,10 @@ def evaluate(
     breakdown: Annotated[
         bool, typer.Option("--breakdown", help="Also show relation categories and modalities.")
     ] = False,
+    heads: Annotated[
+        bool,
+        typer.Option("--heads", help="MoCME: rank with each scoring head alone too (one per modality, and joint)."),
+    ] = False,
     as_json: JsonOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -177,14 +181,24 @@ def evaluate(
 
     Realistic ranks are the headline; optimistic and pessimistic are shown beside them. Metric names
     follow PyKEEN (inverse_harmonic_mean_rank = MRR, arithmetic_mean_rank = MR, hits_at_k).
+    With --heads, each MoCME head also ranks alone, which shows what every modality contributes.
     """
-    from mocme.pipeline import evaluate_run
-    from mocme.tables import breakdown_table, metrics_table
+    from mocme.pipeline import evaluate_heads, evaluate_run
+    from mocme.tables import breakdown_table, heads_table, metrics_table
 
     if split not in ("valid", "test"):
         fail(f"--split must be 'valid' or 'test', got {split!r}")
     if checkpoint not in ("best", "last"):
         fail(f"--checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    if heads:
+        per_head = evaluate_heads(run_dir, split, checkpoint, progress=not quiet)
+        if as_json:
+            typer.echo(json.dumps(per_head, indent=2))
+            return
+        typer.echo(heads_table(per_head, title=f"{split} (filtered, realistic ranks; checkpoint {checkpoint})"))
+        if breakdown:
+            typer.echo("\n" + breakdown_table(per_head["decision"]))
+        return
     metrics = evaluate_run(run_dir, split, checkpoint, progress=not quiet)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))

@@ -302,6 +302,32 @@ class MoCME(KGModel):
             self._cache = None
 
 
+class SingleHead(nn.Module):
+    """One MoCME scoring head alone, as a model the evaluator can rank with.
+
+    ``score_all``: ``(B, 2) -> (B, N)`` scores of that head; where it is undefined (the query or
+    the candidate lacks its modality) the score is ``-inf``, so an answer without the modality
+    ties last, and a query entity without it ties every candidate.
+    """
+
+    def __init__(self, model: MoCME, head: str) -> None:
+        super().__init__()
+        if head not in model.head_names:
+            raise ValueError(f"unknown head {head!r}; this model has {', '.join(model.head_names)}")
+        self.model, self.head = model, head
+
+    @property
+    def num_entities(self) -> int:
+        return self.model.num_entities
+
+    def precomputed(self) -> contextlib.AbstractContextManager[None]:
+        return self.model.precomputed()
+
+    def score_all(self, queries: Tensor) -> Tensor:
+        scores, available = self.model.head_tables(queries)[self.head].scores(0, self.num_entities)
+        return scores if available is None else scores.masked_fill(~available, -math.inf)
+
+
 def _confidence(scores: Tensor, available: Tensor) -> Tensor:
     """``1 - normalised entropy`` of the softmax over available candidates; ``(B, C) -> (B,)``."""
     logits = scores.masked_fill(~available, -math.inf)
