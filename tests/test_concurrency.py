@@ -47,3 +47,25 @@ def test_predict_and_evaluate_while_training_writes_the_run(tmp_path):
     assert {call["command"] for call in during} == {"predict", "evaluate"}
     assert len({call["last"] for call in during}) >= 3, "the reads did not overlap several checkpoint writes"
     print(f"\n{len(calls)} reads ({len(during)} while training, over {len({c['last'] for c in during})} last.pt)")
+
+
+def test_a_second_writer_of_the_same_run_is_refused_in_one_line(tmp_path, capsys):
+    from mocme.cli import main
+    from mocme.errors import RunDirError
+    from mocme.rundir import RunDirectory
+
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_config(tmp_path, epochs=2)), "--out", str(run), "-q"]) == 0
+    capsys.readouterr()
+    with RunDirectory(run).lock():  # as a training in another process would hold it
+        try:
+            with RunDirectory(run).lock():
+                raise AssertionError("the lock was granted twice")
+        except RunDirError as error:
+            assert "another process" in str(error)
+        for argv in (["train", "--resume", str(run), "-q"], ["train", "--out", str(run), "--overwrite", "-q"]):
+            assert main(argv) == 2
+            err = capsys.readouterr().err
+            assert "is training this run" in err and len(err.strip().splitlines()) == 1, err
+        assert (run / "metrics.json").is_file() and (run / "checkpoints" / "best.pt").is_file()  # untouched
+    assert main(["train", "--resume", str(run), "-q"]) == 0  # free again once the holder is gone

@@ -102,9 +102,10 @@ def train(
         directory = _directory(group.broadcast(str(path)) if group else path, group)
         tracking = Tracking.for_run(config, directory) if _main(group) else Tracking()
         kg, model = build(config, kg, device)  # load before creating the directory: bad input leaves nothing behind
-        directory.create(config, overwrite=overwrite)
-        trainer = _trainer(config, kg, model, directory, progress and _main(group), [tracking, *callbacks], group)
-        return _finish(config, kg, model, trainer, directory, progress and _main(group), tracking, group)
+        with directory.lock():
+            directory.create(config, overwrite=overwrite)
+            trainer = _trainer(config, kg, model, directory, progress and _main(group), [tracking, *callbacks], group)
+            return _finish(config, kg, model, trainer, directory, progress and _main(group), tracking, group)
     finally:
         if group is not None:
             _leave()
@@ -123,14 +124,15 @@ def resume(
     group, device = _join(config) if distributed else (None, None)
     try:
         directory = _directory(run_dir, group)
-        directory.remove_stale_temp_files()  # partial writes of the killed process; never checkpoints
-        tracking = Tracking.for_run(config, directory) if _main(group) else Tracking()
-        kg, model = build(config, kg, device)
-        trainer = _trainer(config, kg, model, directory, progress and _main(group), [tracking, *callbacks], group)
-        if directory.has_checkpoint("last"):
-            trainer.load_state_dict(directory.load_checkpoint("last", model.device))
-        directory.truncate_trace(trainer.state.epoch)
-        return _finish(config, kg, model, trainer, directory, progress and _main(group), tracking, group)
+        with directory.lock():
+            directory.remove_stale_temp_files()  # partial writes of the killed process; never checkpoints
+            tracking = Tracking.for_run(config, directory) if _main(group) else Tracking()
+            kg, model = build(config, kg, device)
+            trainer = _trainer(config, kg, model, directory, progress and _main(group), [tracking, *callbacks], group)
+            if directory.has_checkpoint("last"):
+                trainer.load_state_dict(directory.load_checkpoint("last", model.device))
+            directory.truncate_trace(trainer.state.epoch)
+            return _finish(config, kg, model, trainer, directory, progress and _main(group), tracking, group)
     finally:
         if group is not None:
             _leave()

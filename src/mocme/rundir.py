@@ -13,19 +13,27 @@
       report.html         written by 'mocme report'
       tensorboard/        when the tensorboard tracker is on
       tracking.json       the MLflow run id, when the mlflow tracker is on (so a resume continues it)
+      .lock               held (flock) by the one process that trains or resumes this run
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; runs are not protected against a second writer
+    fcntl = None  # type: ignore[assignment]
 
 import numpy
 import torch
@@ -36,6 +44,7 @@ from mocme.errors import ConfigError, RunDirError
 from mocme.io import append_jsonl, atomic_path, read_jsonl, write_json_atomic, write_text_atomic
 
 CHECKPOINTS = ("last", "best")
+LOCK_NAME = ".lock"
 
 
 class RunDirectory:
@@ -64,6 +73,44 @@ class RunDirectory:
     def checkpoint_path(self, name: str) -> Path:
         return self.path / "checkpoints" / f"{name}.pt"
 
+    # -- ownership -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run's writer lock (``.lock``, an advisory ``flock``) for the duration.
+
+        A second ``train --overwrite``, ``--resume`` or HPO trial on the same directory gets a
+        one-line error instead of interleaving its checkpoints and trace with this one's. The
+        lock goes away with the process, so a killed run can be resumed at once.
+        """
+        if fcntl is None:
+            yield
+            return
+        folder_existed = self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / LOCK_NAME, "a+")  # noqa: SIM115 (held until the end of the block)
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                owner = handle.read().strip() or "unknown"
+                raise RunDirError(
+                    f"{self.path}: another process (pid {owner}) is training this run; wait for it to "
+                    "finish or use another --out"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            if not self.config_path.exists():  # no run was created here: leave the folder as it was
+                (self.path / LOCK_NAME).unlink(missing_ok=True)
+                if not folder_existed:
+                    with contextlib.suppress(OSError):
+                        self.path.rmdir()
+            handle.close()  # releases the lock
+
     # -- creation --------------------------------------------------------------------------------
     def create(self, config: RunConfig, overwrite: bool = False) -> None:
         """Start a fresh run here; an existing run is replaced only with ``overwrite``."""
@@ -75,7 +122,10 @@ class RunDirectory:
                 )
             if not self.config_path.exists() and not self.checkpoint_path("last").exists():
                 raise RunDirError(f"{self.path}: exists and is not a run directory; refusing to delete it")
-            shutil.rmtree(self.path)
+            for entry in self.path.iterdir():  # everything but the lock this process may be holding
+                if entry.name == LOCK_NAME:
+                    continue
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         self.remove_stale_temp_files()  # left by a creation that was killed before it wrote config.yaml
         (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.config_path, dump_config(config))
@@ -84,6 +134,8 @@ class RunDirectory:
     def _has_content(self) -> bool:
         """Whether anything is here besides what a creation killed before writing config.yaml leaves."""
         for entry in self.path.iterdir():
+            if entry.name == LOCK_NAME:
+                continue
             if entry.name == "checkpoints" and entry.is_dir() and not any(entry.iterdir()):
                 continue
             if entry.is_file() and entry.name.startswith(f".{self.config_path.name}.") and entry.suffix == ".tmp":

@@ -17,7 +17,9 @@ computes the same metrics.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +104,10 @@ class Distributed:
 
 class WorkerRunDirectory(RunDirectory):
     """The run directory as processes other than rank 0 see it: they read it, rank 0 writes it."""
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        yield  # rank 0 holds the run's lock
 
     def create(self, config: Any, overwrite: bool = False) -> None:
         pass
