@@ -208,6 +208,15 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
+    """``<out>.json`` (every run) and ``<out>.md`` (the tables), each replaced atomically."""
+    from mocme.io import write_text_atomic
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out.with_suffix(".json"), json.dumps(rows, indent=2) + "\n")
+    write_text_atomic(out.with_suffix(".md"), markdown(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=(*DATASETS, SMOKE))
@@ -265,20 +274,18 @@ def main() -> None:
                     }
                 )
         with mp.get_context("spawn").Pool(args.jobs) as pool:
-            rows = []
             for row in pool.imap_unordered(run_one, jobs):
-                rows.append(row)
                 print(
                     f"{row['dataset']:10s} {row['variant']:35s} test MRR "
                     f"{row['test']['realistic']['inverse_harmonic_mean_rank']:.4f} "
                     f"(epoch {row['selected_epoch']}/{row['epochs_trained']}, {row['train_seconds']} s)",
                     flush=True,
                 )
-        keys = {(r["dataset"], r["variant"]) for r in rows}
-        previous = [r for r in previous if (r["dataset"], r["variant"]) not in keys] + rows
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        results_path.write_text(json.dumps(previous, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(previous))
+                # Saved after every run, so a long suite that is stopped keeps what it finished.
+                previous = [r for r in previous if (r["dataset"], r["variant"]) != (row["dataset"], row["variant"])]
+                previous.append(row)
+                write_results(args.out, previous)
+    write_results(args.out, previous)
     print(f"wrote {results_path} and {args.out.with_suffix('.md')}")
 
 
