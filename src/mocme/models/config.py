@@ -20,7 +20,12 @@ class ModelConfig(BaseModel):
     interaction: InteractionName = Field("tucker", description="Scoring function of every MoCME head.")
     relation_dim: int = Field(32, ge=1, description="TuckER: relation dimension of the core tensor.")
     margin: float = Field(6.0, description="TransE / RotatE: score = margin - distance.")
-    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on entity representations while training.")
+    dropout: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="Dropout on the query entity's inputs and fused embeddings while training (not on candidates).",
+    )
     core_dropout: float = Field(0.0, ge=0, lt=1, description="TuckER: dropout on the query vector.")
 
     experts: int = Field(3, ge=1, description="MoCME: experts (views) per modality, K.")
@@ -39,4 +44,7 @@ class ModelConfig(BaseModel):
     modality_heads: bool = Field(True, description="MoCME: a scoring head per modality besides the unified one.")
     joint: Literal["equal", "confidence"] = Field("equal", description="MoCME: how heads' probabilities combine.")
     diversity: float = Field(0.0, ge=0, description="MoCME: weight μ of the expert-diversity regulariser.")
-    normalize_features: bool = Field(True, description="MoCME: standardise feature columns over available rows.")
+    normalize_features: bool = Field(
+        True,
+        description="MoCME: standardise feature columns over available rows (to variance 1/d: rows of norm about 1).",
+    )

@@ -9,7 +9,8 @@ parameters; the joint decision combines the heads' probabilities.
 Relation context: the query entity of ``(e, r')`` is encoded in context ``r'`` (gate bias,
 temperature and attention query of ``r'``); candidate entities are encoded once per pass in the
 neutral context ``2R``. Both ``score`` and ``score_all`` follow this one definition, so every
-candidate costs one matrix multiply per head.
+candidate costs one matrix multiply per head. While training, dropout perturbs the query entity's
+encoding only (as TuckER's input dropout does); candidates are encoded without noise.
 """
 
 from __future__ import annotations
@@ -145,11 +146,12 @@ class MoCME(KGModel):
         columns += [getattr(self, f"mask_{name}")[ids] for name in self.modalities[1:]]
         return torch.stack(columns, 1)
 
-    def entity_parts(self, ids: Tensor) -> EntityParts:
-        """The views and context-free view logits of entities ``ids`` ``(n,)``."""
+    def entity_parts(self, ids: Tensor, dropout: bool = True) -> EntityParts:
+        """The views and context-free view logits of entities ``ids`` ``(n,)``; inputs dropped out if ``dropout``."""
         views, base, penalties = [], [], []
         for name in self.modalities:
-            x = self.dropout(self._input(name, ids))
+            x = self._input(name, ids)
+            x = self.dropout(x) if dropout else x
             v = self.experts[name](x)
             views.append(v)
             base.append(self.intra[name].base_logits(x, v))
@@ -160,7 +162,7 @@ class MoCME(KGModel):
             self._penalty = penalty if self._penalty is None else self._penalty + penalty
         return EntityParts(views, base, self._available(ids))
 
-    def fuse(self, parts: EntityParts, context: Tensor | None = None) -> Encoding:
+    def fuse(self, parts: EntityParts, context: Tensor | None = None, dropout: bool = True) -> Encoding:
         """Encodings of the entities of ``parts`` in relation contexts ``(n,)`` (neutral when ``None``)."""
         n = len(parts.available)
         if context is None:
@@ -171,12 +173,17 @@ class MoCME(KGModel):
             modal.append(fused)
             betas.append(beta)
         joint, alpha = self.inter(modal, parts.available, context)
-        modal = [self.dropout(m) for m in modal]
-        return Encoding(modal, self.dropout(joint), parts.available, alpha, torch.stack(betas, 1))
+        if dropout:
+            modal, joint = [self.dropout(m) for m in modal], self.dropout(joint)
+        return Encoding(modal, joint, parts.available, alpha, torch.stack(betas, 1))
 
-    def encode(self, ids: Tensor, context: Tensor | None = None) -> Encoding:
-        """Encode entities ``ids`` ``(n,)`` in relation contexts ``(n,)`` (neutral when ``None``)."""
-        return self.fuse(self.entity_parts(ids), context)
+    def encode(self, ids: Tensor, context: Tensor | None = None, dropout: bool = True) -> Encoding:
+        """Encode entities ``ids`` ``(n,)`` in relation contexts ``(n,)`` (neutral when ``None``).
+
+        ``dropout``: perturb inputs and fused embeddings while training (the query side); candidates
+        are encoded with ``dropout=False``.
+        """
+        return self.fuse(self.entity_parts(ids, dropout), context, dropout)
 
     def _encodings(self, queries: Tensor, cset: CandidateSet) -> tuple[Encoding, Encoding]:
         """Query encodings (in their relation contexts) and candidate encodings (neutral context)."""
@@ -184,7 +191,7 @@ class MoCME(KGModel):
         if self._cache is not None:
             return query, self._cache if cset.ids is None else self._cache.take(cset.ids)
         ids = torch.arange(self.num_entities, device=queries.device) if cset.ids is None else cset.ids
-        return query, self.encode(ids)
+        return query, self.encode(ids, dropout=False)
 
     # -- scoring -------------------------------------------------------------------------------------
     def head_tables(self, queries: Tensor) -> dict[str, HeadTable]:
@@ -338,12 +345,16 @@ def _confidence(scores: Tensor, available: Tensor) -> Tensor:
 
 
 def _standardize(features: Tensor, mask: Tensor) -> Tensor:
-    """Zero-mean, unit-variance columns over the available rows; unavailable rows stay 0."""
+    """Zero-mean columns of variance ``1 / d`` over the available rows; unavailable rows stay 0.
+
+    An average row then has norm 1, the scale of the structural embedding, so every modality's
+    experts start from inputs of the same size whatever the feature dimension ``d``.
+    """
     if mask.sum() < 2:
         return features
     rows = features[mask]
     out = torch.zeros_like(features)
-    out[mask] = (rows - rows.mean(0)) / rows.std(0).clamp_min(1e-6)
+    out[mask] = (rows - rows.mean(0)) / (rows.std(0).clamp_min(1e-6) * math.sqrt(features.shape[1]))
     return out
 
 
