@@ -25,7 +25,7 @@ from torch import Tensor
 from mocme.errors import ConfigError
 from mocme.models.base import HeadTable, KGModel
 from mocme.training.config import TrainingConfig
-from mocme.training.weighting import binary_entropy_from_logits, egns_weights
+from mocme.training.weighting import binary_entropy, egns_weights
 
 # Bytes alive per (query, entity) pair while a chunk is scored (heads are scored one after the
 # other): the scores, the gradient kept for the backward pass, and the workspaces of the loss and
@@ -56,14 +56,14 @@ class _WeightedBCE(torch.autograd.Function):
     """``Σ w · BCE(s, y) / denom`` with ``y = target`` plus ``label_target`` at the label entries.
 
     The gradient ``w (σ(s) - y) / denom`` is formed in the forward pass, so no other
-    ``(B, C)`` tensor is kept for the backward pass.
+    ``(B, C)`` tensor is kept for the backward pass. ``parts``: ``softplus(s)`` and ``σ(s)`` when
+    the caller has them already (they are overwritten).
     """
 
     @staticmethod
-    def forward(ctx, scores, weight, target, label_rows, label_cols, label_target, denom):
+    def forward(ctx, scores, weight, target, label_rows, label_cols, label_target, denom, parts):
         s = scores.float()
-        loss = F.softplus(s)
-        grad = torch.sigmoid(s)
+        loss, grad = parts if parts is not None else (F.softplus(s), torch.sigmoid(s))
         if target:
             loss.sub_(s, alpha=target)
             grad.sub_(target)
@@ -81,7 +81,7 @@ class _WeightedBCE(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         (grad,) = ctx.saved_tensors
-        return grad * grad_output, None, None, None, None, None, None
+        return grad * grad_output, None, None, None, None, None, None, None
 
 
 def weighted_bce(
@@ -91,10 +91,14 @@ def weighted_bce(
     target: float = 0.0,
     labels: tuple[Tensor, Tensor] | None = None,
     label_target: float = 0.0,
+    parts: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
-    """``Σ_ij w_ij BCE(s_ij, y_ij) / denom``; ``y = target`` except ``target + label_target`` at ``labels``."""
+    """``Σ_ij w_ij BCE(s_ij, y_ij) / denom``; ``y = target`` except ``target + label_target`` at ``labels``.
+
+    ``parts``: float32 ``softplus(s)`` and ``σ(s)``, computed already by the caller; they are consumed.
+    """
     rows, cols = labels if labels is not None else (scores.new_zeros(0, dtype=torch.long),) * 2
-    return _WeightedBCE.apply(scores, weight, target, rows, cols, label_target, denom)
+    return _WeightedBCE.apply(scores, weight, target, rows, cols, label_target, denom, parts)
 
 
 @dataclass
@@ -229,13 +233,21 @@ def _one_to_n(
     return total
 
 
-def _log_weights(scores: Tensor, valid: Tensor, config: TrainingConfig, temperature: float) -> Tensor:
+def _logit_parts(scores: Tensor) -> tuple[Tensor, Tensor]:
+    """``softplus(s)`` and ``σ(s)`` in float32, shared by the EGNS weights and the loss."""
+    scores = scores.detach().float()
+    return F.softplus(scores), torch.sigmoid(scores)
+
+
+def _log_weights(
+    scores: Tensor, valid: Tensor, config: TrainingConfig, temperature: float, parts: tuple[Tensor, Tensor]
+) -> Tensor:
     """EGNS log-weights ``H(σ(s)) / τ + η log σ(s)`` of the valid negatives, ``-inf`` elsewhere."""
     scores = scores.detach().float()
-    log_weights = binary_entropy_from_logits(scores) / temperature
-    if config.egns.hardness:
-        log_weights = log_weights + config.egns.hardness * F.logsigmoid(scores)
-    return log_weights.masked_fill(~valid, -math.inf)
+    log_weights = binary_entropy(scores, *parts).div_(temperature)
+    if config.egns.hardness:  # log σ(s) = s - softplus(s)
+        log_weights.add_(scores - parts[0], alpha=config.egns.hardness)
+    return log_weights.masked_fill_(~valid, -math.inf)
 
 
 def _valid(available: Tensor | None, labels: tuple[Tensor, Tensor], shape: tuple[int, int]) -> Tensor:
@@ -293,18 +305,20 @@ def _egns_all(
         for start, end in chunks:
             scores, table_rows, available = leaf.scores(start, end)
             valid = _valid(available, _labels_in(labels, start, end), tuple(scores.shape))
+            parts = _logit_parts(scores)
             if selection == "sample":
                 weights = egns_weights(scores.detach().float(), valid, config.egns, temperature, generator)
                 has_negative = weights.sum(1) > 0
             else:
-                log_weights = _chunk_log_weights(leaf, labels, config, temperature, start, end, scores, valid)
+                log_weights = _chunk_log_weights(leaf, labels, config, temperature, start, end, scores, valid, parts)
                 if lse is None:
                     lse = torch.logsumexp(log_weights, 1)
-                weights = torch.nan_to_num((log_weights - lse.unsqueeze(1)).exp(), nan=0.0)
                 has_negative = torch.isfinite(lse)
+                # exp(log π - lse), in place; a row without negatives (lse = -inf) stays 0, not NaN
+                weights = log_weights.sub_(lse.masked_fill(~has_negative, 0).unsqueeze(1)).exp_()
             if rows is None:
                 rows = _rows(positive_valid | has_negative, denominators)
-            loss = weighted_bce(scores, weights, rows, smoothing)
+            loss = weighted_bce(scores, weights, rows, smoothing, parts=parts)
             loss.backward()
             leaf.collect(table_rows, start, end)
             total += loss.detach()
@@ -339,8 +353,12 @@ def _chunk_log_weights(
     end: int,
     scores: Tensor | None = None,
     valid: Tensor | None = None,
+    parts: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
-    """Masked EGNS log-weights of entities ``start:end`` (0 on every valid negative during warm-up)."""
+    """Masked EGNS log-weights of entities ``start:end`` (0 on every valid negative during warm-up).
+
+    ``parts``: :func:`_logit_parts` of ``scores`` when the caller has them.
+    """
     if scores is None:
         head = leaf.table.scores(start, end)
         scores = head.scores
@@ -348,7 +366,7 @@ def _chunk_log_weights(
     assert valid is not None
     if temperature is None:
         return torch.zeros_like(scores, dtype=torch.float32).masked_fill_(~valid, -math.inf)
-    return _log_weights(scores, valid, config, temperature)
+    return _log_weights(scores, valid, config, temperature, parts if parts is not None else _logit_parts(scores))
 
 
 def _merge_top(

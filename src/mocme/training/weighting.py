@@ -15,9 +15,17 @@ from mocme.training.config import EGNSConfig
 
 
 def binary_entropy_from_logits(scores: Tensor) -> Tensor:
-    """``H(σ(s)) = -p log p - (1-p) log(1-p)``, computed stably from logits; highest at ``s = 0``."""
-    p = torch.sigmoid(scores)
-    return -(p * F.logsigmoid(scores) + (1 - p) * F.logsigmoid(-scores))
+    """``H(σ(s)) = -p log p - (1-p) log(1-p)`` from logits; highest at ``s = 0``."""
+    return binary_entropy(scores, F.softplus(scores), torch.sigmoid(scores))
+
+
+def binary_entropy(scores: Tensor, softplus: Tensor, probability: Tensor) -> Tensor:
+    """``H(σ(s)) = softplus(s) - s σ(s)`` from ``s`` and its parts ``softplus(s)``, ``σ(s)`` (reused by the loss).
+
+    (``-log p = softplus(-s) = softplus(s) - s`` and ``-log(1-p) = softplus(s)``.) For ``|s| ≫ 1`` the
+    difference loses about ``|s|`` units in the last place, far below what the weights resolve.
+    """
+    return torch.addcmul(softplus, scores, probability, value=-1)
 
 
 def normalised_weights(log_weights: Tensor, valid: Tensor) -> Tensor:
