@@ -34,11 +34,11 @@ sys.path.insert(0, str(ROOT / "src"))
 DATASETS = ("DB15K", "MKG-W", "MKG-Y", "FB15K-237", "WN18RR")
 SMOKE = "UMLS"  # small, for a quick end-to-end check of the suite (not part of the default list)
 STRUCTURE_ONLY = ["dataset.modalities=[]"]
-MAIN_VARIANTS: dict[str, list[str]] = {
+MAIN_VARIANTS: dict[str, list[str]] = {  # in the order they run
     "MoCME (structure + text)": [],
-    "MoCME (structure only)": STRUCTURE_ONLY,
     "TuckER (structure)": [*STRUCTURE_ONLY, "model.name=tucker"],
     "ComplEx (structure)": [*STRUCTURE_ONLY, "model.name=complex"],
+    "MoCME (structure only)": STRUCTURE_ONLY,
 }
 ABLATION_VARIANTS: dict[str, list[str]] = {
     "MoCME (full)": [],

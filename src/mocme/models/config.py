@@ -21,7 +21,7 @@ class ModelConfig(BaseModel):
     relation_dim: int = Field(32, ge=1, description="TuckER: relation dimension of the core tensor.")
     margin: float = Field(6.0, description="TransE / RotatE: score = margin - distance.")
     dropout: float = Field(
-        0.1,
+        0.3,
         ge=0,
         lt=1,
         description="Dropout on the query entity's inputs and fused embeddings while training (not on candidates).",
