@@ -1,5 +1,5 @@
 """MoCME epoch cost on DB15K (structure + text, dimension 256, K = 3), this version beside the first
-working one (git tag ``first-working-mocme``), in the same run.
+working one (commit ``b7a085c``, the first where MoCME trains end to end), in the same run.
 
 Both versions train the same model with the same explicit settings: TuckER heads (relation
 dimension 32), complementarity fusion, dropout 0.1; EGNS over 64 sampled negatives, batch 256,
@@ -13,7 +13,7 @@ whole epoch instead). Rounds alternate the versions, and the speed-up is taken w
 ``--profile`` also writes a ``torch.profiler`` table (operators by self CPU time) of a few steps of
 each version.
 
-The first working version is checked out with ``git worktree add DIR first-working-mocme`` (done
+The first working version is checked out with ``git worktree add --detach DIR b7a085c`` (done
 here when ``--baseline`` does not exist yet). Text features come from
 ``mocme features text DB15K --data-dir DIR --out FEATURES`` (also run here when missing).
 
@@ -41,7 +41,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "mocme_epoch.json"
-TAG = "first-working-mocme"
+BASELINE = "b7a085c"  # the first working MoCME (its model and training code are those of 48dcc89)
 TARGET = 2.0
 MODEL = {"name": "mocme", "dim": 256, "experts": 3, "relation_dim": 32, "interaction": "tucker", "dropout": 0.1}
 MODEL.update({"fusion": "complementarity", "expert": "linear"})
@@ -59,7 +59,7 @@ def _data_dir(explicit: str | None) -> Path:
 
 def _ensure_baseline(path: Path) -> None:
     if not (path / "src" / "mocme").is_dir():
-        subprocess.run(["git", "worktree", "add", "--detach", str(path), TAG], cwd=REPO, check=True)
+        subprocess.run(["git", "worktree", "add", "--detach", str(path), BASELINE], cwd=REPO, check=True)
 
 
 def _ensure_features(args: argparse.Namespace) -> None:
@@ -182,7 +182,7 @@ def _drive(args: argparse.Namespace) -> int:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads},
         "model": MODEL,
         "training": TRAINING,
-        "baseline": {"tag": TAG, "path": str(args.baseline)},
+        "baseline": {"commit": BASELINE, "path": str(args.baseline)},
         "runs": runs,
         "summary": summary,
         "profiles": profiles,
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--features", default="/tmp/mocme-features/DB15K/text.safetensors", help="DB15K text features file."
     )
-    parser.add_argument("--baseline", default="/tmp/first-working", help=f"Checkout of the tag {TAG}.")
+    parser.add_argument("--baseline", default="/tmp/first-working", help=f"Checkout of commit {BASELINE}.")
     parser.add_argument("--repeats", type=int, default=3, help="Rounds (versions alternate).")
     parser.add_argument("--steps", type=int, default=40, help="Timed steps per measurement (0: a full epoch).")
     parser.add_argument("--threads", type=int, default=2, help="torch threads in every measurement.")
