@@ -129,7 +129,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     trace = directory.trace()
     config = directory.load_config()
     epoch_seconds = [r["seconds"] for r in trace if "seconds" in r]
-    return {
+    row = {
         "dataset": job["dataset"],
         "variant": job["variant"],
         "overrides": job["overrides"],
@@ -145,6 +145,25 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         "test": _headline(metrics["test"]),
         "run_dir": str(run_dir),
     }
+    return with_head_metrics(row)
+
+
+def with_head_metrics(row: dict[str, Any]) -> dict[str, Any]:
+    """Add the validation MRR of each MoCME scoring head alone (``valid_heads``) to a MoCME row.
+
+    Validation only: it explains the joint decision (which head carries it) without touching test.
+    """
+    from mocme.pipeline import evaluate_heads
+    from mocme.rundir import RunDirectory
+
+    run_dir = Path(row["run_dir"])
+    if "valid_heads" in row or not (run_dir / "metrics.json").exists():
+        return row
+    if RunDirectory(run_dir).load_config().model.name != "mocme":
+        return row
+    heads = evaluate_heads(run_dir, "valid")
+    mrr = {head: metrics["both"]["realistic"]["inverse_harmonic_mean_rank"] for head, metrics in heads.items()}
+    return {**row, "valid_heads": mrr}
 
 
 def _headline(split: dict[str, Any]) -> dict[str, Any]:
@@ -198,6 +217,18 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                     f"{_pct(r['valid']['realistic']['inverse_harmonic_mean_rank'])} | "
                     f"{r['selected_epoch']}/{r['epochs_trained']} | {r['seconds_per_epoch']} |"
                 )
+            by_head = [r for r in chosen if "valid_heads" in r]
+            if by_head:
+                out += [
+                    "",
+                    "Validation MRR of each MoCME scoring head alone, beside the joint decision (`decision`):",
+                    "",
+                ]
+                out += [
+                    f"- {r['variant']}: "
+                    + ", ".join(f"{head} {_pct(value)}" for head, value in r["valid_heads"].items())
+                    for r in by_head
+                ]
             published = {m: v[dataset] for m, v in PUBLISHED.items() if dataset in v}
             if title == f"## {dataset}" and published:
                 out += [
@@ -239,6 +270,8 @@ def main() -> None:
 
     results_path = args.out.with_suffix(".json")
     previous = json.loads(results_path.read_text()) if results_path.exists() else []
+    if args.table_only:
+        previous = [with_head_metrics(row) for row in previous]
     if not args.table_only:
         if not args.data_dir.is_dir():
             print(f"benchmark data not found at {args.data_dir}; set MOCME_DATA or --data-dir", file=sys.stderr)
