@@ -22,8 +22,8 @@ import gzip
 import json
 import multiprocessing as mp
 import os
+import statistics
 import sys
-import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -108,28 +108,33 @@ def ensure_text_features(dataset: str, data_dir: Path, features_dir: Path) -> Pa
 
 # -- runs --------------------------------------------------------------------------------------------
 def run_one(job: dict[str, Any]) -> dict[str, Any]:
-    """Train one variant (or reuse a finished run) and return its summary row."""
+    """Train one variant (unless its run directory holds a finished run) and return its summary row."""
     import torch
 
     from mocme import pipeline
     from mocme.config import load_config
-    from mocme.rundir import RunDirectory
 
     torch.set_num_threads(job["threads"])
     run_dir = Path(job["run_dir"])
     if not (run_dir / "metrics.json").exists():
         config = load_config(ROOT / "configs" / f"{job['dataset'].lower()}.yaml", job["overrides"])
-        started = time.perf_counter()
         pipeline.train(config, run_dir, overwrite=True)
-        seconds = time.perf_counter() - started
-    else:
-        seconds = None
-    directory = RunDirectory(run_dir)
+    return with_head_metrics(summarize(job))
+
+
+def summarize(job: dict[str, Any]) -> dict[str, Any]:
+    """The summary row of a finished run, read from its run directory.
+
+    ``seconds_per_epoch`` is the median epoch (validation included), which one slow epoch on a
+    shared machine does not move; ``train_seconds`` the sum of all epochs.
+    """
+    from mocme.rundir import RunDirectory
+
+    directory = RunDirectory(job["run_dir"])
     metrics = directory.metrics()
-    trace = directory.trace()
     config = directory.load_config()
-    epoch_seconds = [r["seconds"] for r in trace if "seconds" in r]
-    row = {
+    epoch_seconds = [r["seconds"] for r in directory.trace() if "seconds" in r]
+    return {
         "dataset": job["dataset"],
         "variant": job["variant"],
         "overrides": job["overrides"],
@@ -139,13 +144,12 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         "epochs_budget": config.training.epochs,
         "epochs_trained": metrics["epochs_trained"],
         "selected_epoch": metrics["selected_epoch"],
-        "seconds_per_epoch": round(sum(epoch_seconds) / max(len(epoch_seconds), 1), 2),
-        "train_seconds": round(seconds, 1) if seconds is not None else round(sum(epoch_seconds), 1),
+        "seconds_per_epoch": round(statistics.median(epoch_seconds), 2) if epoch_seconds else None,
+        "train_seconds": round(sum(epoch_seconds), 1),
         "valid": _headline(metrics["valid"]),
         "test": _headline(metrics["test"]),
-        "run_dir": str(run_dir),
-    }
-    return with_head_metrics(row)
+        "run_dir": job["run_dir"],
+    } | ({"valid_heads": job["valid_heads"]} if "valid_heads" in job else {})
 
 
 def with_head_metrics(row: dict[str, Any]) -> dict[str, Any]:
@@ -270,9 +274,12 @@ def main() -> None:
 
     results_path = args.out.with_suffix(".json")
     previous = json.loads(results_path.read_text()) if results_path.exists() else []
-    if args.table_only:
-        previous = [with_head_metrics(row) for row in previous]
-    if not args.table_only:
+    if args.table_only:  # re-read every row whose run directory is here
+        previous = [
+            with_head_metrics(summarize(row)) if Path(row["run_dir"], "metrics.json").exists() else row
+            for row in previous
+        ]
+    else:
         if not args.data_dir.is_dir():
             print(f"benchmark data not found at {args.data_dir}; set MOCME_DATA or --data-dir", file=sys.stderr)
             return
