@@ -48,6 +48,7 @@ ABLATION_VARIANTS: dict[str, list[str]] = {
     "inter-modal complementarity off": ["model.inter=false"],
     "K = 1 expert": ["model.experts=1"],
     "joint decision: confidence-weighted": ["model.joint=confidence"],
+    "joint decision: unified head alone": ["model.joint=unified"],
     "negatives: 1-N BCE": ["training.negatives=one_to_n"],
     "negatives: uniform sampled": ["training.negatives=uniform", "training.pool=sampled"],
     "negatives: self-adversarial": ["training.negatives=self_adversarial", "training.pool=sampled"],

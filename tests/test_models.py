@@ -34,6 +34,7 @@ MOCME_VARIANTS = {
     "mlp-experts": {"expert": "mlp", "experts": 2},
     "one-expert": {"experts": 1},
     "confidence": {"joint": "confidence"},
+    "unified": {"joint": "unified"},
     "no-modality-heads": {"modality_heads": False},
     "distmult-heads": {"interaction": "distmult"},
     "rotate-heads": {"interaction": "rotate"},
@@ -171,6 +172,14 @@ def test_a_single_head_scores_like_that_head_and_is_minus_inf_where_undefined():
             assert torch.all(alone[~defined] == -torch.inf)
     with pytest.raises(ValueError, match="unknown head"):
         SingleHead(model, "audio")
+
+
+def test_the_unified_decision_ranks_by_the_unified_head_alone():
+    kg, model = make("mocme", {"joint": "unified"})
+    queries = kg.train[:12, :2]
+    with torch.no_grad():
+        expected = torch.nn.functional.logsigmoid(model.head_scores(queries)["joint"].scores)
+        torch.testing.assert_close(model.score_all(queries), expected)
 
 
 def test_features_of_unavailable_rows_never_reach_the_model():

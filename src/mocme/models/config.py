@@ -42,7 +42,10 @@ class ModelConfig(BaseModel):
     attention_dim: int = Field(32, ge=1, description="MoCME: width of the relation query q_r and of W.")
     projection_dim: int = Field(32, ge=1, description="MoCME: width of the projection P used by inter-modal cosines.")
     modality_heads: bool = Field(True, description="MoCME: a scoring head per modality besides the unified one.")
-    joint: Literal["equal", "confidence"] = Field("equal", description="MoCME: how heads' probabilities combine.")
+    joint: Literal["equal", "confidence", "unified"] = Field(
+        "equal",
+        description="MoCME: how heads' probabilities combine to rank (unified: the unified embedding's head alone).",
+    )
     diversity: float = Field(0.0, ge=0, description="MoCME: weight μ of the expert-diversity regulariser.")
     normalize_features: bool = Field(
         True,

@@ -19,6 +19,7 @@ import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +45,7 @@ STRUCTURE = "structure"
 JOINT = "joint"
 SCORE_BLOCK = 2**19  # (query, entity) pairs combined at once when scoring all entities
 ENCODE_BLOCK = 2**14  # entities encoded at once for the evaluation cache
+T = TypeVar("T")
 
 
 @dataclass
@@ -232,14 +234,19 @@ class MoCME(KGModel):
             out[name] = HeadScores(scores, available)
         return out
 
-    def combine(self, heads: dict[str, HeadScores]) -> Tensor:
-        """``log Σ_h w_h σ(s_h)`` over the heads defined at each (query, candidate).
+    def deciding(self, heads: dict[str, T]) -> dict[str, T]:
+        """The heads that take part in the joint decision: all, or the unified head alone (``joint: unified``)."""
+        return {JOINT: heads[JOINT]} if self.config.joint == "unified" else heads
 
-        Weights are equal, or each head's confidence ``1 - H(softmax(s_h)) / log C`` per query.
-        Working in log space keeps near-certain answers apart instead of rounding them to 1.
+    def combine(self, heads: dict[str, HeadScores]) -> Tensor:
+        """``log Σ_h w_h σ(s_h)`` over the deciding heads defined at each (query, candidate).
+
+        Weights are equal, or each head's confidence ``1 - H(softmax(s_h)) / log C`` per query;
+        with ``joint: unified`` this is ``log σ(s_joint)``. Working in log space keeps near-certain
+        answers apart instead of rounding them to 1.
         """
         log_probs, log_weights = [], []
-        for head in heads.values():
+        for head in self.deciding(heads).values():
             scores = head.scores
             available = (
                 torch.ones_like(scores, dtype=torch.bool)
@@ -273,7 +280,7 @@ class MoCME(KGModel):
         The heads' ``(B, block)`` scores and the combination's workspace stay small; only the
         ``(B, N)`` result is allocated in full.
         """
-        tables = self.head_tables(queries)
+        tables = self.deciding(self.head_tables(queries))
         block = max(1, SCORE_BLOCK // max(len(queries), 1))
         blocks = [(start, min(start + block, self.num_entities)) for start in range(0, self.num_entities, block)]
         first = self.combine({name: table.scores(*blocks[0]) for name, table in tables.items()})
