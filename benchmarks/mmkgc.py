@@ -12,7 +12,9 @@ are masked: an imbalanced modality, which is what MoCME is for).
     python benchmarks/mmkgc.py --datasets MKG-Y --variants ablation --jobs 4
     python benchmarks/mmkgc.py --table-only          # rebuild the tables from finished runs
 
-Results: ``<out>.json`` (every run) and ``<out>.md`` (tables next to the published numbers).
+A run directory without ``metrics.json`` (the suite was killed) resumes from its last checkpoint
+when its config is unchanged. Results: ``<out>.json`` (every run) and ``<out>.md`` (tables next to
+the published numbers).
 """
 
 from __future__ import annotations
@@ -114,12 +116,17 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
     from mocme import pipeline
     from mocme.config import load_config
+    from mocme.rundir import RunDirectory
 
     torch.set_num_threads(job["threads"])
     run_dir = Path(job["run_dir"])
     if not (run_dir / "metrics.json").exists():
         config = load_config(ROOT / "configs" / f"{job['dataset'].lower()}.yaml", job["overrides"])
-        pipeline.train(config, run_dir, overwrite=True)
+        directory = RunDirectory(run_dir)
+        if directory.has_checkpoint("last") and directory.load_config() == config:
+            pipeline.resume(run_dir)  # a killed suite picks up where it stopped
+        else:
+            pipeline.train(config, run_dir, overwrite=True)
     return with_head_metrics(summarize(job))
 
 
