@@ -100,6 +100,8 @@ def _worker(args: argparse.Namespace) -> None:
             DatasetConfig(name="DB15K", data_dir=args.data_dir, features={"text": {"path": args.features}})
         )
     model_settings, training_settings = SETTINGS[args.setting]
+    if args.version == "current":  # the first working version had fp32 arithmetic only
+        training_settings = training_settings | {"precision": args.precision}
     config = TrainingConfig(**training_settings)
     full_steps = math.ceil(2 * len(kg.train) / config.batch_size)
     order = torch.randperm(len(kg.train), generator=torch.Generator().manual_seed(0))
@@ -146,7 +148,7 @@ def _measure(version: str, args: argparse.Namespace, profile_out: Path | None = 
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": str(args.threads)}
     command = [sys.executable, __file__, "--worker", version, "--data-dir", str(args.data_dir)]
     command += ["--features", str(args.features), "--threads", str(args.threads), "--steps", str(args.steps)]
-    command += ["--setting", args.setting]
+    command += ["--setting", args.setting, "--precision", args.precision]
     if profile_out is not None:
         command += ["--profile-out", str(profile_out)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
@@ -178,6 +180,7 @@ def _drive(args: argparse.Namespace) -> int:
     if args.profile:
         for version in ("first", "current"):
             suffix = "" if args.setting == "sampled" else f"_{args.setting}"
+            suffix += "" if args.precision == "fp32" or version == "first" else f"_{args.precision}"
             path = Path(args.output).with_name(f"mocme_epoch_profile_{version}{suffix}.txt")
             _measure(version, args, path)
             profiles[version] = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
@@ -197,6 +200,7 @@ def _drive(args: argparse.Namespace) -> int:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads},
         "setting": args.setting,
+        "precision": args.precision,
         "model": SETTINGS[args.setting][0],
         "training": SETTINGS[args.setting][1],
         "baseline": {"commit": BASELINE, "path": str(args.baseline)},
@@ -227,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="Rounds (versions alternate).")
     parser.add_argument("--steps", type=int, default=40, help="Timed steps per measurement (0: a full epoch).")
     parser.add_argument("--threads", type=int, default=2, help="torch threads in every measurement.")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="This version's training arithmetic (training.precision); the first working one is always fp32.",
+    )
     parser.add_argument("--profile", action="store_true", help="Also write a torch.profiler table per version.")
     parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="JSON report.")
     parser.add_argument("--worker", choices=("first", "current"), dest="version", help=argparse.SUPPRESS)
