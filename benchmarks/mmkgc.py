@@ -213,8 +213,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             )
             out += [
                 "",
-                "| model | modalities | MRR | Hits@1 | Hits@3 | Hits@10 | MR | MRR opt / pess | valid MRR | epoch "
-                "| s/epoch |",
+                "| model | modalities | MRR | Hits@1 | Hits@3 | Hits@10 | MR | MRR opt / pess | valid MRR "
+                "| epoch selected / trained | s/epoch |",
                 "|---|---|---|---|---|---|---|---|---|---|---|",
             ]
             for r in sorted(chosen, key=lambda r: -r["test"]["realistic"]["inverse_harmonic_mean_rank"]):

@@ -87,3 +87,25 @@ def test_benchmarks_load_with_published_sizes(data_dir, name):
     assert sizes == BENCHMARKS[name].sizes
     if name != "MKG-W":
         assert kg.entity_text is not None and all(t for t in kg.entity_text)
+
+
+def test_held_out_lines_that_are_training_triples_or_repeats_are_dropped():
+    kg = generate(small_spec())
+    train, valid = kg.train, kg.valid
+    kg.valid = torch.cat([valid, train[:5], valid[:3], train[:1]])  # 5 + 1 training triples, 3 repeats
+    redundant = kg.redundant_held_out("valid")
+    assert redundant.tolist() == [False] * len(valid) + [True] * 9
+    clean, dropped = kg.without_redundant_held_out()
+    assert dropped == {"valid": 9, "test": 0}
+    assert torch.equal(clean.valid, valid) and torch.equal(clean.test, kg.test) and torch.equal(clean.train, kg.train)
+    again, none = clean.without_redundant_held_out()
+    assert again is clean and none == {"valid": 0, "test": 0}
+
+
+@pytest.mark.data
+def test_db15k_validation_keeps_its_897_new_triples(data_dir):
+    with pytest.warns(UserWarning, match="dropped 9007 of 9904 valid lines"):
+        kg = load_dataset(DatasetConfig(name="DB15K", data_dir=data_dir))
+    assert (len(kg.valid), len(kg.test)) == (897, 9902)
+    released = load_dataset(DatasetConfig(name="DB15K", data_dir=data_dir, held_out="as_released"))
+    assert len(released.valid) == 9904

@@ -141,6 +141,39 @@ class MultiModalKG:
         view.__dict__.update({k: v for k, v in self.__dict__.items() if k in _CACHED})
         return view
 
+    # -- held-out hygiene --------------------------------------------------------------------
+    def redundant_held_out(self, split: Split) -> Tensor:
+        """``bool[n]`` over a held-out split's lines: a training triple, or a repeat of an earlier line."""
+        codes = self._codes(self.split(split))
+        first = torch.full((len(codes),), len(codes), dtype=torch.long)
+        unique, inverse = torch.unique(codes, return_inverse=True)
+        first = first[: len(unique)].scatter_reduce(0, inverse, torch.arange(len(codes)), "amin")
+        repeat = first[inverse] != torch.arange(len(codes))
+        return repeat | torch.isin(codes, self._codes(self.train))
+
+    def without_redundant_held_out(self) -> tuple[MultiModalKG, dict[str, int]]:
+        """This graph with :meth:`redundant_held_out` lines removed from valid and test, and the counts."""
+        keep = {split: ~self.redundant_held_out(split) for split in ("valid", "test")}
+        dropped = {split: int((~mask).sum()) for split, mask in keep.items()}
+        if not any(dropped.values()):
+            return self, dropped
+        clean = MultiModalKG(
+            self.name,
+            self.entities,
+            self.relations,
+            self.train,
+            self.valid[keep["valid"]],
+            self.test[keep["test"]],
+            self.modalities,
+            self.entity_text,
+        )
+        return clean, dropped
+
+    def _codes(self, triples: Tensor) -> Tensor:
+        """One int64 per triple: ``(h · R + r) · N + t``."""
+        h, r, t = triples.unbind(1)
+        return (h * self.num_relations + r) * self.num_entities + t
+
     # -- indexes -----------------------------------------------------------------------------
     @functools.cached_property
     def filter_index(self) -> FilterIndex:
