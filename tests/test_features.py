@@ -44,8 +44,9 @@ TEXTS = ["Rock music, a genre", None, "Zurich", "Gilles Mbang Ondo", "Libreville
 def small_kg(texts: list[str | None] | None = TEXTS, name: str = "small") -> MultiModalKG:
     n = len(NAMES)
     triples = torch.tensor([[i, i % 2, (i + 1) % n] for i in range(n)])
+    held_out = torch.tensor([[i, (i + 1) % 2, (i + 2) % n] for i in range(4)])  # none of them a training triple
     return MultiModalKG(
-        name, Vocabulary(NAMES), Vocabulary(["r0", "r1"]), triples, triples[:2], triples[2:4], entity_text=texts
+        name, Vocabulary(NAMES), Vocabulary(["r0", "r1"]), triples, held_out[:2], held_out[2:], entity_text=texts
     )
 
 
