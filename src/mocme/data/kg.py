@@ -144,12 +144,12 @@ class MultiModalKG:
     # -- held-out hygiene --------------------------------------------------------------------
     def redundant_held_out(self, split: Split) -> Tensor:
         """``bool[n]`` over a held-out split's lines: a training triple, or a repeat of an earlier line."""
-        codes = self._codes(self.split(split))
-        first = torch.full((len(codes),), len(codes), dtype=torch.long)
-        unique, inverse = torch.unique(codes, return_inverse=True)
-        first = first[: len(unique)].scatter_reduce(0, inverse, torch.arange(len(codes)), "amin")
-        repeat = first[inverse] != torch.arange(len(codes))
-        return repeat | torch.isin(codes, self._codes(self.train))
+        triples = self.split(split)
+        lines = torch.arange(len(triples))
+        unique, inverse = torch.unique(triples, dim=0, return_inverse=True)
+        first = torch.full((len(unique),), len(triples)).scatter_reduce(0, inverse, lines, "amin")
+        in_train = self.train_index.contains(triples[:, :2], triples[:, 2:]).squeeze(1)
+        return (first[inverse] != lines) | in_train
 
     def without_redundant_held_out(self) -> tuple[MultiModalKG, dict[str, int]]:
         """This graph with :meth:`redundant_held_out` lines removed from valid and test, and the counts."""
@@ -167,12 +167,8 @@ class MultiModalKG:
             self.modalities,
             self.entity_text,
         )
+        clean.__dict__["train_index"] = self.train_index  # the training split is unchanged
         return clean, dropped
-
-    def _codes(self, triples: Tensor) -> Tensor:
-        """One int64 per triple: ``(h · R + r) · N + t``."""
-        h, r, t = triples.unbind(1)
-        return (h * self.num_relations + r) * self.num_entities + t
 
     # -- indexes -----------------------------------------------------------------------------
     @functools.cached_property
