@@ -150,6 +150,7 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
         "device": config.device,
         "dim": config.model.dim,
         "epochs_budget": config.training.epochs,
+        "precision": config.training.precision,
         "epochs_trained": metrics["epochs_trained"],
         "selected_epoch": metrics["selected_epoch"],
         "seconds_per_epoch": round(statistics.median(epoch_seconds), 2) if epoch_seconds else None,
@@ -213,7 +214,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             out += ["", title, ""]
             out.append(
                 f"Budget: at most {first['epochs_budget']} epochs (early stopping on validation MRR), dimension "
-                f"{first['dim']}, device {first['device']}."
+                f"{first['dim']}, device {first['device']}"
+                + (", bf16 autocast training (evaluation in fp32)." if first.get("precision") == "bf16" else ".")
             )
             released = REDUNDANT_VALID.get(dataset)
             if released and any(r["valid"]["count"] == 2 * released[0] for r in chosen):
