@@ -278,13 +278,98 @@ def _heads_split_note(row: dict[str, Any]) -> str:
     )
 
 
+# -- figures -----------------------------------------------------------------------------------------
+def _test_mrr(row: dict[str, Any]) -> float:
+    return 100 * row["test"]["realistic"]["inverse_harmonic_mean_rank"]
+
+
+def main_figure(rows: list[dict[str, Any]]) -> Any | None:
+    """Test MRR (realistic, %) of every main variant per dataset, beside the best published result.
+
+    One cluster per dataset (``DATASETS`` order), one bar per variant; a missing run leaves a gap.
+    """
+    from mocme.plots import grouped_bars, subplots
+
+    main = [r for r in rows if r["variant"] in MAIN_VARIANTS]
+    datasets = [d for d in (*DATASETS, SMOKE) if any(r["dataset"] == d for r in main)]
+    if not datasets:
+        return None
+    found = {(r["dataset"], r["variant"]): _test_mrr(r) for r in main}
+    series = {
+        variant: [found.get((d, variant), float("nan")) for d in datasets]
+        for variant in MAIN_VARIANTS
+        if any((d, variant) in found for d in datasets)
+    }
+    best = [max((v[d][0] for v in PUBLISHED.values() if d in v), default=float("nan")) for d in datasets]
+    if any(b == b for b in best):
+        series["best published MMKGC (image + text)"] = best
+    budgets = ", ".join(f"{d} {next(r['epochs_budget'] for r in main if r['dataset'] == d)} ep." for d in datasets)
+    figure, ax = subplots(figsize=(max(6.0, 2.1 * len(datasets)), 3.8))
+    grouped_bars(ax, datasets, series, ylabel="test MRR, realistic (%)", fmt="{:.1f}")
+    ax.set_title(f"MoCME and structural baselines, same budget per dataset ({budgets})")
+    ax.legend(ncol=min(len(series), 3), loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    return figure
+
+
+def ablation_figure(rows: list[dict[str, Any]], dataset: str) -> Any | None:
+    """Test and validation MRR (realistic, %) of each ablation of MoCME on ``dataset``.
+
+    One pair of horizontal bars per variant (``ABLATION_VARIANTS`` order); a dashed line marks the
+    full model's test MRR.
+    """
+    from mocme.plots import color, subplots
+
+    found = {r["variant"]: r for r in rows if r["dataset"] == dataset and r["variant"] in ABLATION_VARIANTS}
+    variants = [v for v in ABLATION_VARIANTS if v in found]
+    if not variants:
+        return None
+    figure, ax = subplots(figsize=(7.0, 0.42 * len(variants) + 1.2))
+    ys = range(len(variants))
+    for offset, (label, split) in ((-0.2, ("test", "test")), (0.2, ("valid", "valid"))):
+        values = [100 * found[v][split]["realistic"]["inverse_harmonic_mean_rank"] for v in variants]
+        bars = ax.barh([y + offset for y in ys], values, 0.38, label=label, color=color(0 if split == "test" else 7))
+        ax.bar_label(bars, [f"{v:.2f}" for v in values], padding=2, fontsize=7)
+    if "MoCME (full)" in found:
+        ax.axvline(_test_mrr(found["MoCME (full)"]), color=color(3), linestyle="--", linewidth=1)
+    ax.set_yticks(list(ys), variants)
+    ax.invert_yaxis()
+    ax.grid(axis="y", visible=False)
+    ax.margins(x=0.15)
+    first = found[variants[0]]
+    ax.set_xlabel("MRR, realistic (%)")
+    ax.set_title(f"{dataset}: ablations of MoCME ({first['epochs_budget']} epochs, d {first['dim']})")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return figure
+
+
+def write_figures(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
+    """``<out>.svg`` and ``<out>_ablation_<dataset>.svg``; none when matplotlib is not installed."""
+    from mocme.extras import MissingExtraError
+    from mocme.plots import require_matplotlib, save_figure
+
+    try:
+        require_matplotlib()
+    except MissingExtraError:
+        return []
+    written = []
+    figures = {out.with_suffix(".svg"): main_figure(rows)}
+    for dataset in sorted({r["dataset"] for r in rows if r["variant"] in ABLATION_VARIANTS}):
+        figures[out.with_name(f"{out.name}_ablation_{dataset}.svg")] = ablation_figure(rows, dataset)
+    for path, figure in figures.items():
+        if figure is not None:
+            save_figure(figure, path)
+            written.append(path)
+    return written
+
+
 def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
-    """``<out>.json`` (every run) and ``<out>.md`` (the tables), each replaced atomically."""
+    """``<out>.json`` (every run), ``<out>.md`` (the tables) and the figures, each replaced atomically."""
     from mocme.io import write_text_atomic
 
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out.with_suffix(".json"), json.dumps(rows, indent=2) + "\n")
     write_text_atomic(out.with_suffix(".md"), markdown(rows))
+    write_figures(out, rows)
 
 
 def main() -> None:

@@ -126,3 +126,19 @@ def test_benchmarks_page_includes_benchmarks_md(tmp_path: Path) -> None:
     assert "a result (`benchmarks/results/x.md`)" in text
     assert "[PyKEEN](https://pykeen.readthedocs.io)" in text
     assert "# not a heading [x](y.md)" in text
+
+
+def test_benchmarks_page_draws_svg_figures_inline(tmp_path: Path) -> None:
+    (tmp_path / "fig").mkdir()
+    (tmp_path / "fig" / "a.svg").write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE svg>\n<svg xmlns="http://www.w3.org/2000/svg">\n\n<rect/>\n</svg>\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "BENCHMARKS.md").write_text("![Results](fig/a.svg)\n\n![Later](fig/missing.svg)\n", encoding="utf-8")
+    text = _benchmarks_page()(tmp_path)
+    assert (
+        '<figure class="mocme-figure" title="Results">\n<svg xmlns="http://www.w3.org/2000/svg">\n<rect/>\n</svg>\n</figure>'
+        in text
+    )
+    assert "<?xml" not in text
+    assert "*Figure not built yet: Later*" in text

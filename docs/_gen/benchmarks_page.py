@@ -2,7 +2,8 @@
 
 The file is written for the repository, so its relative links point at repository paths: links into
 ``docs/`` become links between pages, other paths become the path in code (the site holds no
-copy of them). Headings move one level down, under the page's own title.
+copy of them). An SVG figure on a line of its own is drawn inline. Headings move one level down,
+under the page's own title.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ PENDING = (
 )
 _LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_FIGURE = re.compile(r"^!\[([^\]]*)\]\(([^)\s]+\.svg)\)\s*$")
+_SVG_START = re.compile(r"<svg\b")
 
 
 def benchmarks_markdown(root: Path) -> str:
@@ -26,7 +29,7 @@ def benchmarks_markdown(root: Path) -> str:
     if not path.is_file():
         return PENDING
     text = path.read_text(encoding="utf-8")
-    return "\n".join(_adapt(line) for line in _outside_fences(text.splitlines())) + "\n"
+    return "\n".join(_adapt(line, root) for line in _outside_fences(text.splitlines())) + "\n"
 
 
 def _outside_fences(lines: list[str]) -> list[tuple[str, bool]]:
@@ -40,10 +43,13 @@ def _outside_fences(lines: list[str]) -> list[tuple[str, bool]]:
     return out
 
 
-def _adapt(item: tuple[str, bool]) -> str:
+def _adapt(item: tuple[str, bool], root: Path) -> str:
     line, fenced = item
     if fenced:
         return line
+    figure = _FIGURE.match(line)
+    if figure:
+        return _inline_svg(figure.group(1), root / figure.group(2).removeprefix("./"))
     if line.startswith("#"):
         line = "#" + line
     return _LINK.sub(_link, line)
@@ -59,3 +65,13 @@ def _link(match: re.Match[str]) -> str:
     if text.strip("`") == clean:
         return f"`{clean}`"
     return f"{text} (`{clean}`)"
+
+
+def _inline_svg(caption: str, path: Path) -> str:
+    """The SVG file as a raw HTML block (no XML prolog, no blank lines), or a mention when it is absent."""
+    if not path.is_file():
+        return f"*Figure not built yet: {caption}*"
+    svg = path.read_text(encoding="utf-8")
+    start = _SVG_START.search(svg)
+    body = "\n".join(line for line in svg[start.start() if start else 0 :].splitlines() if line.strip())
+    return f'<figure class="mocme-figure" title="{caption}">\n{body}\n</figure>'

@@ -1,0 +1,102 @@
+"""The MMKGC benchmark suite's tables and figures (``benchmarks/mmkgc.py``), on made-up result rows."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def suite() -> Any:
+    spec = importlib.util.spec_from_file_location("mmkgc_suite", ROOT / "benchmarks" / "mmkgc.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _split(mrr: float, count: int) -> dict[str, Any]:
+    ranks = {"inverse_harmonic_mean_rank": mrr, "hits_at_1": mrr / 2, "hits_at_3": mrr, "hits_at_10": 2 * mrr}
+    return {
+        "realistic": {**ranks, "arithmetic_mean_rank": 100.0},
+        "optimistic": {**ranks, "inverse_harmonic_mean_rank": mrr + 0.01, "arithmetic_mean_rank": 90.0},
+        "pessimistic": {**ranks, "inverse_harmonic_mean_rank": mrr - 0.01, "arithmetic_mean_rank": 110.0},
+        "count": count,
+    }
+
+
+def _row(dataset: str, variant: str, test: float, *, precision: str = "fp32", **extra: Any) -> dict[str, Any]:
+    return {
+        "dataset": dataset,
+        "variant": variant,
+        "modalities": ["structure", "text"] if "text" in variant else ["structure"],
+        "device": "cpu",
+        "dim": 256,
+        "epochs_budget": 4,
+        "precision": precision,
+        "epochs_trained": 4,
+        "selected_epoch": 4,
+        "seconds_per_epoch": 12.5,
+        "valid": _split(test - 0.02, 200),
+        "test": _split(test, 300),
+        "run_dir": "unused",
+        **extra,
+    }
+
+
+def _rows() -> list[dict[str, Any]]:
+    return [
+        _row("MKG-Y", "TuckER (structure)", 0.30),
+        _row("MKG-Y", "MoCME (structure + text)", 0.32, valid_heads={"structure": 0.25, "text": 0.05}),
+        _row("WN18RR", "MoCME (structure + text)", 0.40, precision="bf16"),
+        _row("MKG-Y", "MoCME (full)", 0.31),
+        _row("MKG-Y", "fusion: mean", 0.29),
+    ]
+
+
+def test_tables_sort_by_test_mrr_and_state_the_budget(suite: Any) -> None:
+    text = suite.markdown(_rows())
+    mkgy = text.split("## MKG-Y\n")[1].split("## ")[0]
+    assert mkgy.index("| MoCME (structure + text) |") < mkgy.index("| TuckER (structure) |")
+    assert (
+        "| MoCME (structure + text) | structure + text | **32.00** | 16.00 | 32.00 | 64.00 | 100 "
+        "| 33.00 / 31.00 | 30.00 | 4/4 | 12.5 |" in mkgy
+    )
+    assert "- MoCME (structure + text): structure 25.00, text 5.00" in mkgy
+    assert "MoMoK (ICLR 2025) 37.91 / 35.09 / 43.20" in mkgy
+    assert "bf16" not in mkgy
+    wn = text.split("## WN18RR\n")[1]
+    assert "bf16 autocast training (evaluation in fp32)" in wn
+    assert "Published" not in wn  # no published MMKGC numbers for WN18RR
+    ablation = text.split("## MKG-Y: ablations of MoCME\n")[1].split("## ")[0]
+    assert "| MoCME (full) |" in ablation and "| fusion: mean |" in ablation
+    assert "TuckER" not in ablation
+
+
+def test_results_and_figures_are_written(suite: Any, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "results" / "mmkgc"
+    suite.write_results(out, _rows())
+    assert json.loads(out.with_suffix(".json").read_text()) == _rows()
+    assert out.with_suffix(".md").read_text() == suite.markdown(_rows())
+    main = out.with_suffix(".svg").read_text()
+    assert "MKG-Y" in main and "WN18RR" in main and "best published MMKGC" in main
+    ablation = (out.parent / "mmkgc_ablation_MKG-Y.svg").read_text()
+    assert "fusion: mean" in ablation and "TuckER" not in ablation
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "mmkgc.json",
+        "mmkgc.md",
+        "mmkgc.svg",
+        "mmkgc_ablation_MKG-Y.svg",
+    ]
+
+
+def test_no_figure_without_rows(suite: Any) -> None:
+    pytest.importorskip("matplotlib")
+    assert suite.main_figure([]) is None
+    assert suite.ablation_figure(_rows(), "WN18RR") is None
