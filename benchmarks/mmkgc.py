@@ -134,14 +134,16 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
     """The summary row of a finished run, read from its run directory.
 
     ``seconds_per_epoch`` is the median epoch (validation included), which one slow epoch on a
-    shared machine does not move; ``train_seconds`` the sum of all epochs.
+    shared machine does not move; ``train_seconds`` the sum of all epochs; ``valid_curve`` the
+    validation MRR (realistic) at every validated epoch, as ``[epoch, mrr]`` pairs.
     """
     from mocme.rundir import RunDirectory
 
     directory = RunDirectory(job["run_dir"])
     metrics = directory.metrics()
     config = directory.load_config()
-    epoch_seconds = [r["seconds"] for r in directory.trace() if "seconds" in r]
+    trace = directory.trace()
+    epoch_seconds = [r["seconds"] for r in trace if "seconds" in r]
     return {
         "dataset": job["dataset"],
         "variant": job["variant"],
@@ -157,6 +159,7 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
         "train_seconds": round(sum(epoch_seconds), 1),
         "valid": _headline(metrics["valid"]),
         "test": _headline(metrics["test"]),
+        "valid_curve": [[r["epoch"], r["valid"][MRR]] for r in trace if "valid" in r],
         "run_dir": job["run_dir"],
     } | {key: job[key] for key in ("valid_heads", "valid_heads_queries") if key in job}
 
@@ -183,6 +186,8 @@ def _headline(split: dict[str, Any]) -> dict[str, Any]:
     both = split["both"]
     return {kind: both[kind] for kind in ("realistic", "optimistic", "pessimistic")} | {"count": both["count"]}
 
+
+MRR = "both.realistic.inverse_harmonic_mean_rank"  # the headline metric's key in a trace record
 
 # Validation splits whose release repeats training triples: (lines as released, new triples kept).
 REDUNDANT_VALID = {"DB15K": (9904, 897)}
@@ -342,8 +347,36 @@ def ablation_figure(rows: list[dict[str, Any]], dataset: str) -> Any | None:
     return figure
 
 
+def curves_figure(rows: list[dict[str, Any]]) -> Any | None:
+    """Validation MRR (realistic, %) against epoch for the main variants, one panel per dataset."""
+    from mocme.plots import color, subplots
+
+    main = [r for r in rows if r["variant"] in MAIN_VARIANTS and r.get("valid_curve")]
+    datasets = [d for d in (*DATASETS, SMOKE) if any(r["dataset"] == d for r in main)]
+    if not datasets:
+        return None
+    figure, axes = subplots(1, len(datasets), figsize=(3.2 * len(datasets) + 0.6, 3.0), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        for index, variant in enumerate(MAIN_VARIANTS):
+            row = next((r for r in main if (r["dataset"], r["variant"]) == (dataset, variant)), None)
+            if row is not None:
+                epochs, mrr = zip(*row["valid_curve"], strict=True)
+                ax.plot(epochs, [100 * v for v in mrr], marker="o", markersize=3, color=color(index), label=variant)
+        ax.set_title(dataset)
+        ax.set_xlabel("epoch")
+    axes[0][0].set_ylabel("valid MRR, realistic (%)")
+    figure.legend(
+        *axes[0][0].get_legend_handles_labels(),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.06),
+        ncol=len(MAIN_VARIANTS),
+    )
+    return figure
+
+
 def write_figures(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
-    """``<out>.svg`` and ``<out>_ablation_<dataset>.svg``; none when matplotlib is not installed."""
+    """``<out>.svg`` (test MRR), ``<out>_curves.svg`` (validation curves) and
+    ``<out>_ablation_<dataset>.svg``; none when matplotlib is not installed."""
     from mocme.extras import MissingExtraError
     from mocme.plots import require_matplotlib, save_figure
 
@@ -352,7 +385,7 @@ def write_figures(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
     except MissingExtraError:
         return []
     written = []
-    figures = {out.with_suffix(".svg"): main_figure(rows)}
+    figures = {out.with_suffix(".svg"): main_figure(rows), out.with_name(f"{out.name}_curves.svg"): curves_figure(rows)}
     for dataset in sorted({r["dataset"] for r in rows if r["variant"] in ABLATION_VARIANTS}):
         figures[out.with_name(f"{out.name}_ablation_{dataset}.svg")] = ablation_figure(rows, dataset)
     for path, figure in figures.items():

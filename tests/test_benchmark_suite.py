@@ -44,6 +44,7 @@ def _row(dataset: str, variant: str, test: float, *, precision: str = "fp32", **
         "seconds_per_epoch": 12.5,
         "valid": _split(test - 0.02, 200),
         "test": _split(test, 300),
+        "valid_curve": [[2, test / 2], [4, test - 0.02]],
         "run_dir": "unused",
         **extra,
     }
@@ -86,6 +87,8 @@ def test_results_and_figures_are_written(suite: Any, tmp_path: Path) -> None:
     assert out.with_suffix(".md").read_text() == suite.markdown(_rows())
     main = out.with_suffix(".svg").read_text()
     assert "MKG-Y" in main and "WN18RR" in main and "best published MMKGC" in main
+    curves = (out.parent / "mmkgc_curves.svg").read_text()
+    assert "MKG-Y" in curves and "TuckER (structure)" in curves and "epoch" in curves
     ablation = (out.parent / "mmkgc_ablation_MKG-Y.svg").read_text()
     assert "fusion: mean" in ablation and "TuckER" not in ablation
     assert sorted(p.name for p in out.parent.iterdir()) == [
@@ -93,10 +96,12 @@ def test_results_and_figures_are_written(suite: Any, tmp_path: Path) -> None:
         "mmkgc.md",
         "mmkgc.svg",
         "mmkgc_ablation_MKG-Y.svg",
+        "mmkgc_curves.svg",
     ]
 
 
 def test_no_figure_without_rows(suite: Any) -> None:
     pytest.importorskip("matplotlib")
     assert suite.main_figure([]) is None
+    assert suite.curves_figure([]) is None
     assert suite.ablation_figure(_rows(), "WN18RR") is None
