@@ -27,6 +27,7 @@ import os
 import statistics
 import sys
 import urllib.parse
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +210,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     by_dataset: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_dataset.setdefault(row["dataset"], []).append(row)
-    for dataset in [d for d in (*DATASETS, SMOKE) if d in by_dataset]:
+    for dataset in _datasets_in(by_dataset):
         main = [r for r in by_dataset[dataset] if r["variant"] in MAIN_VARIANTS]
         ablation = [r for r in by_dataset[dataset] if r["variant"] in ABLATION_VARIANTS]
         for title, chosen in ((f"## {dataset}", main), (f"## {dataset}: ablations of MoCME", ablation)):
@@ -237,7 +238,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                 "| epoch selected / trained | s/epoch |",
                 "|---|---|---|---|---|---|---|---|---|---|---|",
             ]
-            for r in sorted(chosen, key=lambda r: -r["test"]["realistic"]["inverse_harmonic_mean_rank"]):
+            for r in sorted(chosen, key=lambda r: -_mrr(r)):
                 t = r["test"]["realistic"]
                 out.append(
                     f"| {r['variant']} | {' + '.join(r['modalities'])} | "
@@ -284,8 +285,15 @@ def _heads_split_note(row: dict[str, Any]) -> str:
 
 
 # -- figures -----------------------------------------------------------------------------------------
-def _test_mrr(row: dict[str, Any]) -> float:
-    return 100 * row["test"]["realistic"]["inverse_harmonic_mean_rank"]
+def _mrr(row: dict[str, Any], split: str = "test") -> float:
+    """The row's realistic MRR on ``split``, in %."""
+    return 100 * row[split]["realistic"]["inverse_harmonic_mean_rank"]
+
+
+def _datasets_in(names: Iterable[str]) -> list[str]:
+    """The distinct dataset ``names``, in table order (``DATASETS``, then the smoke set)."""
+    present = set(names)
+    return [d for d in (*DATASETS, SMOKE) if d in present]
 
 
 def main_figure(rows: list[dict[str, Any]]) -> Any | None:
@@ -296,10 +304,10 @@ def main_figure(rows: list[dict[str, Any]]) -> Any | None:
     from mocme.plots import grouped_bars, subplots
 
     main = [r for r in rows if r["variant"] in MAIN_VARIANTS]
-    datasets = [d for d in (*DATASETS, SMOKE) if any(r["dataset"] == d for r in main)]
+    datasets = _datasets_in(r["dataset"] for r in main)
     if not datasets:
         return None
-    found = {(r["dataset"], r["variant"]): _test_mrr(r) for r in main}
+    found = {(r["dataset"], r["variant"]): _mrr(r) for r in main}
     series = {
         variant: [found.get((d, variant), float("nan")) for d in datasets]
         for variant in MAIN_VARIANTS
@@ -330,12 +338,12 @@ def ablation_figure(rows: list[dict[str, Any]], dataset: str) -> Any | None:
         return None
     figure, ax = subplots(figsize=(7.0, 0.42 * len(variants) + 1.2))
     ys = range(len(variants))
-    for offset, (label, split) in ((-0.2, ("test", "test")), (0.2, ("valid", "valid"))):
-        values = [100 * found[v][split]["realistic"]["inverse_harmonic_mean_rank"] for v in variants]
-        bars = ax.barh([y + offset for y in ys], values, 0.38, label=label, color=color(0 if split == "test" else 7))
+    for offset, split, shade in ((-0.2, "test", color(0)), (0.2, "valid", color(7))):
+        values = [_mrr(found[v], split) for v in variants]
+        bars = ax.barh([y + offset for y in ys], values, 0.38, label=split, color=shade)
         ax.bar_label(bars, [f"{v:.2f}" for v in values], padding=2, fontsize=7)
     if "MoCME (full)" in found:
-        ax.axvline(_test_mrr(found["MoCME (full)"]), color=color(3), linestyle="--", linewidth=1)
+        ax.axvline(_mrr(found["MoCME (full)"]), color=color(3), linestyle="--", linewidth=1)
     ax.set_yticks(list(ys), variants)
     ax.invert_yaxis()
     ax.grid(axis="y", visible=False)
@@ -351,16 +359,19 @@ def curves_figure(rows: list[dict[str, Any]]) -> Any | None:
     """Validation MRR (realistic, %) against epoch for the main variants, one panel per dataset."""
     from mocme.plots import color, subplots
 
-    main = [r for r in rows if r["variant"] in MAIN_VARIANTS and r.get("valid_curve")]
-    datasets = [d for d in (*DATASETS, SMOKE) if any(r["dataset"] == d for r in main)]
+    curves = {
+        (r["dataset"], r["variant"]): r["valid_curve"]
+        for r in rows
+        if r["variant"] in MAIN_VARIANTS and r.get("valid_curve")
+    }
+    datasets = _datasets_in(dataset for dataset, _ in curves)
     if not datasets:
         return None
     figure, axes = subplots(1, len(datasets), figsize=(3.2 * len(datasets) + 0.6, 3.0), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         for index, variant in enumerate(MAIN_VARIANTS):
-            row = next((r for r in main if (r["dataset"], r["variant"]) == (dataset, variant)), None)
-            if row is not None:
-                epochs, mrr = zip(*row["valid_curve"], strict=True)
+            if (dataset, variant) in curves:
+                epochs, mrr = zip(*curves[dataset, variant], strict=True)
                 ax.plot(epochs, [100 * v for v in mrr], marker="o", markersize=3, color=color(index), label=variant)
         ax.set_title(dataset)
         ax.set_xlabel("epoch")
