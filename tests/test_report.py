@@ -247,6 +247,10 @@ def test_grouped_bars_draws_one_bar_per_value_and_saves(tmp_path):
             grouped_bars(ax, ["a", "b"], {"short": [1.0]})
     save_figure(fig, tmp_path / "bars.png")
     assert (tmp_path / "bars.png").read_bytes().startswith(b"\x89PNG")
+    for suffix in ("svg", "pdf"):  # no creation date: the same figure gives the same bytes
+        save_figure(fig, tmp_path / f"a.{suffix}")
+        save_figure(fig, tmp_path / f"b.{suffix}")
+        assert (tmp_path / f"a.{suffix}").read_bytes() == (tmp_path / f"b.{suffix}").read_bytes()
     assert "matplotlib.pyplot" not in sys.modules or not sys.modules["matplotlib.pyplot"].get_fignums()
 
 

@@ -112,18 +112,23 @@ def grouped_bars(
         ax.legend()
 
 
+NO_DATE = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}
+"""``savefig`` metadata that leaves the creation date out, per format (PNG carries none)."""
+
+
 def figure_svg(figure: Any) -> str:
     """The figure as standalone SVG text (no date, deterministic ids)."""
     buffer = io.StringIO()
     with style():
-        figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+        figure.savefig(buffer, format="svg", bbox_inches="tight", metadata=NO_DATE["svg"])
     return buffer.getvalue()
 
 
 def save_figure(figure: Any, path: str | os.PathLike[str]) -> None:
-    """Write the figure to ``path`` (format from the suffix: .svg, .png, .pdf) atomically."""
+    """Write the figure to ``path`` (format from the suffix: .svg, .png, .pdf) atomically, with no date
+    in it, so the same figure gives the same file."""
     from mocme.io import atomic_path
 
     suffix = os.fspath(path).rsplit(".", 1)[-1].lower()
     with atomic_path(path) as tmp, style():
-        figure.savefig(tmp, format=suffix, bbox_inches="tight", dpi=150)
+        figure.savefig(tmp, format=suffix, bbox_inches="tight", dpi=150, metadata=NO_DATE.get(suffix))
