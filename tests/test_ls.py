@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from mocme.data.registry import BENCHMARKS
 from mocme.models import MODELS
 from mocme.models.config import ModelName
 from mocme.training import losses
+from mocme.training.strategies import STRATEGIES
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -30,11 +32,13 @@ def test_commands_explain_themselves(capsys, command):
 
 
 def test_every_config_choice_has_a_description():
-    assert set(ls.NEGATIVES) == set(ls.config_choices("negatives"))
     assert set(ls.EGNS_SELECTIONS) == set(ls.config_choices("egns.selection"))
     assert set(ls.EGNS_POOLS) == set(ls.config_choices("pool"))
-    for _, loss in ls.NEGATIVES.values():
-        assert callable(getattr(losses, loss)), loss
+    assert set(ls.REGULARIZERS) == set(ls.config_choices("regularizer"))
+    for strategy in STRATEGIES.values():
+        assert inspect.getdoc(strategy), strategy
+        for kernel in strategy.kernels:
+            assert getattr(losses, kernel.__name__) is kernel, kernel
 
 
 def test_models_and_datasets_come_from_the_registries(capsys):
@@ -46,7 +50,12 @@ def test_models_and_datasets_come_from_the_registries(capsys):
     assert set(MODELS) == set(typing.get_args(ModelName))
     names = [row["name"] for row in listing["datasets"]]
     assert set(BENCHMARKS) <= set(names) and {"synthetic", "pykeen:NAME"} <= set(names)
-    assert {row["name"] for row in listing["losses"]} == {"one_to_n_loss", "weighted_negative_loss"}
+    assert {row["name"] for row in listing["losses"]} == {
+        "softmax_cross_entropy",
+        "weighted_bce",
+        "weighted_negative_loss",
+    }
+    assert [row["name"] for row in listing["samplers"] if "/" not in row["name"]] == list(STRATEGIES)
     for rows in listing.values():
         assert all(row["description"] and row["setting"] for row in rows), rows
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mocme import pipeline
 from mocme.config import validate_config
@@ -15,7 +18,9 @@ from mocme.models import ModelConfig, build_model
 from mocme.models import mocme as mocme_module
 from mocme.training.config import TrainingConfig
 from mocme.training.full import BYTES_PER_PAIR, entity_chunk, full_step
-from mocme.training.losses import one_to_n_loss, weighted_negative_loss
+from mocme.training.losses import weighted_negative_loss
+from mocme.training.regularizers import REGULARIZERS
+from mocme.training.strategies import build_strategy
 from mocme.training.weighting import egns_weights
 
 TINY_MB = 24 * 7 * BYTES_PER_PAIR / 2**20  # a budget that forces chunks of a handful of entities
@@ -42,33 +47,86 @@ def batch(kg, size: int = 12):
     return queries, targets, labels
 
 
+def head_loss(model, config: TrainingConfig, temperature):
+    strategy = build_strategy(config, model)
+    strategy.temperature = temperature  # EGNS: the epoch's temperature, set directly
+    return strategy.head_loss(), strategy.regularizer
+
+
 def run(model, kg, config: TrainingConfig, temperature, memory_mb):
     queries, targets, labels = batch(kg)
+    if config.negatives == "k_vs_all":
+        targets = torch.full_like(targets, -1)
     model.zero_grad(set_to_none=True)
-    losses = full_step(model, queries, targets, labels, config, temperature, memory_mb)
+    loss, regularizer = head_loss(model, config, temperature)
+    losses = full_step(model, queries, targets, labels, loss, memory_mb, config.batch_size, regularizer=regularizer)
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     return {n: float(v) for n, v in losses.items()}, grads
 
 
+def one_to_n_loss(scores, targets, available, smoothing):
+    """KvsAll by definition: mean BCE over the defined (query, entity) pairs, targets (1 - ε) y + ε / N."""
+    targets = (1 - smoothing) * targets + smoothing / scores.shape[-1]
+    loss = F.binary_cross_entropy_with_logits(scores, targets, reduction="none")
+    available = torch.ones_like(loss, dtype=torch.bool) if available is None else available.expand_as(loss)
+    return (loss * available).sum() / available.sum().clamp_min(1)
+
+
+def one_vs_all_loss(scores, targets, available, others, smoothing):
+    """1vsAll by definition: cross-entropy over each defined row's allowed candidates, averaged over the rows."""
+    allowed = available & ~others
+    counted = allowed.gather(1, targets.unsqueeze(1)).squeeze(1)
+    log_p = torch.log_softmax(scores.masked_fill(~allowed, -math.inf), 1).masked_fill(~allowed, 0.0)
+    rows = -(1 - smoothing) * log_p.gather(1, targets.unsqueeze(1)).squeeze(1)
+    rows = rows - smoothing * log_p.sum(1) / allowed.sum(1).clamp_min(1)
+    return (rows * counted).sum() / counted.sum().clamp_min(1)
+
+
+def regularizer_reference(model, queries, targets, rows, cols, config: TrainingConfig):
+    """N3 / DURA from the definitions, on each head's subject, relation and answer vectors."""
+    weight = config.regularizer_weight
+    total = 0.0
+    for table in model.head_tables(queries).values():
+        pairs = (torch.arange(len(queries)), targets) if config.negatives != "k_vs_all" else (rows, cols)
+        h, r, t = table.subject[pairs[0]], table.relations[pairs[0]], table.table[pairs[1]]
+        keep = torch.ones(len(h), dtype=torch.bool)
+        if table.query_available is not None:
+            keep = table.query_available[pairs[0]] & table.table_available[pairs[1]]
+        if config.regularizer == "n3":
+            per = sum((f**3).sum(1) for f in table.interaction.factors(h, r, t))
+        else:
+            q = table.interaction.query(h, r)
+            per = (q * q).sum(1) + (t * t).sum(1)
+        total = total + weight * (per * keep).sum() / len(queries)
+    return total
+
+
 def reference(model, kg, config: TrainingConfig, temperature):
-    """The dense definition: every head's (B, N) scores at once, losses from mocme.training.losses."""
+    """The dense definition: every head's (B, N) scores at once, losses from their definitions."""
     queries, targets, (rows, cols) = batch(kg)
     model.zero_grad(set_to_none=True)
     heads = model.head_scores(queries)
     labels = torch.zeros(len(queries), kg.num_entities)
     labels[rows, cols] = 1.0
+    others = (labels > 0) & config.mask_known
+    others[torch.arange(len(queries)), targets] = False
     losses = {}
     for name, head in heads.items():
         available = torch.ones_like(labels, dtype=torch.bool)
         if head.available is not None:
             available = head.available.expand_as(labels)
-        if config.negatives == "one_to_n":
+        if config.negatives == "k_vs_all":
             losses[name] = one_to_n_loss(head.scores, labels, head.available, config.label_smoothing)
+            continue
+        if config.negatives == "one_vs_all":
+            losses[name] = one_vs_all_loss(head.scores, targets, available, others, config.label_smoothing)
             continue
         weights = egns_weights(head.scores, (labels == 0) & available, config.egns, temperature)
         positive = head.scores.gather(1, targets.unsqueeze(1)).squeeze(1)
         positive_valid = available.gather(1, targets.unsqueeze(1)).squeeze(1)
         losses[name] = weighted_negative_loss(positive, head.scores, weights, positive_valid, config.label_smoothing)
+    if config.regularizer != "none":
+        losses[config.regularizer] = regularizer_reference(model, queries, targets, rows, cols, config)
     torch.stack(list(losses.values())).sum().backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     return {n: float(v.detach()) for n, v in losses.items()}, grads
@@ -86,8 +144,13 @@ def assert_same(a, b):
 
 
 CASES = [
-    ({"negatives": "one_to_n"}, None),
-    ({"negatives": "one_to_n", "label_smoothing": 0.1}, None),
+    ({"negatives": "k_vs_all"}, None),
+    ({"negatives": "k_vs_all", "label_smoothing": 0.1}, None),
+    ({"negatives": "k_vs_all", "regularizer": "dura", "regularizer_weight": 0.05}, None),
+    ({"negatives": "one_vs_all"}, None),
+    ({"negatives": "one_vs_all", "label_smoothing": 0.1, "mask_known": True}, None),
+    ({"negatives": "one_vs_all", "regularizer": "n3", "regularizer_weight": 0.05}, None),
+    ({"negatives": "one_vs_all", "regularizer": "dura", "regularizer_weight": 0.05, "mask_known": True}, None),
     ({"negatives": "egns", "pool": "all"}, None),  # warm-up: uniform weights
     ({"negatives": "egns", "pool": "all", "label_smoothing": 0.1}, 0.7),
     ({"negatives": "egns", "pool": "all", "egns": {"hardness": 0.5}}, 0.3),
@@ -96,7 +159,11 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name", ["distmult", "tucker", "mocme"])
+# Every regulariser is checked here against its definition, for every scoring function it applies to.
+REGULARIZED = {training["regularizer"] for training, _ in CASES if "regularizer" in training}
+
+
+@pytest.mark.parametrize("name", ["distmult", "complex", "tucker", "mocme"])
 @pytest.mark.parametrize(("training", "temperature"), CASES, ids=lambda v: str(v))
 def test_chunked_equals_unchunked_equals_dense(name, training, temperature):
     kg = graph()
@@ -107,6 +174,10 @@ def test_chunked_equals_unchunked_equals_dense(name, training, temperature):
     chunked = run(model, kg, config, temperature, TINY_MB)
     assert_same(chunked, unchunked)
     assert_same(unchunked, reference(model, kg, config, temperature))
+
+
+def test_every_regularizer_is_checked_against_its_definition():
+    assert set(REGULARIZERS) == REGULARIZED
 
 
 def test_entity_chunk_follows_the_budget():
@@ -121,9 +192,10 @@ def test_sampling_from_all_entities_refuses_to_chunk():
     config = TrainingConfig(batch_size=24, negatives="egns", pool="all", egns={"selection": "sample", "keep": 4})
     model = model_for("distmult", kg)
     queries, targets, labels = batch(kg)
-    full_step(model, queries, targets, labels, config, 0.5, None, torch.Generator().manual_seed(0))
+    loss, _ = head_loss(model, config, 0.5)
+    full_step(model, queries, targets, labels, loss, None, 24, torch.Generator().manual_seed(0))
     with pytest.raises(ConfigError, match="selection 'sample' with pool 'all'"):
-        full_step(model, queries, targets, labels, config, 0.5, TINY_MB, torch.Generator().manual_seed(0))
+        full_step(model, queries, targets, labels, loss, TINY_MB, 24, torch.Generator().manual_seed(0))
 
 
 def test_mocme_scores_all_entities_in_blocks(monkeypatch):
@@ -139,7 +211,9 @@ def test_mocme_scores_all_entities_in_blocks(monkeypatch):
             torch.testing.assert_close(model.score_all(queries), whole)
 
 
-@pytest.mark.parametrize("negatives", [{"negatives": "one_to_n"}, {"negatives": "egns", "pool": "all"}])
+@pytest.mark.parametrize(
+    "negatives", [{"negatives": "k_vs_all"}, {"negatives": "one_vs_all"}, {"negatives": "egns", "pool": "all"}]
+)
 def test_training_runs_end_the_same_with_a_tiny_budget(tmp_path, negatives, monkeypatch):
     def config(memory_mb):
         return validate_config(

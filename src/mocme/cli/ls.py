@@ -1,9 +1,10 @@
 """``mocme ls``: the registered components a config can name, with one-line descriptions.
 
 Names come from the registries and the config's choices themselves (``mocme.models.MODELS``,
-``mocme.data.registry.BENCHMARKS``, the ``training.negatives`` and ``training.egns.selection``
-choices, the functions of ``mocme.training.losses``), so a new component shows up here on its own;
-the descriptions of config choices live below and a test checks that every choice has one.
+``mocme.data.registry.BENCHMARKS``, the training strategies of ``mocme.training.strategies`` with
+the loss kernels they use, the ``training.egns.selection`` and ``training.regularizer`` choices),
+so a new component shows up here on its own; strategies describe themselves by their docstrings,
+the descriptions of the other config choices live below and a test checks that every choice has one.
 """
 
 from __future__ import annotations
@@ -19,23 +20,6 @@ import typer
 
 from mocme.cli.app import JsonOption, app
 
-# What each choice of training.negatives does, and the loss function it trains with.
-NEGATIVES = {
-    "egns": (
-        "entropy-guided: pool negatives weighted by exp(H/tau), tau annealed (training.egns.*)",
-        "weighted_negative_loss",
-    ),
-    "uniform": ("uniformly sampled negatives, weighted equally", "weighted_negative_loss"),
-    "bernoulli": (
-        "uniform negatives on one side per triple, more often the side with fewer answers (Wang et al., 2014)",
-        "weighted_negative_loss",
-    ),
-    "self_adversarial": (
-        "sampled negatives weighted by exp(alpha * score) (RotatE, Sun et al., 2019)",
-        "weighted_negative_loss",
-    ),
-    "one_to_n": ("no sampling: every entity scored against all true answers (TuckER, MoMoK)", "one_to_n_loss"),
-}
 # How EGNS turns its weights into the negatives it trains on.
 EGNS_SELECTIONS = {
     "weight": "every pool negative, weighted by pi",
@@ -46,6 +30,12 @@ EGNS_SELECTIONS = {
 EGNS_POOLS = {
     "sampled": "training.num_negatives entities drawn uniformly (never a known answer)",
     "all": "every entity (a 1-N pass per batch)",
+}
+# Penalties on the factors of a batch's triples.
+REGULARIZERS = {
+    "none": "no penalty",
+    "n3": "weighted nuclear 3-norm of each triple's factors (Lacroix et al., 2018), weight training.regularizer_weight",
+    "dura": "squared norms of the query vector and the answer (Zhang et al., 2020), weight training.regularizer_weight",
 }
 
 
@@ -130,25 +120,28 @@ def datasets() -> list[dict[str, str]]:
 
 
 def losses() -> list[dict[str, str]]:
-    """The loss functions of ``mocme.training.losses`` that a ``training.negatives`` choice uses (helpers aside)."""
-    from mocme.training import losses as module
+    """The loss kernels of ``mocme.training.losses`` that a training strategy computes its loss with."""
+    from mocme.training.strategies import STRATEGIES
 
-    rows = []
-    for name, function in inspect.getmembers(module, inspect.isfunction):
-        used_by = [choice for choice, (_, loss) in NEGATIVES.items() if loss == name]
-        if name.startswith("_") or function.__module__ != module.__name__ or not used_by:
-            continue
-        rows.append(
-            {"name": name, "setting": f"training.negatives={'|'.join(used_by)}", "description": _first_line(function)}
-        )
-    return rows
+    used_by: dict[str, list[str]] = {}
+    kernels = {}
+    for name, strategy in STRATEGIES.items():
+        for kernel in strategy.kernels:
+            used_by.setdefault(kernel.__name__, []).append(name)
+            kernels[kernel.__name__] = kernel
+    return [
+        {"name": name, "setting": f"training.negatives={'|'.join(used_by[name])}", "description": _first_line(kernel)}
+        for name, kernel in sorted(kernels.items())
+    ]
 
 
 def samplers() -> list[dict[str, str]]:
-    """``training.negatives`` choices, then how EGNS selects (``training.egns.selection``) and pools."""
+    """Training strategies (``training.negatives``), how EGNS selects and pools, and the regularisers."""
+    from mocme.training.strategies import STRATEGIES
+
     rows = [
-        {"name": name, "setting": f"training.negatives={name}", "description": NEGATIVES[name][0]}
-        for name in config_choices("negatives")
+        {"name": name, "setting": f"training.negatives={name}", "description": _first_line(strategy)}
+        for name, strategy in STRATEGIES.items()
     ]
     rows += [
         {"name": f"egns/{name}", "setting": f"training.egns.selection={name}", "description": EGNS_SELECTIONS[name]}
@@ -158,11 +151,15 @@ def samplers() -> list[dict[str, str]]:
         {"name": f"egns pool/{name}", "setting": f"training.pool={name}", "description": EGNS_POOLS[name]}
         for name in config_choices("pool")
     ]
+    rows += [
+        {"name": f"regularizer/{name}", "setting": f"training.regularizer={name}", "description": REGULARIZERS[name]}
+        for name in config_choices("regularizer")
+    ]
     return rows
 
 
 def config_choices(key: str) -> tuple[str, ...]:
-    """The ``Literal`` choices of a ``training`` field, e.g. ``"negatives"`` or ``"egns.selection"``."""
+    """The ``Literal`` choices of a ``training`` field, e.g. ``"pool"`` or ``"egns.selection"``."""
     from mocme.training.config import TrainingConfig
 
     model: Any = TrainingConfig

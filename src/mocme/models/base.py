@@ -46,6 +46,8 @@ class HeadTable:
         table: ``(N, d)`` candidate vectors of all entities.
         query_available: ``(B,)`` bool, or ``None`` (everywhere).
         table_available: ``(N,)`` bool, or ``None`` (everywhere).
+        subject: ``(B, d)`` the query entity's vectors that ``query`` was made from, and
+        relations: ``(B,)`` the query relations; both for regularisers (N3, DURA), ``None`` if unknown.
     """
 
     interaction: nn.Module
@@ -53,6 +55,8 @@ class HeadTable:
     table: Tensor
     query_available: Tensor | None = None
     table_available: Tensor | None = None
+    subject: Tensor | None = None
+    relations: Tensor | None = None
 
     def scores(self, start: int, end: int, query: Tensor | None = None, table: Tensor | None = None) -> HeadScores:
         """Scores of entities ``start:end``, shape ``(B, end - start)``.

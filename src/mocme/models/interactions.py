@@ -30,6 +30,7 @@ class Interaction(nn.Module):
     """Base class. ``num_relations`` counts reciprocal relations too (``2R``)."""
 
     name: ClassVar[str]
+    bilinear: ClassVar[bool] = True  # score = <query(h, r), t>: DURA applies
 
     def __init__(self, dim: int, num_relations: int):
         super().__init__()
@@ -50,6 +51,13 @@ class Interaction(nn.Module):
         Shapes: ``q`` ``(B, d)``, ``t`` ``(C, d)``, ``index`` ``(B, k)`` -> ``(B, k)``.
         """
         return gathered_dot(q, t, index)
+
+    def factors(self, h: Tensor, relations: Tensor, t: Tensor) -> list[Tensor]:
+        """The magnitudes of a triple's factors, each ``(B, ·)``, that N3 penalises (Lacroix et al., 2018).
+
+        Default: ``|h|``, ``|r|`` and ``|t|`` for a model with one relation vector per relation.
+        """
+        return [h.abs(), F.embedding(relations, self.relation).abs(), t.abs()]
 
 
 class DistMult(Interaction):
@@ -80,6 +88,10 @@ class ComplEx(Interaction):
         h_re, h_im = h.chunk(2, dim=-1)
         r_re, r_im = F.embedding(relations, self.relation).chunk(2, dim=-1)
         return torch.cat([h_re * r_re - h_im * r_im, h_re * r_im + h_im * r_re], dim=-1)
+
+    def factors(self, h: Tensor, relations: Tensor, t: Tensor) -> list[Tensor]:
+        """The moduli of the complex coordinates of ``h``, ``r`` and ``t``, each ``(B, d / 2)`` (kbc's N3)."""
+        return [_modulus(h), _modulus(F.embedding(relations, self.relation)), _modulus(t)]
 
 
 class TuckER(Interaction):
@@ -112,6 +124,8 @@ class TuckER(Interaction):
 
 class _Distance(Interaction):
     """``γ - ||q - t||₂``, computed against all candidates through ``|q|² + |t|² - 2 q·t``."""
+
+    bilinear = False
 
     def __init__(self, dim: int, num_relations: int, margin: float = 6.0):
         super().__init__(dim, num_relations)
@@ -154,6 +168,16 @@ class RotatE(_Distance):
         phase = F.embedding(relations, self.phase)
         cos, sin = phase.cos(), phase.sin()
         return torch.cat([h_re * cos - h_im * sin, h_re * sin + h_im * cos], dim=-1)
+
+    def factors(self, h: Tensor, relations: Tensor, t: Tensor) -> list[Tensor]:
+        """The moduli of ``h`` and ``t``, each ``(B, d / 2)`` (a rotation has modulus 1 everywhere)."""
+        return [_modulus(h), _modulus(t)]
+
+
+def _modulus(x: Tensor) -> Tensor:
+    """``|x_re + i x_im|`` of a vector whose halves are the real and imaginary parts; ``(B, d) -> (B, d / 2)``."""
+    re, im = x.chunk(2, dim=-1)
+    return torch.sqrt(re * re + im * im + 1e-18)
 
 
 INTERACTIONS: dict[str, type[Interaction]] = {cls.name: cls for cls in (DistMult, ComplEx, TuckER, TransE, RotatE)}

@@ -199,17 +199,17 @@ class MoCME(KGModel):
     def head_tables(self, queries: Tensor) -> dict[str, HeadTable]:
         query, cand = self._encodings(queries, CandidateSet(None))
         tables = {}
+        relations = queries[:, 1]
         for name in self.head_names:
             interaction = self.heads[name]
             if name == JOINT:
-                tables[name] = HeadTable(interaction, interaction.query(query.joint, queries[:, 1]), cand.joint)
+                q = interaction.query(query.joint, relations)
+                tables[name] = HeadTable(interaction, q, cand.joint, subject=query.joint, relations=relations)
                 continue
             m = self.modalities.index(name)
-            q = interaction.query(query.modal[m], queries[:, 1])
-            if name == STRUCTURE:
-                tables[name] = HeadTable(interaction, q, cand.modal[m])
-            else:
-                tables[name] = HeadTable(interaction, q, cand.modal[m], query.available[:, m], cand.available[:, m])
+            q = interaction.query(query.modal[m], relations)
+            available = (None, None) if name == STRUCTURE else (query.available[:, m], cand.available[:, m])
+            tables[name] = HeadTable(interaction, q, cand.modal[m], *available, query.modal[m], relations)
         return tables
 
     def head_scores(self, queries: Tensor, candidates: Candidates = None) -> dict[str, HeadScores]:

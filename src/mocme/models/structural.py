@@ -24,7 +24,8 @@ class StructuralModel(KGModel):
 
     def head_tables(self, queries: Tensor) -> dict[str, HeadTable]:
         h = self.dropout(F.embedding(queries[:, 0], self.entity))
-        return {"structure": HeadTable(self.interaction, self.interaction.query(h, queries[:, 1]), self.entity)}
+        q = self.interaction.query(h, queries[:, 1])
+        return {"structure": HeadTable(self.interaction, q, self.entity, subject=h, relations=queries[:, 1])}
 
     def head_scores(self, queries: Tensor, candidates: Candidates = None) -> dict[str, HeadScores]:
         h = self.dropout(F.embedding(queries[:, 0], self.entity))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Old names still accepted, with a deprecation message, for one release.
+RENAMED_STRATEGIES = {"one_to_n": "k_vs_all"}
 
 
 class EGNSConfig(BaseModel):
@@ -30,36 +34,52 @@ class TrainingConfig(BaseModel):
 
     epochs: int = Field(50, ge=1, description="Maximum number of epochs.")
     batch_size: int = Field(256, ge=1, description="Training queries per step.")
-    optimizer: Literal["adam", "adamw"] = Field(
-        "adam", description="Adam (weight decay added to the gradient) or AdamW (decoupled weight decay)."
+    optimizer: Literal["adam", "adamw", "adagrad"] = Field(
+        "adam",
+        description="Adam (weight decay added to the gradient), AdamW (decoupled weight decay), "
+        "or Adagrad (kbc's choice for 1vsAll with N3).",
     )
     lr: float = Field(5e-3, gt=0, description="Learning rate.")
-    weight_decay: float = Field(0.0, ge=0, description="Weight decay (L2 for Adam, decoupled for AdamW).")
+    weight_decay: float = Field(0.0, ge=0, description="Weight decay (L2 for Adam and Adagrad, decoupled for AdamW).")
     schedule: Literal["none", "cosine", "step", "plateau"] = Field("none", description="Learning-rate schedule.")
+    warmup_epochs: int = Field(
+        0, ge=0, description="Linear learning-rate warm-up over this many epochs, step by step (not with 'plateau')."
+    )
     step_size: int = Field(20, ge=1, description="'step' schedule: epochs between decays.")
     gamma: float = Field(0.5, gt=0, le=1, description="'step'/'plateau' schedule: decay factor.")
     grad_clip: float | None = Field(None, gt=0, description="Clip the gradient norm to this value.")
 
-    negatives: Literal["egns", "uniform", "bernoulli", "self_adversarial", "one_to_n"] = Field(
+    negatives: str = Field(
         "egns",
-        description="EGNS; uniform or Bernoulli sampled negatives; self-adversarial weighting; or 1-N BCE.",
+        description="Training strategy (see 'mocme ls samplers'): egns, uniform, bernoulli, self_adversarial "
+        "(sampled negatives); one_vs_all (softmax cross-entropy over every entity); k_vs_all (multi-label BCE).",
     )
     num_negatives: int = Field(64, ge=1, description="Negatives per query (the pool size M for EGNS).")
     pool: Literal["sampled", "all"] = Field("sampled", description="EGNS candidate pool: M sampled, or all entities.")
     egns: EGNSConfig = Field(default_factory=EGNSConfig)
     adversarial_temperature: float = Field(1.0, gt=0, description="Self-adversarial: π ∝ exp(α s).")
+    mask_known: bool = Field(
+        False, description="one_vs_all: leave the query's other known answers out of its softmax (kbc keeps them)."
+    )
+    regularizer: Literal["none", "n3", "dura"] = Field(
+        "none",
+        description="Penalty on the factors of the batch's triples: N3 (Lacroix et al., 2018) or DURA "
+        "(Zhang et al., 2020); for strategies that score every entity.",
+    )
+    regularizer_weight: float = Field(0.0, ge=0, description="Weight λ of training.regularizer.")
     label_smoothing: float = Field(
         0.0,
         ge=0,
         lt=1,
-        description="Label smoothing ε: 1-N targets (1 - ε)·y + ε/N; sampled and EGNS targets 1 - ε and ε.",
+        description="Label smoothing ε: k_vs_all targets (1 - ε)·y + ε/N; one_vs_all spreads ε over the "
+        "softmax's candidates; sampled and EGNS targets 1 - ε and ε.",
     )
 
     memory_mb: float | None = Field(
         2048.0,
         gt=0,
-        description="1-N and pool 'all' training: memory for the heads' (batch x entities) score blocks; "
-        "larger entity sets are scored in chunks with the same losses and gradients (null: no limit).",
+        description="one_vs_all, k_vs_all and pool 'all' training: memory for the heads' (batch x entities) "
+        "score blocks; larger entity sets are scored in chunks with the same losses and gradients (null: no limit).",
     )
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="Training arithmetic: fp32, or bf16 autocast (mixed precision; evaluation stays fp32)."
@@ -70,8 +90,27 @@ class TrainingConfig(BaseModel):
     patience: int = Field(4, ge=0, description="Stop after this many evaluations without improvement (0: never).")
     metric: str = Field("both.realistic.inverse_harmonic_mean_rank", description="Validation metric to select on.")
 
+    @field_validator("negatives")
+    @classmethod
+    def _known_strategy(cls, name: str) -> str:
+        from mocme.training.strategies import STRATEGIES  # the registry imports this module
+
+        if name in RENAMED_STRATEGIES:
+            warnings.warn(
+                f"training.negatives {name!r} is now called {RENAMED_STRATEGIES[name]!r}; "
+                "the old name will be removed in the next release",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            name = RENAMED_STRATEGIES[name]
+        if name not in STRATEGIES:
+            raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+        return name
+
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:
+        if self.warmup_epochs and self.schedule == "plateau":
+            raise ValueError("training.warmup_epochs does not combine with schedule 'plateau'")
         sampled_subset = self.negatives == "egns" and self.egns.selection != "weight" and self.pool == "sampled"
         if sampled_subset and self.egns.keep > self.num_negatives:
             raise ValueError(f"egns.keep ({self.egns.keep}) must not exceed num_negatives ({self.num_negatives})")

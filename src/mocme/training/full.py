@@ -1,11 +1,15 @@
-"""Training objectives over every entity (1-N BCE, EGNS with ``pool: all``), in entity chunks.
+"""Training objectives over every entity (1vsAll, KvsAll, EGNS with ``pool: all``), in entity chunks.
 
 Each head's ``(B, N)`` scores are never held at once when they would exceed the memory budget:
 the query vectors and the all-entity table of every head (:meth:`KGModel.head_tables`) are
 computed once, detached, and scored ``chunk`` entities at a time; each chunk's loss is
 back-propagated into the detached copies right away, and one final backward pass carries the
-accumulated gradients through the encoders. Both losses are sums over entities, so the chunked
-loss and gradients equal the unchunked ones up to the order of floating-point additions.
+accumulated gradients through the encoders. Every loss is a sum over entities (the softmax's
+log-sum-exp is collected in a first pass without gradients when there are several chunks), so the
+chunked loss and gradients equal the unchunked ones up to the order of floating-point additions.
+
+A strategy (:mod:`mocme.training.strategies`) hands :func:`full_step` one :data:`HeadLoss` per
+step: the function that turns one head's chunked scores into its loss.
 
 EGNS weights every negative by a softmax over the whole row, ``π_i = exp(a_i - logsumexp_j a_j)``;
 with several chunks a first pass without gradients collects the row's log-sum-exp (and, for
@@ -25,6 +29,8 @@ from torch import Tensor
 from mocme.errors import ConfigError
 from mocme.models.base import HeadTable, KGModel
 from mocme.training.config import TrainingConfig
+from mocme.training.losses import softmax_cross_entropy, weighted_bce
+from mocme.training.regularizers import Regularizer
 from mocme.training.weighting import binary_entropy, egns_weights
 
 # Bytes alive per (query, entity) pair while a chunk is scored (heads are scored one after the
@@ -43,62 +49,12 @@ def entity_chunk(batch: int, num_entities: int, memory_mb: float | None) -> int:
 
 def check_chunking(config: TrainingConfig, chunk: int, num_entities: int) -> None:
     """EGNS ``selection: sample`` over all entities draws from the whole weight row at once."""
-    sample_all = config.negatives == "egns" and config.pool == "all" and config.egns.selection == "sample"
-    if sample_all and chunk < num_entities:
+    if config.egns.selection == "sample" and chunk < num_entities:
         raise ConfigError(
             f"training.egns.selection 'sample' with pool 'all' needs whole (batch x {num_entities}) weight rows, "
             f"more than training.memory_mb ({config.memory_mb}) allows; raise it, lower training.batch_size, "
             "or use selection 'weight' or 'topk'"
         )
-
-
-class _WeightedBCE(torch.autograd.Function):
-    """``Σ w · BCE(s, y) / denom`` with ``y = target`` plus ``label_target`` at the label entries.
-
-    The gradient ``w (σ(s) - y) / denom`` is formed in the forward pass, so no other
-    ``(B, C)`` tensor is kept for the backward pass. ``parts``: ``softplus(s)`` and ``σ(s)`` when
-    the caller has them already (they are overwritten).
-    """
-
-    @staticmethod
-    def forward(ctx, scores, weight, target, label_rows, label_cols, label_target, denom, parts):
-        s = scores.float()
-        loss, grad = parts if parts is not None else (F.softplus(s), torch.sigmoid(s))
-        if target:
-            loss.sub_(s, alpha=target)
-            grad.sub_(target)
-        if len(label_rows):
-            loss.index_put_((label_rows, label_cols), -label_target * s[label_rows, label_cols], accumulate=True)
-            grad.index_put_(
-                (label_rows, label_cols), torch.full_like(grad[label_rows, label_cols], -label_target), True
-            )
-        if weight is not None:
-            loss.mul_(weight)
-            grad.mul_(weight)
-        ctx.save_for_backward(grad.div_(denom))
-        return loss.sum() / denom
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        (grad,) = ctx.saved_tensors
-        return grad * grad_output, None, None, None, None, None, None, None
-
-
-def weighted_bce(
-    scores: Tensor,
-    weight: Tensor | None,
-    denom: float | Tensor,
-    target: float = 0.0,
-    labels: tuple[Tensor, Tensor] | None = None,
-    label_target: float = 0.0,
-    parts: tuple[Tensor, Tensor] | None = None,
-) -> Tensor:
-    """``Σ_ij w_ij BCE(s_ij, y_ij) / denom``; ``y = target`` except ``target + label_target`` at ``labels``.
-
-    ``parts``: float32 ``softplus(s)`` and ``σ(s)``, computed already by the caller; they are consumed.
-    """
-    rows, cols = labels if labels is not None else (scores.new_zeros(0, dtype=torch.long),) * 2
-    return _WeightedBCE.apply(scores, weight, target, rows, cols, label_target, denom, parts)
 
 
 @dataclass
@@ -136,53 +92,82 @@ class _Leaves:
         return tensors, grads
 
 
+@dataclass(frozen=True)
+class Rows:
+    """What every head's loss of one step shares.
+
+    Attributes:
+        targets: ``(B,)`` the answer of each query (``-1`` for KvsAll's distinct queries).
+        labels: ``(rows, cols)`` every known training answer of each query.
+        chunks: the ``[start, end)`` entity ranges scored at once.
+        num_entities: ``N``.
+        denominators: maps this process's count of averaged terms to the denominator to use.
+        generator: for EGNS ``selection: sample``.
+    """
+
+    targets: Tensor
+    labels: tuple[Tensor, Tensor]
+    chunks: list[tuple[int, int]]
+    num_entities: int
+    denominators: Callable[[Tensor], Tensor]
+    generator: torch.Generator | None = None
+
+
+HeadLoss = Callable[["_Leaves", Rows], tuple[Tensor, Tensor | None]]
+"""One head's loss: ``(leaves, rows) -> (value, term)``. The function back-propagates its chunks
+into the leaves itself; ``term`` (or ``None``) still has to be back-propagated through the real graph."""
+
+
 def full_step(
     model: KGModel,
     queries: Tensor,
     targets: Tensor,
     labels: tuple[Tensor, Tensor],
-    config: TrainingConfig,
-    temperature: float | None,
+    head_loss: HeadLoss,
     memory_mb: float | None,
+    batch_size: int,
     generator: torch.Generator | None = None,
     denominators: Callable[[Tensor], Tensor] | None = None,
     head_tables: Callable[[Tensor], dict[str, HeadTable]] | None = None,
+    regularizer: Regularizer | None = None,
 ) -> dict[str, Tensor]:
     """One batch scored against every entity; accumulates gradients and returns the detached losses.
 
     Args:
         queries: ``(B, 2)`` on the model's device.
-        targets: ``(B,)`` the answer of each query (EGNS), ignored by 1-N BCE.
+        targets: ``(B,)`` the answer of each query (``-1``: none, KvsAll).
         labels: ``(rows, cols)`` every known training answer of each query, on the model's device.
-        temperature: EGNS ``τ`` (``None``: uniform weights, warm-up).
-        memory_mb: budget of the score blocks (see :func:`entity_chunk`; sized for
-            ``config.batch_size`` queries, so that every batch is cut alike); ``None``: no limit.
+        head_loss: the strategy's loss of one head (see :data:`HeadLoss`).
+        memory_mb: budget of the score blocks (see :func:`entity_chunk`; sized for ``batch_size``
+            queries, so that every batch is cut alike); ``None``: no limit.
         denominators: maps this process's count of averaged terms to the denominator to use
             (data-parallel training: the mean over processes); default: the count itself.
         head_tables: replaces ``model.head_tables`` (e.g. a compiled version of it).
+        regularizer: N3 or DURA on the factors of the batch's training triples (``(query, label)``
+            pairs), reported as one more loss under its name.
     """
     tables = (head_tables or model.head_tables)(queries)
     num_entities = model.num_entities
-    chunk = entity_chunk(max(len(queries), config.batch_size), num_entities, memory_mb)
-    denominators = denominators or (lambda count: count)
-    check_chunking(config, chunk, num_entities)
+    chunk = entity_chunk(max(len(queries), batch_size), num_entities, memory_mb)
+    rows = Rows(targets, labels, _chunks(num_entities, chunk), num_entities, denominators or (lambda c: c), generator)
     losses: dict[str, Tensor] = {}
     direct: list[Tensor] = []  # terms that back-propagate through the real graph at the end
     leaves = {name: _Leaves.of(table) for name, table in tables.items()}
     for name, leaf in leaves.items():
-        if config.negatives == "one_to_n":
-            losses[name] = _one_to_n(leaf, labels, config.label_smoothing, chunk, num_entities, denominators)
-        else:
-            value, term = _egns_all(
-                leaf, targets, labels, config, temperature, chunk, num_entities, generator, denominators
-            )
-            losses[name] = value
+        value, term = head_loss(leaf, rows)
+        losses[name] = value
+        if term is not None:
             direct.append(term)
     tensors, grads = [], []
     for leaf in leaves.values():
         t, g = leaf.roots()
         tensors += t
         grads += g
+    if regularizer is not None:
+        pairs = (torch.arange(len(targets), device=targets.device), targets) if bool((targets >= 0).all()) else labels
+        penalty = sum(regularizer(table, pairs, rows.denominators) for table in tables.values())
+        losses[regularizer.name] = penalty.detach()
+        direct.append(penalty)
     penalty = model.regularization()
     if penalty.requires_grad:
         losses["regularization"] = penalty.detach()
@@ -193,6 +178,90 @@ def full_step(
     if tensors:
         torch.autograd.backward(tensors, grads)
     return losses
+
+
+def one_vs_all_loss(smoothing: float, mask_known: bool) -> HeadLoss:
+    """1vsAll: softmax cross-entropy of each query's answer against every entity (kbc, LibKGE).
+
+    ``mask_known``: leave the query's other known answers out of its softmax (filtered); by
+    default they stay in as negatives, as in kbc.
+    """
+
+    def loss(leaf: _Leaves, rows: Rows) -> tuple[Tensor, None]:
+        head = leaf.table
+        weight = _positive_valid(head, rows.targets).float()
+        denom = float(rows.denominators(weight.sum().to(torch.float64)).clamp_min(1))
+        others = _other_answers(rows.labels, rows.targets) if mask_known else None
+        lse = count = None
+        if len(rows.chunks) > 1:  # pass 1: each row's log-sum-exp and candidate count over all chunks
+            lse = torch.full((len(weight),), -math.inf, device=weight.device)
+            count = torch.zeros(len(weight), device=weight.device)
+            with torch.no_grad():
+                for start, end in rows.chunks:
+                    scores = head.scores(start, end)
+                    valid = _softmax_valid(scores.available, others, start, end, weight)
+                    s = scores.scores.float()
+                    s = s if valid is None else s.masked_fill(~valid, -math.inf)
+                    lse = torch.logaddexp(lse, torch.logsumexp(s, 1))
+                    count += s.shape[1] if valid is None else valid.sum(1)
+        total = head.query.new_zeros((), dtype=torch.float32)
+        for start, end in rows.chunks:
+            scores, table_rows, available = leaf.scores(start, end)
+            valid = _softmax_valid(available, others, start, end, weight)
+            inside = (rows.targets >= start) & (rows.targets < end)
+            targets = torch.where(inside, rows.targets - start, -1)
+            value = softmax_cross_entropy(scores, targets, valid, smoothing, weight, denom, lse, count)
+            value.backward()
+            leaf.collect(table_rows, start, end)
+            total += value.detach()
+        if lse is not None:  # the log-sum-exp term, once per row
+            total += (weight * lse.masked_fill(~torch.isfinite(lse), 0.0)).sum() / denom
+        return total, None
+
+    return loss
+
+
+def _other_answers(labels: tuple[Tensor, Tensor], targets: Tensor) -> tuple[Tensor, Tensor]:
+    """The known answers of each query except its own target: ``(rows, cols)``."""
+    rows, cols = labels
+    keep = cols != targets[rows]
+    return rows[keep], cols[keep]
+
+
+def _softmax_valid(
+    available: Tensor | None, others: tuple[Tensor, Tensor] | None, start: int, end: int, weight: Tensor
+) -> Tensor | None:
+    """Candidates ``start:end`` in each row's softmax: defined, and not another known answer when masked.
+
+    Rows that do not count (weight 0) keep every candidate, so that their log-sum-exp stays finite.
+    """
+    if available is None and others is None:
+        return None
+    valid = torch.ones((len(weight), end - start), dtype=torch.bool, device=weight.device)
+    if available is not None:
+        valid &= available
+    if others is not None:
+        valid[_labels_in(others, start, end)] = False
+    return valid | (weight == 0).unsqueeze(1)
+
+
+def k_vs_all_loss(smoothing: float) -> HeadLoss:
+    """KvsAll: every known answer of a distinct query is a positive, every other entity a negative."""
+
+    def loss(leaf: _Leaves, rows: Rows) -> tuple[Tensor, None]:
+        return _one_to_n(leaf, rows.labels, smoothing, rows.chunks, rows.num_entities, rows.denominators), None
+
+    return loss
+
+
+def egns_all_loss(config: TrainingConfig, temperature: float | None) -> HeadLoss:
+    """EGNS over all entities (see :func:`_egns_all`)."""
+
+    def loss(leaf: _Leaves, rows: Rows) -> tuple[Tensor, Tensor]:
+        check_chunking(config, rows.chunks[0][1] - rows.chunks[0][0], rows.num_entities)
+        return _egns_all(leaf, rows, config, temperature)
+
+    return loss
 
 
 def _chunks(num_entities: int, chunk: int) -> list[tuple[int, int]]:
@@ -209,7 +278,7 @@ def _one_to_n(
     leaf: _Leaves,
     labels: tuple[Tensor, Tensor],
     smoothing: float,
-    chunk: int,
+    chunks: list[tuple[int, int]],
     num_entities: int,
     denominators: Callable[[Tensor], Tensor],
 ) -> Tensor:
@@ -221,7 +290,7 @@ def _one_to_n(
         count = float(head.query_available.sum()) * float(head.table_available.sum())
     denom = float(denominators(head.query.new_tensor(count, dtype=torch.float64)).clamp_min(1))
     total = head.query.new_zeros((), dtype=torch.float32)
-    for start, end in _chunks(num_entities, chunk):
+    for start, end in chunks:
         scores, rows, available = leaf.scores(start, end)
         weight = None if available is None else available.to(torch.float32)
         loss = weighted_bce(
@@ -257,25 +326,22 @@ def _valid(available: Tensor | None, labels: tuple[Tensor, Tensor], shape: tuple
     return valid
 
 
-def _egns_all(
-    leaf: _Leaves,
-    targets: Tensor,
-    labels: tuple[Tensor, Tensor],
-    config: TrainingConfig,
-    temperature: float | None,
-    chunk: int,
-    num_entities: int,
-    generator: torch.Generator | None,
-    denominators: Callable[[Tensor], Tensor],
-) -> tuple[Tensor, Tensor]:
+def _egns_all(leaf: _Leaves, batch: Rows, config: TrainingConfig, temperature: float | None) -> tuple[Tensor, Tensor]:
     """EGNS over all entities: ``(-log σ(s_pos) - Σ_i π_i log(1 - σ(s_i))) / rows`` (see ``egns_weights``).
 
     Returns the loss value and the terms still to back-propagate through the real graph (the
     positive term, and for ``topk`` the selected negatives); the other negatives already were.
     """
     head = leaf.table
+    targets, labels, chunks, generator, denominators = (
+        batch.targets,
+        batch.labels,
+        batch.chunks,
+        batch.generator,
+        batch.denominators,
+    )
+    num_entities = batch.num_entities
     smoothing = config.label_smoothing
-    chunks = _chunks(num_entities, chunk)
     keep = min(config.egns.keep, num_entities)
     selection = "weight" if temperature is None or keep >= num_entities else config.egns.selection
     positive_valid = _positive_valid(head, targets)

@@ -1,7 +1,13 @@
-"""Losses on scores (logits). ``BCEWithLogits``-style everywhere, never sigmoid + BCE."""
+"""Loss kernels on scores (logits): the one function each training strategy computes its loss with.
+
+``BCEWithLogits``-style everywhere, never sigmoid + BCE. The all-entity kernels form their
+gradient in the forward pass, so that no second ``(B, C)`` tensor is kept for the backward pass,
+and score a block of candidate entities at a time (see :mod:`mocme.training.full`).
+"""
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -21,7 +27,7 @@ def weighted_negative_loss(
     smoothing: float = 0.0,
     rows: Tensor | None = None,
 ) -> Tensor:
-    """``-log σ(s_pos) - Σ_i π_i log(1 - σ(s_i))``, averaged over queries.
+    """``-log σ(s_pos) - Σ_i π_i log(1 - σ(s_i))``, averaged over queries (sampled negatives).
 
     Args:
         positive: ``(B,)`` scores of the true answers.
@@ -45,19 +51,124 @@ def weighted_negative_loss(
     return (pos_term + neg_term).sum() / rows.clamp_min(1)
 
 
-def one_to_n_loss(scores: Tensor, targets: Tensor, available: Tensor | None = None, smoothing: float = 0.0) -> Tensor:
-    """Binary cross-entropy of every candidate against multi-hot ``targets``, as in TuckER/MoMoK.
+class _WeightedBCE(torch.autograd.Function):
+    """``Σ w · BCE(s, y) / denom`` with ``y = target`` plus ``label_target`` at the label entries.
+
+    The gradient ``w (σ(s) - y) / denom`` is formed in the forward pass, so no other
+    ``(B, C)`` tensor is kept for the backward pass. ``parts``: ``softplus(s)`` and ``σ(s)`` when
+    the caller has them already (they are overwritten).
+    """
+
+    @staticmethod
+    def forward(ctx, scores, weight, target, label_rows, label_cols, label_target, denom, parts):
+        s = scores.float()
+        loss, grad = parts if parts is not None else (F.softplus(s), torch.sigmoid(s))
+        if target:
+            loss.sub_(s, alpha=target)
+            grad.sub_(target)
+        if len(label_rows):
+            loss.index_put_((label_rows, label_cols), -label_target * s[label_rows, label_cols], accumulate=True)
+            grad.index_put_(
+                (label_rows, label_cols), torch.full_like(grad[label_rows, label_cols], -label_target), True
+            )
+        if weight is not None:
+            loss.mul_(weight)
+            grad.mul_(weight)
+        ctx.save_for_backward(grad.div_(denom))
+        return loss.sum() / denom
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (grad,) = ctx.saved_tensors
+        return grad * grad_output, None, None, None, None, None, None, None
+
+
+def weighted_bce(
+    scores: Tensor,
+    weight: Tensor | None,
+    denom: float | Tensor,
+    target: float = 0.0,
+    labels: tuple[Tensor, Tensor] | None = None,
+    label_target: float = 0.0,
+    parts: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
+    """``Σ_ij w_ij BCE(s_ij, y_ij) / denom``; ``y = target`` except ``target + label_target`` at ``labels``.
+
+    KvsAll (every known answer a positive, ``labels``) and EGNS over all entities (weights ``w``)
+    train with it. ``parts``: float32 ``softplus(s)`` and ``σ(s)``, computed already by the caller;
+    they are consumed.
+    """
+    rows, cols = labels if labels is not None else (scores.new_zeros(0, dtype=torch.long),) * 2
+    return _WeightedBCE.apply(scores, weight, target, rows, cols, label_target, denom, parts)
+
+
+class _SoftmaxCrossEntropy(torch.autograd.Function):
+    """One block of candidates' share of a softmax cross-entropy whose row log-sum-exp is known.
+
+    Value: ``Σ_b w_b (-(1 - ε) s_b,t_b - ε Σ_j s_bj / n_b) / denom`` over the block (the
+    ``log Σ exp`` term is the caller's); gradient ``w_b (p_bj - (1 - ε) [j = t_b] - ε / n_b) / denom``
+    with ``p = exp(s - lse)``, formed in the forward pass; excluded candidates get none.
+    """
+
+    @staticmethod
+    def forward(ctx, scores, targets, valid, lse, count, smoothing, weight, denom):
+        s = scores.float()
+        grad = torch.exp(s - lse.unsqueeze(1))
+        scale = (weight / denom).unsqueeze(1)
+        value = s.new_zeros(len(s))
+        inside = targets >= 0
+        rows = inside.nonzero().squeeze(1)
+        if valid is not None:
+            grad.masked_fill_(~valid, 0.0)
+        if smoothing:
+            share = (smoothing / count).unsqueeze(1)
+            picked = s if valid is None else s.masked_fill(~valid, 0.0)
+            value -= (picked * share).sum(1)
+            grad.sub_(share if valid is None else share * valid)
+        if len(rows):
+            value.index_add_(0, rows, -(1 - smoothing) * s[rows, targets[rows]])
+            grad[rows, targets[rows]] -= 1 - smoothing
+        ctx.save_for_backward(grad.mul_(scale))
+        return (value * scale.squeeze(1)).sum()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (grad,) = ctx.saved_tensors
+        return grad * grad_output, None, None, None, None, None, None, None
+
+
+def softmax_cross_entropy(
+    scores: Tensor,
+    targets: Tensor,
+    valid: Tensor | None = None,
+    smoothing: float = 0.0,
+    weight: Tensor | None = None,
+    denom: float | Tensor | None = None,
+    lse: Tensor | None = None,
+    count: Tensor | None = None,
+) -> Tensor:
+    """1vsAll: ``Σ_b w_b (logsumexp_j s_bj - (1 - ε) s_b,t_b - ε mean_j s_bj) / denom`` (Lacroix et al., 2018).
 
     Args:
-        scores: ``(B, N)``.
-        targets: ``(B, N)`` in {0, 1}.
-        available: optional bool mask broadcastable to ``(B, N)``: entries that count.
-        smoothing: ``y ← (1 - ε) y + ε / N``.
+        scores: ``(B, C)`` logits of the candidates.
+        targets: ``(B,)`` the column of each row's true answer (``-1``: not among these candidates).
+        valid: ``(B, C)`` bool, the candidates in each row's softmax (``None``: all).
+        smoothing: label smoothing ε, spread over the row's valid candidates.
+        weight: ``(B,)`` per-row weights (``None``: 1); ``denom``: the denominator (default ``B``).
+        lse, count: ``(B,)`` the row's log-sum-exp and number of valid candidates over *all* its
+            candidate blocks, when ``scores`` is one block of several; the ``lse`` term is then the
+            caller's to add (once per row). Default: computed from ``scores``, and the term included.
     """
-    if smoothing:
-        targets = (1 - smoothing) * targets + smoothing / scores.shape[-1]
-    loss = F.binary_cross_entropy_with_logits(scores, targets, reduction="none")
-    if available is None:
-        return loss.mean()
-    available = available.expand_as(loss)
-    return (loss * available).sum() / available.sum().clamp_min(1)
+    s = scores.detach().float()
+    weight = torch.ones(len(s), device=s.device) if weight is None else weight.float()
+    denom = float(len(s)) if denom is None else denom
+    whole = lse is None
+    if whole:
+        lse = torch.logsumexp(s if valid is None else s.masked_fill(~valid, -torch.inf), 1)
+        count = s.new_full((len(s),), s.shape[1]) if valid is None else valid.sum(1).float()
+    assert lse is not None and count is not None
+    lse = lse.masked_fill(~torch.isfinite(lse), 0.0)  # a row without candidates (weight 0) adds nothing
+    value = _SoftmaxCrossEntropy.apply(scores, targets, valid, lse, count.clamp_min(1), smoothing, weight, denom)
+    if whole:
+        value = value + (weight * lse).sum() / denom
+    return value

@@ -1,4 +1,4 @@
-"""Training objective with sampled negatives: uniform, Bernoulli, self-adversarial and EGNS (sampled pool)."""
+"""Training objective with sampled negatives: the answer and ``k`` negatives per query, weighted."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import torch
 from torch import Tensor
 
 from mocme.models.base import HeadScores, KGModel
-from mocme.training.config import TrainingConfig
 from mocme.training.losses import loss_rows, weighted_negative_loss
-from mocme.training.weighting import egns_weights, self_adversarial_weights, uniform_weights
+
+NegativeWeights = Callable[[Tensor, Tensor], Tensor]
+"""``(scores, valid) -> weights``, all ``(B, k)``: how much each sampled negative counts (rows sum to 1)."""
 
 
 def sampled_losses(
@@ -19,9 +20,8 @@ def sampled_losses(
     targets: Tensor,
     negatives: Tensor,
     valid: Tensor,
-    config: TrainingConfig,
-    temperature: float | None,
-    generator: torch.Generator | None = None,
+    weigh: NegativeWeights,
+    smoothing: float = 0.0,
     denominators: Callable[[Tensor], Tensor] | None = None,
     head_scores: Callable[..., dict[str, HeadScores]] | None = None,
 ) -> dict[str, Tensor]:
@@ -30,7 +30,8 @@ def sampled_losses(
     Args:
         queries: ``(B, 2)``; ``targets`` ``(B,)``; ``negatives`` and ``valid`` ``(B, k)``, all on
             the model's device.
-        temperature: EGNS ``τ`` (``None``: uniform weights, warm-up).
+        weigh: the strategy's weights of the valid negatives (see :data:`NegativeWeights`).
+        smoothing: label smoothing ε: targets ``1 - ε`` and ``ε``.
         denominators: maps this process's per-head row counts ``(H,)`` to the denominators to
             use (data-parallel training: their mean over processes); default: the counts.
         head_scores: replaces ``model.head_scores`` (e.g. a compiled version of it).
@@ -44,23 +45,14 @@ def sampled_losses(
     for name, head in heads.items():
         scores = head.scores.float()
         available = None if head.available is None else head.available.expand_as(scores)
-        negative = scores[:, 1:]
         neg_valid = valid if available is None else valid & available[:, 1:]
-        if config.negatives == "self_adversarial":
-            weights = self_adversarial_weights(negative, neg_valid, config.adversarial_temperature)
-        elif config.negatives == "egns":
-            weights = egns_weights(negative, neg_valid, config.egns, temperature, generator)
-        else:
-            weights = uniform_weights(neg_valid)
-        parts[name] = (scores, weights, None if available is None else available[:, 0])
+        parts[name] = (scores, weigh(scores[:, 1:], neg_valid), None if available is None else available[:, 0])
     rows = torch.stack([loss_rows(weights, positive_valid) for _, weights, positive_valid in parts.values()])
     if denominators is not None:
         rows = denominators(rows)
     losses = {}
     for (name, (scores, weights, positive_valid)), count in zip(parts.items(), rows, strict=True):
-        losses[name] = weighted_negative_loss(
-            scores[:, 0], scores[:, 1:], weights, positive_valid, config.label_smoothing, count
-        )
+        losses[name] = weighted_negative_loss(scores[:, 0], scores[:, 1:], weights, positive_valid, smoothing, count)
     penalty = model.regularization()
     if penalty.requires_grad:
         losses["regularization"] = penalty

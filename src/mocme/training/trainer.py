@@ -4,8 +4,8 @@ Randomness is re-seeded from ``(seed, epoch)`` at the start of every epoch (quer
 dropout), so a run resumed from the checkpoint of epoch ``e`` continues exactly as the
 uninterrupted run would have.
 
-A step either scores sampled candidates (:mod:`mocme.training.sampled`) or every entity, in
-chunks under ``training.memory_mb`` (:mod:`mocme.training.full`). Negatives are drawn on the CPU
+A step is the strategy's (:mod:`mocme.training.strategies`): it scores sampled candidates or every
+entity, in chunks under ``training.memory_mb``. Negatives are drawn on the CPU
 from the epoch's generator, so they are the same on every device and for any number of
 processes (:mod:`mocme.training.distributed`). Loss values and gradient norms stay on the device
 until the end of the epoch (no synchronisation per step); a non-finite loss is reported with the
@@ -14,10 +14,11 @@ step and head where it first appeared.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,10 +32,8 @@ from mocme.errors import NumericalError
 from mocme.models.base import KGModel
 from mocme.training.config import TrainingConfig
 from mocme.training.distributed import Distributed
-from mocme.training.full import full_step
-from mocme.training.negatives import epoch_queries, sample_negatives
-from mocme.training.sampled import sampled_losses
-from mocme.training.weighting import egns_temperature
+from mocme.training.negatives import epoch_queries
+from mocme.training.strategies import Batch, build_strategy
 
 Validate = Callable[[KGModel, int], dict[str, float]]
 Checkpoint = Callable[[str, dict[str, Any]], None]
@@ -81,8 +80,12 @@ class Trainer:
         self.optimizer = _optimizer(model, config)
         self.scheduler = _scheduler(self.optimizer, config)
         self.state = TrainState()
-        self._head_scores = _compiled(model.head_scores) if config.compile else None
-        self._head_tables = _compiled(model.head_tables) if config.compile else None
+        compiled = (
+            {"head_scores": _compiled(model.head_scores), "head_tables": _compiled(model.head_tables)}
+            if config.compile
+            else {}
+        )
+        self.strategy = build_strategy(config, model, **compiled)
 
     # -- checkpoint state ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -173,11 +176,10 @@ class Trainer:
         seed = (self.seed * 1_000_003 + epoch) % (2**63)
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
-        mode = {"bernoulli": "bernoulli", "one_to_n": "unique"}.get(config.negatives, "both")
-        queries, targets = epoch_queries(self.kg.train, self.kg.num_relations, mode, generator)
+        queries, targets = epoch_queries(self.kg.train, self.kg.num_relations, self.strategy.queries, generator)
         if self.pin_memory:
             queries, targets = queries.pin_memory(), targets.pin_memory()
-        temperature = egns_temperature(config.egns, epoch, config.epochs) if config.negatives == "egns" else None
+        extra = self.strategy.begin_epoch(epoch)
         self.model.train()
         parameters = [p for p in self.model.parameters() if p.requires_grad]
         world = self.distributed.world if self.distributed is not None else 1
@@ -191,7 +193,7 @@ class Trainer:
         ):
             end = min(start + step_size, len(queries))
             self.optimizer.zero_grad(set_to_none=True)
-            losses = self.step(queries, targets, start, end, temperature, generator)
+            losses = self.step(queries, targets, start, end, generator)
             names = list(losses)
             values = torch.stack([losses[name].detach().float() for name in names])
             if self.distributed is not None:
@@ -201,7 +203,8 @@ class Trainer:
             else:  # the norm for the trace, without rescaling every gradient by 1
                 norm = torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
             grad_norms.append(norm.detach())
-            self.optimizer.step()
+            with _warmed_up(self.optimizer, config.warmup_epochs, epoch + (step + 1) / len(batches)):
+                self.optimizer.step()
             for name, value in zip(names, values, strict=True):
                 totals[name] = totals.get(name, 0.0) + value
                 bad = first_bad.setdefault(name, torch.full((), -1, device=value.device))
@@ -216,67 +219,31 @@ class Trainer:
             "grad_norm": {"mean": float(norms.mean()), "max": float(norms.max())} if norms is not None else {},
             "lr": self.optimizer.param_groups[0]["lr"],
         }
-        if temperature is not None:
-            record["egns_temperature"] = temperature
-        return record
+        return record | extra
 
     def step(
-        self,
-        queries: Tensor,
-        targets: Tensor,
-        start: int,
-        end: int,
-        temperature: float | None,
-        generator: torch.Generator,
+        self, queries: Tensor, targets: Tensor, start: int, end: int, generator: torch.Generator
     ) -> dict[str, Tensor]:
         """Forward and backward pass over this process's part of the global batch ``[start, end)``.
 
-        Negatives are drawn for the whole global batch (the same draws for any number of
-        processes). Returns the detached losses, one per head plus the model's regulariser.
+        Returns the detached losses, one per head plus the penalties (see :meth:`Strategy.step`).
         """
         config = self.config
         device = self.device
-        known = self.kg.train_index
         first, last = self.distributed.share(start, end) if self.distributed is not None else (start, end)
-        denominators = self.distributed.mean if self.distributed is not None else None
         q_cpu, t_cpu = queries[first:last], targets[first:last]
-        q, t = q_cpu.to(device, non_blocking=True), t_cpu.to(device, non_blocking=True)
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
-        if config.negatives == "one_to_n" or (config.negatives == "egns" and config.pool == "all"):
-            rows, cols = known.pairs(q_cpu)
-            labels = (rows.to(device, non_blocking=True), cols.to(device, non_blocking=True))
-            with autocast:
-                return full_step(
-                    self.model,
-                    q,
-                    t,
-                    labels,
-                    config,
-                    temperature,
-                    config.memory_mb,
-                    generator,
-                    denominators,
-                    self._head_tables,
-                )
-        negatives, valid = sample_negatives(
-            queries[start:end], config.num_negatives, self.kg.num_entities, known, generator
+        batch = Batch(
+            queries=q_cpu.to(device, non_blocking=True),
+            targets=t_cpu.to(device, non_blocking=True),
+            queries_cpu=q_cpu,
+            global_queries=queries[start:end],
+            share=slice(first - start, last - start),
+            known=self.kg.train_index,
+            generator=generator,
+            denominators=self.distributed.mean if self.distributed is not None else None,
         )
-        negatives, valid = negatives[first - start : last - start], valid[first - start : last - start]
-        with autocast:
-            losses = sampled_losses(
-                self.model,
-                q,
-                t,
-                negatives.to(device, non_blocking=True),
-                valid.to(device, non_blocking=True),
-                config,
-                temperature,
-                generator,
-                denominators,
-                self._head_scores,
-            )
-        torch.stack(list(losses.values())).sum().backward()
-        return {name: value.detach() for name, value in losses.items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+            return self.strategy.step(batch)
 
 
 def _raise_if_not_finite(epoch: int, first_bad: dict[str, Tensor], totals: dict[str, Tensor]) -> None:
@@ -296,10 +263,33 @@ def _compiled(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _optimizer(model: KGModel, config: TrainingConfig) -> torch.optim.Optimizer:
-    """Adam or AdamW, as one fused kernel over all parameters on devices that have it (CPU, CUDA)."""
+    """Adam or AdamW as one fused kernel over all parameters on devices that have it (CPU, CUDA); or Adagrad."""
+    if config.optimizer == "adagrad":
+        return torch.optim.Adagrad(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     fused = model.device.type in ("cpu", "cuda")
     return cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+
+
+@contextlib.contextmanager
+def _warmed_up(optimizer: torch.optim.Optimizer, warmup_epochs: int, progress: float) -> Iterator[None]:
+    """Within the first ``warmup_epochs``, scale the learning rate by ``progress / warmup_epochs``.
+
+    ``progress``: epochs done after this step, fractional within an epoch. The scheduled rate is restored
+    after the step, so schedulers never see the warm-up factor.
+    """
+    if progress >= warmup_epochs:
+        yield
+        return
+    factor = progress / warmup_epochs
+    scheduled = [group["lr"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr"] * factor
+    try:
+        yield
+    finally:
+        for group, lr in zip(optimizer.param_groups, scheduled, strict=True):
+            group["lr"] = lr
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, config: TrainingConfig):
