@@ -1,12 +1,15 @@
 """The MMKGC benchmark suite: structural baselines and MoCME on the real benchmarks, same budget.
 
-For each dataset the run config is ``configs/<dataset>.yaml`` (MoCME, structure + text features);
-every variant is that config plus a few overrides, so all rows of a dataset share the seed, the
-epoch budget, the optimiser and the validation schedule. Every run selects its epoch on the
-validation split and scores the test split once. Text features are computed first (offline MiniLM,
-``mocme features text``) when missing; MKG-W has no entity text in its files, so its text comes
-from the Wikipedia titles of the 2,257 entities that the FB15k-Wikidata mapping covers (the rest
-are masked: an imbalanced modality, which is what MoCME is for).
+For each dataset the MoCME config is ``configs/<dataset>.yaml`` (structure + text features); the
+MoCME variants and ablations are that config plus a few overrides, so they share the seed, the
+epoch budget, the optimiser and the validation schedule. The structural baselines train with their
+own recipe, ``configs/baselines/<dataset>-<recipe>.yaml`` (e.g. ComplEx-N3: 1vsAll cross-entropy,
+N3, Adagrad); the "MoCME's recipe" rows are baselines trained from the MoCME config instead, for
+comparison. Every run selects its epoch on the validation split and scores the test split once.
+Text features are computed first (offline MiniLM, ``mocme features text``) when missing; MKG-W has
+no entity text in its files, so its text comes from the Wikipedia titles of the 2,257 entities that
+the FB15k-Wikidata mapping covers (the rest are masked: an imbalanced modality, which is what MoCME
+is for).
 
     python benchmarks/mmkgc.py --datasets MKG-Y --variants main --set training.epochs=50
     python benchmarks/mmkgc.py --datasets MKG-Y --variants ablation --jobs 4
@@ -37,10 +40,13 @@ sys.path.insert(0, str(ROOT / "src"))
 DATASETS = ("DB15K", "MKG-W", "MKG-Y", "FB15K-237", "WN18RR")
 SMOKE = "UMLS"  # small, for a quick end-to-end check of the suite (not part of the default list)
 STRUCTURE_ONLY = ["dataset.modalities=[]"]
+MOCME_CONFIG = "mocme"  # configs/<dataset>.yaml; any other recipe is configs/baselines/<dataset>-<recipe>.yaml
+# Variant name -> overrides; a first item "recipe:NAME" picks the baseline recipe config instead of MoCME's.
 MAIN_VARIANTS: dict[str, list[str]] = {  # in the order they run
+    "ComplEx-N3 (structure, 1vsAll)": ["recipe:complex-n3"],
     "MoCME (structure + text)": [],
-    "TuckER (structure)": [*STRUCTURE_ONLY, "model.name=tucker"],
-    "ComplEx (structure)": [*STRUCTURE_ONLY, "model.name=complex"],
+    "TuckER (MoCME's recipe)": [*STRUCTURE_ONLY, "model.name=tucker"],
+    "ComplEx (MoCME's recipe)": [*STRUCTURE_ONLY, "model.name=complex"],
     "MoCME (structure only)": STRUCTURE_ONLY,
 }
 ABLATION_VARIANTS: dict[str, list[str]] = {
@@ -122,13 +128,27 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(job["threads"])
     run_dir = Path(job["run_dir"])
     if not (run_dir / "metrics.json").exists():
-        config = load_config(ROOT / "configs" / f"{job['dataset'].lower()}.yaml", job["overrides"])
+        config = load_config(config_path(job["dataset"], job.get("recipe", MOCME_CONFIG)), job["overrides"])
         directory = RunDirectory(run_dir)
         if directory.has_checkpoint("last") and directory.load_config() == config:
             pipeline.resume(run_dir)  # a killed suite picks up where it stopped
         else:
             pipeline.train(config, run_dir, overwrite=True)
     return with_head_metrics(summarize(job))
+
+
+def config_path(dataset: str, recipe: str) -> Path:
+    """The run config of ``dataset`` for MoCME (``recipe`` ``mocme``) or a baseline recipe."""
+    if recipe == MOCME_CONFIG:
+        return ROOT / "configs" / f"{dataset.lower()}.yaml"
+    return ROOT / "configs" / "baselines" / f"{dataset.lower()}-{recipe}.yaml"
+
+
+def split_recipe(overrides: list[str]) -> tuple[str, list[str]]:
+    """A variant's recipe (``mocme`` unless its first item is ``recipe:NAME``) and its overrides."""
+    if overrides and overrides[0].startswith("recipe:"):
+        return overrides[0].removeprefix("recipe:"), overrides[1:]
+    return MOCME_CONFIG, overrides
 
 
 def summarize(job: dict[str, Any]) -> dict[str, Any]:
@@ -149,6 +169,7 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
         "dataset": job["dataset"],
         "variant": job["variant"],
         "overrides": job["overrides"],
+        "recipe": job.get("recipe", MOCME_CONFIG),
         "modalities": metrics["modalities"] if config.model.name == "mocme" else ["structure"],
         "device": config.device,
         "dim": config.model.dim,
@@ -455,21 +476,25 @@ def main() -> None:
         if args.only:
             variants = {k: v for k, v in variants.items() if k in args.only}
         jobs = []
+        needs_text = any(split_recipe(v)[0] == MOCME_CONFIG for v in variants.values())
         for dataset in args.datasets:
             features = (
                 args.features_dir / dataset / "text.safetensors"
-                if args.no_extract
+                if args.no_extract or not needs_text
                 else ensure_text_features(dataset, args.data_dir, args.features_dir)
             )
-            for name, overrides in variants.items():
+            for name, variant in variants.items():
+                recipe, overrides = split_recipe(variant)
                 slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+                features_override = [f"dataset.features.text.path={features}"] if recipe == MOCME_CONFIG else []
                 jobs.append(
                     {
                         "dataset": dataset,
                         "variant": name,
+                        "recipe": recipe,
                         "overrides": [
                             f"dataset.data_dir={args.data_dir}",
-                            f"dataset.features.text.path={features}",
+                            *features_override,
                             *args.overrides,
                             *overrides,
                         ],

@@ -17,7 +17,7 @@ def build_model(config: ModelConfig, kg: MultiModalKG) -> KGModel:
     if config.name == "mocme":
         return MoCME(kg, config)
     interaction = _interaction(config.model_copy(update={"interaction": config.name}), 2 * kg.num_relations)
-    return StructuralModel(kg.num_entities, kg.num_relations, interaction, config.dropout)
+    return StructuralModel(kg.num_entities, kg.num_relations, interaction, config.dropout, config.init_scale)
 
 
 __all__ = [

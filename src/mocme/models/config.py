@@ -27,6 +27,12 @@ class ModelConfig(BaseModel):
         description="Dropout on the query entity's inputs and fused embeddings while training (not on candidates).",
     )
     core_dropout: float = Field(0.0, ge=0, lt=1, description="TuckER: dropout on the query vector.")
+    init_scale: float | None = Field(
+        None,
+        gt=0,
+        description="Structure-only models: draw the entity and relation vectors from N(0, s²) (kbc uses 1e-3 "
+        "with Adagrad); null: each scoring function's own initialisation.",
+    )
 
     experts: int = Field(3, ge=1, description="MoCME: experts (views) per modality, K.")
     expert: Literal["linear", "mlp"] = Field("linear", description="MoCME: expert type.")

@@ -16,11 +16,24 @@ from mocme.models.interactions import Interaction
 class StructuralModel(KGModel):
     """Entity embeddings ``(N, d)`` scored by ``interaction``: TransE, DistMult, ComplEx, RotatE, TuckER."""
 
-    def __init__(self, num_entities: int, num_relations: int, interaction: Interaction, dropout: float = 0.0):
+    def __init__(
+        self,
+        num_entities: int,
+        num_relations: int,
+        interaction: Interaction,
+        dropout: float = 0.0,
+        init_scale: float | None = None,
+    ):
         super().__init__(num_entities, num_relations)
         self.entity = nn.Parameter(torch.randn(num_entities, interaction.dim) / math.sqrt(interaction.dim))
         self.interaction = interaction
         self.dropout = Dropout(dropout)
+        if init_scale is not None:  # kbc: every vector small, so that N3 and Adagrad start from the origin
+            with torch.no_grad():
+                self.entity.normal_(0.0, init_scale)
+                relation = getattr(interaction, "relation", None)
+                if isinstance(relation, nn.Parameter):
+                    relation.normal_(0.0, init_scale)
 
     def head_tables(self, queries: Tensor) -> dict[str, HeadTable]:
         h = self.dropout(F.embedding(queries[:, 0], self.entity))
