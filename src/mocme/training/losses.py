@@ -154,10 +154,12 @@ def softmax_cross_entropy(
         targets: ``(B,)`` the column of each row's true answer (``-1``: not among these candidates).
         valid: ``(B, C)`` bool, the candidates in each row's softmax (``None``: all).
         smoothing: label smoothing ε, spread over the row's valid candidates.
-        weight: ``(B,)`` per-row weights (``None``: 1); ``denom``: the denominator (default ``B``).
-        lse, count: ``(B,)`` the row's log-sum-exp and number of valid candidates over *all* its
-            candidate blocks, when ``scores`` is one block of several; the ``lse`` term is then the
-            caller's to add (once per row). Default: computed from ``scores``, and the term included.
+        weight: ``(B,)`` per-row weights (``None``: 1).
+        denom: the denominator (default ``B``).
+        lse: ``(B,)`` the row's log-sum-exp over *all* its candidate blocks, when ``scores`` is one
+            block of several; the ``lse`` term is then the caller's to add (once per row).
+            Default: computed from ``scores``, and the term included.
+        count: ``(B,)`` the row's number of valid candidates over all its blocks (with ``lse``).
     """
     s = scores.detach().float()
     weight = torch.ones(len(s), device=s.device) if weight is None else weight.float()
