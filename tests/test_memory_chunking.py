@@ -64,12 +64,14 @@ def run(model, kg, config: TrainingConfig, temperature, memory_mb):
     return {n: float(v) for n, v in losses.items()}, grads
 
 
-def one_to_n_loss(scores, targets, available, smoothing):
-    """KvsAll by definition: mean BCE over the defined (query, entity) pairs, targets (1 - ε) y + ε / N."""
+def one_to_n_loss(scores, targets, available, smoothing, average="pairs"):
+    """KvsAll by definition: BCE over the defined (query, entity) pairs, targets (1 - ε) y + ε / N,
+    averaged over the pairs or over the defined queries."""
     targets = (1 - smoothing) * targets + smoothing / scores.shape[-1]
     loss = F.binary_cross_entropy_with_logits(scores, targets, reduction="none")
     available = torch.ones_like(loss, dtype=torch.bool) if available is None else available.expand_as(loss)
-    return (loss * available).sum() / available.sum().clamp_min(1)
+    count = available.sum() if average == "pairs" else available.any(1).sum()
+    return (loss * available).sum() / count.clamp_min(1)
 
 
 def one_vs_all_loss(scores, targets, available, others, smoothing):
@@ -116,7 +118,9 @@ def reference(model, kg, config: TrainingConfig, temperature):
         if head.available is not None:
             available = head.available.expand_as(labels)
         if config.negatives == "k_vs_all":
-            losses[name] = one_to_n_loss(head.scores, labels, head.available, config.label_smoothing)
+            losses[name] = one_to_n_loss(
+                head.scores, labels, head.available, config.label_smoothing, config.k_vs_all_average
+            )
             continue
         if config.negatives == "one_vs_all":
             losses[name] = one_vs_all_loss(head.scores, targets, available, others, config.label_smoothing)
@@ -146,6 +150,7 @@ def assert_same(a, b):
 CASES = [
     ({"negatives": "k_vs_all"}, None),
     ({"negatives": "k_vs_all", "label_smoothing": 0.1}, None),
+    ({"negatives": "k_vs_all", "label_smoothing": 0.1, "k_vs_all_average": "queries"}, None),
     ({"negatives": "k_vs_all", "regularizer": "dura", "regularizer_weight": 0.05}, None),
     ({"negatives": "one_vs_all"}, None),
     ({"negatives": "one_vs_all", "label_smoothing": 0.1, "mask_known": True}, None),

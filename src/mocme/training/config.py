@@ -61,6 +61,11 @@ class TrainingConfig(BaseModel):
     mask_known: bool = Field(
         False, description="one_vs_all: leave the query's other known answers out of its softmax (kbc keeps them)."
     )
+    k_vs_all_average: Literal["pairs", "queries"] = Field(
+        "pairs",
+        description="k_vs_all: divide the summed BCE by the (query, entity) pairs, or by the queries "
+        "(a sum over entities per query, as LibKGE).",
+    )
     regularizer: Literal["none", "n3", "dura"] = Field(
         "none",
         description="Penalty on the factors of the batch's triples: N3 (Lacroix et al., 2018) or DURA "

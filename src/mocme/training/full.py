@@ -245,11 +245,18 @@ def _softmax_valid(
     return valid | (weight == 0).unsqueeze(1)
 
 
-def k_vs_all_loss(smoothing: float) -> HeadLoss:
-    """KvsAll: every known answer of a distinct query is a positive, every other entity a negative."""
+def k_vs_all_loss(smoothing: float, average: str = "pairs") -> HeadLoss:
+    """KvsAll: every known answer of a distinct query is a positive, every other entity a negative.
+
+    ``average``: ``pairs`` divides the summed BCE by the number of (query, entity) pairs, ``queries``
+    by the number of queries (a sum over entities, as LibKGE does).
+    """
 
     def loss(leaf: _Leaves, rows: Rows) -> tuple[Tensor, None]:
-        return _one_to_n(leaf, rows.labels, smoothing, rows.chunks, rows.num_entities, rows.denominators), None
+        per_entity = average == "pairs"
+        return _one_to_n(
+            leaf, rows.labels, smoothing, rows.chunks, rows.num_entities, rows.denominators, per_entity
+        ), None
 
     return loss
 
@@ -281,13 +288,15 @@ def _one_to_n(
     chunks: list[tuple[int, int]],
     num_entities: int,
     denominators: Callable[[Tensor], Tensor],
+    per_entity: bool = True,
 ) -> Tensor:
-    """Mean BCE over the defined (query, entity) pairs; targets ``(1 - ε) y + ε / N``."""
+    """BCE summed over the defined (query, entity) pairs, targets ``(1 - ε) y + ε / N``, divided by
+    the number of pairs (``per_entity``) or of defined queries."""
     head = leaf.table
     if head.query_available is None:
-        count = float(len(head.query) * num_entities)
+        count = float(len(head.query) * (num_entities if per_entity else 1))
     else:
-        count = float(head.query_available.sum()) * float(head.table_available.sum())
+        count = float(head.query_available.sum()) * (float(head.table_available.sum()) if per_entity else 1.0)
     denom = float(denominators(head.query.new_tensor(count, dtype=torch.float64)).clamp_min(1))
     total = head.query.new_zeros((), dtype=torch.float32)
     for start, end in chunks:

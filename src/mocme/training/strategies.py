@@ -230,7 +230,7 @@ class KvsAll(_AllEntities):
     queries = "unique"
 
     def head_loss(self) -> HeadLoss:
-        return k_vs_all_loss(self.config.label_smoothing)
+        return k_vs_all_loss(self.config.label_smoothing, self.config.k_vs_all_average)
 
 
 STRATEGIES: dict[str, type[Strategy]] = {
