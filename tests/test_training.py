@@ -38,6 +38,10 @@ def tiny_config(**training):
         {"negatives": "bernoulli"},
         {"negatives": "self_adversarial"},
         {"negatives": "one_to_n", "label_smoothing": 0.1},
+        {"negatives": "k_vs_all", "k_vs_all_average": "queries"},
+        {"negatives": "one_vs_all", "optimizer": "adagrad", "regularizer": "n3", "regularizer_weight": 0.01},
+        {"negatives": "one_vs_all", "mask_known": True, "regularizer": "dura", "regularizer_weight": 0.01},
+        {"negatives": "one_vs_all", "pool": "all", "warmup_epochs": 2, "schedule": "cosine"},
         {"optimizer": "adamw", "schedule": "cosine", "grad_clip": 1.0},
         {"schedule": "plateau"},
         {"schedule": "step", "step_size": 1},
@@ -161,3 +165,20 @@ def test_mocme_beats_structure_only_models_on_the_synthetic_graph(tmp_path):
     tucker = valid_mrr("tucker", model={"name": "tucker"})
     assert full > 1.4 * without_features and full - without_features > 0.03
     assert full > 1.4 * tucker and full - tucker > 0.03
+
+
+def test_warm_up_scales_the_learning_rate_step_by_step_and_leaves_the_schedule_alone(tmp_path, monkeypatch):
+    seen = []
+    original = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    config = tiny_config(epochs=3, lr=0.01, warmup_epochs=2, batch_size=256)
+    result = pipeline.train(config, tmp_path / "run")
+    steps = len(seen) // 3
+    assert seen[:steps] == pytest.approx([0.01 * (i + 1) / (2 * steps) for i in range(steps)])
+    assert seen[2 * steps - 1] == pytest.approx(0.01) and seen[2 * steps :] == [0.01] * steps
+    assert [r["lr"] for r in result.directory.trace()] == [0.01] * 3
