@@ -44,6 +44,7 @@ MOCME_CONFIG = "mocme"  # configs/<dataset>.yaml; any other recipe is configs/ba
 # Variant name -> overrides; a first item "recipe:NAME" picks the baseline recipe config instead of MoCME's.
 MAIN_VARIANTS: dict[str, list[str]] = {  # in the order they run
     "ComplEx-N3 (structure, 1vsAll)": ["recipe:complex-n3"],
+    "TuckER (structure, 1vsAll)": ["recipe:tucker"],
     "MoCME (structure + text)": [],
     "TuckER (MoCME's recipe)": [*STRUCTURE_ONLY, "model.name=tucker"],
     "ComplEx (MoCME's recipe)": [*STRUCTURE_ONLY, "model.name=complex"],
