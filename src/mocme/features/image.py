@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from mocme import __version__
 from mocme.data.kg import MultiModalKG
 from mocme.data.registry import readable_name
 from mocme.data.vocab import Vocabulary
@@ -28,6 +27,7 @@ from mocme.errors import DataError, MocmeError
 from mocme.features.cache import FeatureFile, checksum, folder_digest, up_to_date, write_features
 from mocme.features.runtime import quiet_downloads, require, resolve_device
 from mocme.io import read_text
+from mocme.version import package_version
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 PathLike = str | os.PathLike[str]
@@ -321,7 +321,7 @@ def extract_image_features(
         "device": str(resolve_device(device)),
         "batch_size": batch_size,
         "seconds": round(time.perf_counter() - started, 2),
-        "mocme_version": __version__,
+        "mocme_version": package_version(),
     }
     return write_features(path, features, mask, info)
 

