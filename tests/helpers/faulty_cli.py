@@ -28,29 +28,29 @@ def _pause() -> None:
 
 
 def _pause_validation(epoch: int) -> None:
-    from mocme import pipeline
+    from mocme.evaluation import evaluator
 
-    rank_triples = pipeline.rank_triples
+    rank_triples = evaluator.rank_triples
 
     def paused(*args, **kwargs):
         if kwargs.get("description") == f"validating (epoch {epoch})":
             _pause()
         return rank_triples(*args, **kwargs)
 
-    pipeline.rank_triples = paused
+    evaluator.rank_triples = paused
 
 
 def _pause_evaluation(split: str) -> None:
-    from mocme import pipeline
+    from mocme.evaluation.evaluator import Evaluator
 
-    evaluate = pipeline.evaluate
+    evaluate = Evaluator.evaluate
 
-    def paused(model, kg, which, *args, **kwargs):
+    def paused(self, model, which="valid"):
         if which == split:
             _pause()
-        return evaluate(model, kg, which, *args, **kwargs)
+        return evaluate(self, model, which)
 
-    pipeline.evaluate = paused
+    Evaluator.evaluate = paused
 
 
 def _pause_save(name: str, epoch: int) -> None:

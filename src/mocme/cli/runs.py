@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -90,18 +91,21 @@ def train(
     """
     from mocme import pipeline
     from mocme.config import load_config
+    from mocme.rundir import RunDirectory
     from mocme.tables import metrics_table
     from mocme.training.distributed import main_process
 
     progress = not quiet
-    callbacks = [_epoch_line] if progress and not sys.stderr.isatty() else []  # bars need a terminal
     if resume is not None:
         if config is not None or sets or out is not None:
             fail("--resume continues a run with its saved config; do not combine it with CONFIG, --set or --out")
         run_dir = resume
+        metric = RunDirectory(run_dir).load_config().training.metric
     else:
         run_config = load_config(config, _overrides(sets, data_dir, device, seed, epochs))
         run_dir = out or pipeline.default_run_dir(run_config)
+        metric = run_config.training.metric
+    callbacks = [_epoch_line(metric)] if progress and not sys.stderr.isatty() else []  # bars need a terminal
     try:
         if resume is not None:
             result = pipeline.resume(run_dir, progress=progress, distributed=distributed, callbacks=callbacks)
@@ -146,20 +150,33 @@ def _last_checkpoint(run_dir: Path) -> str:
     from mocme.rundir import RunDirectory
 
     directory = RunDirectory(run_dir)
-    if not directory.has_checkpoint("last"):
+    epoch = directory.checkpoint_epoch("last")
+    if epoch is None:
         return "no epoch completed, so no checkpoint was written"
-    epoch = directory.load_checkpoint("last")["train_state"]["epoch"]
     return f"{directory.checkpoint_path('last')} keeps epoch {epoch}"
 
 
-def _epoch_line(record: dict) -> None:
-    """One progress line per validated epoch, for logs (where progress bars would be noise)."""
-    mrr = record.get("valid", {}).get("both.realistic.inverse_harmonic_mean_rank")
-    if mrr is not None:
-        typer.echo(
-            f"epoch {record['epoch']}: loss {record['loss']:.4f}, valid MRR {mrr:.4f} ({record['seconds']:.1f} s)",
-            err=True,
-        )
+def _epoch_line(metric: str) -> Callable[[dict[str, Any]], None]:
+    """An epoch callback that prints one line per validated epoch with the selection ``metric``.
+
+    For logs, where progress bars would be noise.
+    """
+
+    from mocme.evaluation import short_name
+
+    side, ties, name = metric.split(".", 2) if metric.count(".") == 2 else ("", "", metric)
+    label = short_name(name) if (side, ties) == ("both", "realistic") else metric  # the headline's own name
+
+    def line(record: dict[str, Any]) -> None:
+        value = record.get("valid", {}).get(metric)
+        if value is not None:
+            typer.echo(
+                f"epoch {record['epoch']}: loss {record['loss']:.4f}, valid {label} {value:.4f} "
+                f"({record['seconds']:.1f} s)",
+                err=True,
+            )
+
+    return line
 
 
 @app.command("evaluate")

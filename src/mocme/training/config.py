@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mocme.evaluation.metrics import SELECTION_METRIC
+
 
 class EGNSConfig(BaseModel):
     """Entropy-guided negative sampling: weights ``π_i ∝ exp(H_i / τ_t) · p_i^η`` over a pool."""
@@ -68,7 +70,7 @@ class TrainingConfig(BaseModel):
 
     eval_every: int = Field(5, ge=1, description="Evaluate on the validation split every N epochs.")
     patience: int = Field(4, ge=0, description="Stop after this many evaluations without improvement (0: never).")
-    metric: str = Field("both.realistic.inverse_harmonic_mean_rank", description="Validation metric to select on.")
+    metric: str = Field(SELECTION_METRIC, description="Validation metric to select on.")
 
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:
