@@ -51,10 +51,10 @@ def run(model, kg, config: TrainingConfig, temperature, memory_mb):
 
 
 def reference(model, kg, config: TrainingConfig, temperature):
-    """The dense definition: every head's (B, N) scores at once, losses from mocme.training.losses."""
+    """The dense definition: every scorer's (B, N) scores at once, losses from mocme.training.losses."""
     queries, targets, (rows, cols) = batch(kg)
     model.zero_grad(set_to_none=True)
-    heads = model.head_scores(queries)
+    heads = model.scorer_scores(queries)
     labels = torch.zeros(len(queries), kg.num_entities)
     labels[rows, cols] = 1.0
     losses = {}

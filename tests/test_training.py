@@ -98,15 +98,15 @@ def test_same_seed_is_bit_identical_and_other_seeds_differ(tmp_path):
 
 def test_non_finite_loss_stops_with_the_epoch_and_head(tmp_path, monkeypatch):
     config = tiny_config()
-    original = MoCME.head_scores
+    original = MoCME.scorer_scores
 
     def poisoned(self, queries, candidates=None):
         heads = original(self, queries, candidates)
         heads["text"] = heads["text"]._replace(scores=heads["text"].scores * float("nan"))
         return heads
 
-    monkeypatch.setattr(MoCME, "head_scores", poisoned)
-    with pytest.raises(NumericalError, match=r"epoch 1: the loss of head 'text' is nan"):
+    monkeypatch.setattr(MoCME, "scorer_scores", poisoned)
+    with pytest.raises(NumericalError, match=r"epoch 1: the loss of scorer 'text' is nan"):
         pipeline.train(config, tmp_path / "run")
 
 

@@ -32,8 +32,8 @@ __all__ = [
     "RunResult",
     "build",
     "default_run_dir",
-    "evaluate_heads",
     "evaluate_run",
+    "evaluate_scorers",
     "load_run",
     "resolve_device",
     "resume",
@@ -114,21 +114,21 @@ def evaluate_run(
     return Evaluator.of(kg, config.evaluation, progress).evaluate(model, split)
 
 
-def evaluate_heads(
+def evaluate_scorers(
     run_dir: str | os.PathLike[str], split: str = "valid", checkpoint: str = "best", progress: bool = False
 ) -> dict[str, dict[str, Any]]:
-    """Metrics of each MoCME scoring head alone (one per modality, and ``joint``), then ``decision``.
+    """Metrics of each MoCME scorer alone (one per modality, and ``joint``), then ``decision``.
 
     ``decision`` is the model's own joint decision (what ``evaluate_run`` reports): it shows how
-    much each modality's head contributes and whether the combination beats its best head.
+    much each modality's scorer contributes and whether the combination beats its best scorer.
     """
-    from mocme.models.mocme import MoCME, SingleHead
+    from mocme.models.mocme import MoCME, SingleScorer
 
     config, kg, model = load_run(run_dir, checkpoint)
     if not isinstance(model, MoCME):
-        raise RunDirError(f"{run_dir}: per-head evaluation needs a MoCME run, this one is {config.model.name}")
+        raise RunDirError(f"{run_dir}: per-scorer evaluation needs a MoCME run, this one is {config.model.name}")
     evaluator = Evaluator.of(kg, config.evaluation, progress)
-    out = {head: evaluator.evaluate(SingleHead(model, head), split) for head in model.head_names}
+    out = {scorer: evaluator.evaluate(SingleScorer(model, scorer), split) for scorer in model.scorer_names}
     out["decision"] = evaluator.evaluate(model, split)
     return out
 

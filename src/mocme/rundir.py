@@ -5,7 +5,7 @@
     runs/demo/
       config.yaml         the fully resolved config
       metadata.json       versions, seed, git revision, hardware, start time
-      trace.jsonl         one line per epoch (losses per head, validation metrics, time)
+      trace.jsonl         one line per epoch (losses per scorer, validation metrics, time)
       metrics.json        final validation and test metrics at the selected checkpoint
       checkpoints/
         last.pt           model, optimiser, scheduler, RNG states, epoch (written every epoch)

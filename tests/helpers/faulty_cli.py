@@ -6,7 +6,7 @@
 - ``pause:evaluate:SPLIT``: pause as the final evaluation of SPLIT (``valid`` or ``test``) starts;
 - ``pause:save:NAME:E``: pause half-way through writing checkpoint NAME (``last`` or ``best``) of
   epoch E, with the first half of its bytes in the temporary file;
-- ``nan:HEAD:E``: from epoch E on, the parameters of scoring head HEAD are NaN.
+- ``nan:HEAD:E``: from epoch E on, the parameters of scorer HEAD are NaN.
 
 A pause writes this process's id into the file ``MOCME_FAULT_MARKER`` and sleeps, so that the test
 can send its signal exactly there. Usage: ``MOCME_FAULT=... python faulty_cli.py train ...``.

@@ -187,9 +187,9 @@ def evaluate(
     breakdown: Annotated[
         bool, typer.Option("--breakdown", help="Also show relation categories and modalities.")
     ] = False,
-    heads: Annotated[
+    scorers: Annotated[
         bool,
-        typer.Option("--heads", help="MoCME: rank with each scoring head alone too (one per modality, and joint)."),
+        typer.Option("--scorers", help="MoCME: rank with each scorer alone too (one per modality, and joint)."),
     ] = False,
     as_json: JsonOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -198,23 +198,23 @@ def evaluate(
 
     Realistic ranks are the headline; optimistic and pessimistic are shown beside them. Metric names
     follow PyKEEN (inverse_harmonic_mean_rank = MRR, arithmetic_mean_rank = MR, hits_at_k).
-    With --heads, each MoCME head also ranks alone, which shows what every modality contributes.
+    With --scorers, each MoCME scorer also ranks alone, which shows what every modality contributes.
     """
-    from mocme.pipeline import evaluate_heads, evaluate_run
-    from mocme.tables import breakdown_table, heads_table, metrics_table
+    from mocme.pipeline import evaluate_run, evaluate_scorers
+    from mocme.tables import breakdown_table, metrics_table, scorers_table
 
     if split not in ("valid", "test"):
         fail(f"--split must be 'valid' or 'test', got {split!r}")
     if checkpoint not in ("best", "last"):
         fail(f"--checkpoint must be 'best' or 'last', got {checkpoint!r}")
-    if heads:
-        per_head = evaluate_heads(run_dir, split, checkpoint, progress=not quiet)
+    if scorers:
+        per_scorer = evaluate_scorers(run_dir, split, checkpoint, progress=not quiet)
         if as_json:
-            typer.echo(json.dumps(per_head, indent=2))
+            typer.echo(json.dumps(per_scorer, indent=2))
             return
-        typer.echo(heads_table(per_head, title=f"{split} (filtered, realistic ranks; checkpoint {checkpoint})"))
+        typer.echo(scorers_table(per_scorer, title=f"{split} (filtered, realistic ranks; checkpoint {checkpoint})"))
         if breakdown:
-            typer.echo("\n" + breakdown_table(per_head["decision"]))
+            typer.echo("\n" + breakdown_table(per_scorer["decision"]))
         return
     metrics = evaluate_run(run_dir, split, checkpoint, progress=not quiet)
     if as_json:
@@ -248,7 +248,7 @@ def predict(
 ) -> None:
     """Ranked answers of (HEAD, RELATION, ?) or (?, RELATION, TAIL), by entity and relation names.
 
-    With --explain, each answer shows the probability every scoring head gives it (one head per
+    With --explain, each answer shows the probability every scorer gives it (one scorer per
     modality plus the unified one) and the modality that drove it; for MoCME also the query entity's
     modality weights (alpha) and expert-view weights (beta) in this relation's context.
     """
@@ -279,14 +279,14 @@ def predict(
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
     asked = f"({result.entity}, {relation}, ?)" if result.direction == "tail" else f"(?, {relation}, {result.entity})"
-    heads_shown = list(result.candidates[0].heads) if explain and result.candidates else []
-    headers = ["rank", "entity", "score", "known", *(f"p[{h}]" for h in heads_shown)]
-    if explain and len(heads_shown) > 1:
+    scorers_shown = list(result.candidates[0].scorers) if explain and result.candidates else []
+    headers = ["rank", "entity", "score", "known", *(f"p[{h}]" for h in scorers_shown)]
+    if explain and len(scorers_shown) > 1:
         headers.append("driver")
     rows = []
     for c in result.candidates:
-        row = [c.rank, c.entity, c.score, c.known or "", *(c.heads.get(h) for h in heads_shown)]
-        if explain and len(heads_shown) > 1:
+        row = [c.rank, c.entity, c.score, c.known or "", *(c.scorers.get(h) for h in scorers_shown)]
+        if explain and len(scorers_shown) > 1:
             row.append(c.driver or "")
         rows.append(row)
     typer.echo(render(headers, rows, title=f"Top {len(rows)} answers of {asked}"))

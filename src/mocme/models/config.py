@@ -17,7 +17,7 @@ class ModelConfig(BaseModel):
 
     name: ModelName = Field("mocme", description="'mocme', or a structure-only baseline named by its scoring function.")
     dim: int = Field(64, ge=2, description="Entity embedding dimension d (even for complex and rotate).")
-    interaction: InteractionName = Field("tucker", description="Scoring function of every MoCME head.")
+    interaction: InteractionName = Field("tucker", description="Scoring function of every MoCME scorer.")
     relation_dim: int = Field(32, ge=1, description="TuckER: relation dimension of the core tensor.")
     margin: float = Field(6.0, description="TransE / RotatE: score = margin - distance.")
     dropout: float = Field(
@@ -41,10 +41,10 @@ class ModelConfig(BaseModel):
     lambda_inter: float = Field(1.0, description="MoCME: weight of the inter-modal complementarity.")
     attention_dim: int = Field(32, ge=1, description="MoCME: width of the relation query q_r and of W.")
     projection_dim: int = Field(32, ge=1, description="MoCME: width of the projection P used by inter-modal cosines.")
-    modality_heads: bool = Field(True, description="MoCME: a scoring head per modality besides the unified one.")
+    modality_scorers: bool = Field(True, description="MoCME: a scorer per modality besides the unified one.")
     joint: Literal["equal", "confidence", "unified"] = Field(
         "equal",
-        description="MoCME: how heads' probabilities combine to rank (unified: the unified embedding's head alone).",
+        description="MoCME: how the scorers' probabilities combine to rank (unified: the unified scorer alone).",
     )
     diversity: float = Field(0.0, ge=0, description="MoCME: weight μ of the expert-diversity regulariser.")
     normalize_features: bool = Field(

@@ -8,7 +8,7 @@ of the rows it averages over (so that the averaged gradient is that of the globa
 loss), and one all-reduce per step averages the gradients (and the losses, for the trace).
 
 The gradients are averaged explicitly rather than through ``DistributedDataParallel``: training
-calls ``head_scores``/``head_tables`` rather than ``forward``, and 1-N training in entity chunks
+calls ``scorer_scores``/``scorer_tables`` rather than ``forward``, and 1-N training in entity chunks
 runs several backward passes per step, which DDP's reducer does not allow.
 
 Evaluation shards the triples across processes and gathers the ranks (:meth:`Distributed.shard`,

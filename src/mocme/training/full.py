@@ -1,7 +1,7 @@
 """Training objectives over every entity (1-N BCE, EGNS with ``pool: all``), in entity chunks.
 
 Each head's ``(B, N)`` scores are never held at once when they would exceed the memory budget:
-the query vectors and the all-entity table of every head (:meth:`KGModel.head_tables`) are
+the query vectors and the all-entity table of every head (:meth:`KGModel.scorer_tables`) are
 computed once, detached, and scored ``chunk`` entities at a time; each chunk's loss is
 back-propagated into the detached copies right away, and one final backward pass carries the
 accumulated gradients through the encoders. Both losses are sums over entities, so the chunked
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mocme.errors import ConfigError
-from mocme.models.base import HeadTable, KGModel
+from mocme.models.base import KGModel, ScorerTable
 from mocme.training.config import TrainingConfig
 from mocme.training.weighting import binary_entropy, egns_weights
 
@@ -105,12 +105,12 @@ def weighted_bce(
 class _Leaves:
     """Detached copies of one head's query vectors and the gradients the chunks send them."""
 
-    table: HeadTable
+    table: ScorerTable
     query: Tensor
     table_grad: Tensor
 
     @classmethod
-    def of(cls, table: HeadTable) -> _Leaves:
+    def of(cls, table: ScorerTable) -> _Leaves:
         query = table.query.detach().requires_grad_()
         return cls(table, query, torch.zeros_like(table.table, dtype=torch.float32))
 
@@ -146,7 +146,7 @@ def full_step(
     memory_mb: float | None,
     generator: torch.Generator | None = None,
     denominators: Callable[[Tensor], Tensor] | None = None,
-    head_tables: Callable[[Tensor], dict[str, HeadTable]] | None = None,
+    scorer_tables: Callable[[Tensor], dict[str, ScorerTable]] | None = None,
 ) -> dict[str, Tensor]:
     """One batch scored against every entity; accumulates gradients and returns the detached losses.
 
@@ -159,9 +159,9 @@ def full_step(
             ``config.batch_size`` queries, so that every batch is cut alike); ``None``: no limit.
         denominators: maps this process's count of averaged terms to the denominator to use
             (data-parallel training: the mean over processes); default: the count itself.
-        head_tables: replaces ``model.head_tables`` (e.g. a compiled version of it).
+        scorer_tables: replaces ``model.scorer_tables`` (e.g. a compiled version of it).
     """
-    tables = (head_tables or model.head_tables)(queries)
+    tables = (scorer_tables or model.scorer_tables)(queries)
     num_entities = model.num_entities
     chunk = entity_chunk(max(len(queries), config.batch_size), num_entities, memory_mb)
     denominators = denominators or (lambda count: count)
@@ -338,7 +338,7 @@ def _rows(counted: Tensor, denominators: Callable[[Tensor], Tensor]) -> float:
     return float(denominators(counted.sum().to(torch.float64)).clamp_min(1))
 
 
-def _positive_valid(head: HeadTable, targets: Tensor) -> Tensor:
+def _positive_valid(head: ScorerTable, targets: Tensor) -> Tensor:
     if head.query_available is None:
         return torch.ones(len(targets), dtype=torch.bool, device=targets.device)
     return head.query_available & head.table_available[targets]

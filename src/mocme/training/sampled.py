@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from mocme.models.base import HeadScores, KGModel
+from mocme.models.base import KGModel, ScorerScores
 from mocme.training.config import TrainingConfig
 from mocme.training.losses import loss_rows, weighted_negative_loss
 from mocme.training.weighting import egns_weights, self_adversarial_weights, uniform_weights
@@ -23,7 +23,7 @@ def sampled_losses(
     temperature: float | None,
     generator: torch.Generator | None = None,
     denominators: Callable[[Tensor], Tensor] | None = None,
-    head_scores: Callable[..., dict[str, HeadScores]] | None = None,
+    scorer_scores: Callable[..., dict[str, ScorerScores]] | None = None,
 ) -> dict[str, Tensor]:
     """Each head's loss on ``(B, 1 + k)`` candidates: the answer, then the sampled negatives.
 
@@ -33,13 +33,13 @@ def sampled_losses(
         temperature: EGNS ``τ`` (``None``: uniform weights, warm-up).
         denominators: maps this process's per-head row counts ``(H,)`` to the denominators to
             use (data-parallel training: their mean over processes); default: the counts.
-        head_scores: replaces ``model.head_scores`` (e.g. a compiled version of it).
+        scorer_scores: replaces ``model.scorer_scores`` (e.g. a compiled version of it).
 
     Returns:
         ``{head: loss}`` (differentiable), plus ``regularization`` when the model adds one.
     """
     candidates = torch.cat([targets.unsqueeze(1), negatives], 1)
-    heads = (head_scores or model.head_scores)(queries, candidates)
+    heads = (scorer_scores or model.scorer_scores)(queries, candidates)
     parts = {}
     for name, head in heads.items():
         scores = head.scores.float()

@@ -12,7 +12,7 @@ chunks under ``training.memory_mb`` (:mod:`mocme.training.full`). Negatives are 
 from the epoch's generator, so they are the same on every device and for any number of
 processes (:mod:`mocme.training.distributed`). Loss values and gradient norms stay on the device
 until the end of the epoch (no synchronisation per step); a non-finite loss is reported with the
-step and head where it first appeared.
+step and scorer where it first appeared.
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ class Trainer:
         self.optimizer = _optimizer(model, config)
         self.scheduler = _scheduler(self.optimizer, config)
         self.epoch = 0  # epochs completed
-        self._head_scores = _compiled(model.head_scores) if config.compile else None
-        self._head_tables = _compiled(model.head_tables) if config.compile else None
+        self._scorer_scores = _compiled(model.scorer_scores) if config.compile else None
+        self._scorer_tables = _compiled(model.scorer_tables) if config.compile else None
 
     # -- checkpoint state ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -153,7 +153,7 @@ class Trainer:
         return self.epoch
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
-        """One pass over the training queries; returns mean losses (per head) and gradient norms."""
+        """One pass over the training queries; returns mean losses (per scorer) and gradient norms."""
         config = self.config
         seed = (self.seed * 1_000_003 + epoch) % (2**63)
         torch.manual_seed(seed)
@@ -217,7 +217,7 @@ class Trainer:
         """Forward and backward pass over this process's part of the global batch ``[start, end)``.
 
         Negatives are drawn for the whole global batch (the same draws for any number of
-        processes). Returns the detached losses, one per head plus the model's regulariser.
+        processes). Returns the detached losses, one per scorer plus the model's regulariser.
         """
         config = self.config
         device = self.device
@@ -241,7 +241,7 @@ class Trainer:
                     config.memory_mb,
                     generator,
                     denominators,
-                    self._head_tables,
+                    self._scorer_tables,
                 )
         negatives, valid = sample_negatives(
             queries[start:end], config.num_negatives, self.kg.num_entities, known, generator
@@ -258,20 +258,20 @@ class Trainer:
                 temperature,
                 generator,
                 denominators,
-                self._head_scores,
+                self._scorer_scores,
             )
         torch.stack(list(losses.values())).sum().backward()
         return {name: value.detach() for name, value in losses.items()}
 
 
 def _raise_if_not_finite(epoch: int, first_bad: dict[str, Tensor], totals: dict[str, Tensor]) -> None:
-    """Name the head and step whose loss first became NaN or infinite this epoch."""
+    """Name the scorer and step whose loss first became NaN or infinite this epoch."""
     bad = {name: int(step) for name, step in first_bad.items() if int(step) >= 0}
     if not bad:
         return
     name = min(bad, key=lambda n: (bad[n], list(first_bad).index(n)))
     raise NumericalError(
-        f"epoch {epoch + 1}: the loss of head '{name}' is {float(totals[name]):g} (first at step {bad[name] + 1})"
+        f"epoch {epoch + 1}: the loss of scorer '{name}' is {float(totals[name]):g} (first at step {bad[name] + 1})"
     )
 
 
