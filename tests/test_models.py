@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mocme.config import load_config
 from mocme.data import generate
 from mocme.data.synthetic import SyntheticModality, SyntheticSpec
+from mocme.errors import ConfigError, RenamedWarning
 from mocme.models import INTERACTIONS, MODELS, MoCME, ModelConfig, build_model
 from mocme.models import base as model_base
 from mocme.models.mocme import STRUCTURE, SingleScorer
@@ -216,3 +218,21 @@ def test_diversity_penalty_only_when_asked():
     plain.train()
     plain.score_all(kg.train[:8, :2], kg.train[:8, 2:])
     assert not plain.regularization().requires_grad
+
+
+def test_the_old_modality_heads_key_is_read_as_modality_scorers():
+    with pytest.warns(RenamedWarning, match=r"model\.modality_heads is now model\.modality_scorers"):
+        config = load_config(overrides=["model.modality_heads=false"])
+    assert config.model.modality_scorers is False
+    with pytest.raises(ConfigError, match="modality_scorers only"):
+        load_config(overrides=["model.modality_heads=false", "model.modality_scorers=false"])
+
+
+def test_checkpoints_from_before_the_rename_load():
+    kg = tiny_kg()
+    model = build_model(ModelConfig(dim=8, relation_dim=4, attention_dim=4, projection_dim=4), kg)
+    old = {key.replace("scorers.", "heads.", 1): value for key, value in model.state_dict().items()}
+    fresh = build_model(ModelConfig(dim=8, relation_dim=4, attention_dim=4, projection_dim=4), kg)
+    fresh.load_state_dict(old)
+    for key, value in model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value)

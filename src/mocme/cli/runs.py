@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from mocme.cli.app import EXIT_INTERRUPTED, DataDirOption, JsonOption, app, fail
-from mocme.errors import NumericalError
+from mocme.errors import NumericalError, renamed
 
 SetOption = Annotated[
     list[str] | None,
@@ -191,6 +192,7 @@ def evaluate(
         bool,
         typer.Option("--scorers", help="MoCME: rank with each scorer alone too (one per modality, and joint)."),
     ] = False,
+    old_scorers: Annotated[bool, typer.Option("--heads", hidden=True, help="The old name of --scorers.")] = False,
     as_json: JsonOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -203,6 +205,9 @@ def evaluate(
     from mocme.pipeline import evaluate_run, evaluate_scorers
     from mocme.tables import breakdown_table, metrics_table, scorers_table
 
+    if old_scorers:
+        warnings.warn(renamed("--heads", "--scorers"), stacklevel=1)
+        scorers = True
     if split not in ("valid", "test"):
         fail(f"--split must be 'valid' or 'test', got {split!r}")
     if checkpoint not in ("best", "last"):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import warnings
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mocme.errors import renamed
 
 InteractionName = Literal["tucker", "distmult", "complex", "rotate", "transe"]
 ModelName = Literal["mocme", "tucker", "distmult", "complex", "rotate", "transe"]
@@ -51,3 +54,14 @@ class ModelConfig(BaseModel):
         True,
         description="MoCME: standardise feature columns over available rows (to variance 1/d: rows of norm about 1).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        """``modality_heads`` (before the scorers had their own name) is read as ``modality_scorers``."""
+        if not isinstance(data, dict) or "modality_heads" not in data:
+            return data
+        if "modality_scorers" in data:
+            raise ValueError("give model.modality_scorers only (model.modality_heads is its old name)")
+        warnings.warn(renamed("model.modality_heads", "model.modality_scorers"), stacklevel=2)
+        return {("modality_scorers" if key == "modality_heads" else key): value for key, value in data.items()}

@@ -19,7 +19,7 @@ import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -134,6 +134,7 @@ class MoCME(KGModel):
         )
         self.scorer_names = [*(self.modalities if config.modality_scorers else []), JOINT]
         self.scorers = nn.ModuleDict({name: _interaction(config, 2 * kg.num_relations) for name in self.scorer_names})
+        self._register_load_state_dict_pre_hook(_read_old_scorer_keys)
         self.dropout = Dropout(config.dropout)
         self._cache: Encoding | None = None
         self._penalty: Tensor | None = None
@@ -377,3 +378,9 @@ def _interaction(config: ModelConfig, num_relations: int) -> Interaction:
     if config.interaction in ("transe", "rotate"):
         return cls(config.dim, num_relations, config.margin)
     return cls(config.dim, num_relations)
+
+
+def _read_old_scorer_keys(state: dict[str, Tensor], prefix: str, *_: Any) -> None:
+    """Checkpoints written before the scorers had their own name keep them under ``heads.``."""
+    for key in [k for k in state if k.startswith(prefix + "heads.")]:
+        state[prefix + "scorers." + key.removeprefix(prefix + "heads.")] = state.pop(key)
