@@ -7,8 +7,6 @@ import torch
 
 from mocme import pipeline
 from mocme.config import validate_config
-from mocme.data import generate
-from mocme.data.synthetic import SyntheticModality, SyntheticSpec
 from mocme.errors import ConfigError
 from mocme.evaluation import evaluate
 from mocme.models import ModelConfig, build_model
@@ -17,17 +15,13 @@ from mocme.training.config import TrainingConfig
 from mocme.training.full import BYTES_PER_PAIR, entity_chunk, full_step
 from mocme.training.losses import one_to_n_loss, weighted_negative_loss
 from mocme.training.weighting import egns_weights
+from tests.conftest import synthetic_graph
 
 TINY_MB = 24 * 7 * BYTES_PER_PAIR / 2**20  # a budget that forces chunks of a handful of entities
 
 
 def graph():
-    spec = SyntheticSpec(
-        num_entities=50,
-        num_relations=3,
-        modalities={"text": SyntheticModality(factors=4, dim=6, missing=0.3)},
-    )
-    return generate(spec)
+    return synthetic_graph(50)
 
 
 def model_for(name: str, kg):

@@ -14,17 +14,11 @@ from mocme.data.synthetic import SyntheticModality, SyntheticSpec
 from mocme.errors import NumericalError
 from mocme.models.mocme import MoCME
 from mocme.training.trainer import Trainer
+from tests.conftest import small_run_config
 
 
 def tiny_config(**training):
-    return validate_config(
-        {
-            "seed": 3,
-            "dataset": {"synthetic": {"num_entities": 150, "num_relations": 3}},
-            "model": {"dim": 12, "relation_dim": 4},
-            "training": {"epochs": 4, "eval_every": 1, "batch_size": 64, "num_negatives": 16, **training},
-        }
-    )
+    return small_run_config(seed=3, num_entities=150, dim=12, epochs=4, batch_size=64, num_negatives=16, **training)
 
 
 @pytest.mark.parametrize(
