@@ -213,21 +213,17 @@ def evaluate(
     if checkpoint not in ("best", "last"):
         fail(f"--checkpoint must be 'best' or 'last', got {checkpoint!r}")
     if scorers:
-        per_scorer = evaluate_scorers(run_dir, split, checkpoint, progress=not quiet)
-        if as_json:
-            typer.echo(json.dumps(per_scorer, indent=2))
-            return
-        typer.echo(scorers_table(per_scorer, title=f"{split} (filtered, realistic ranks; checkpoint {checkpoint})"))
-        if breakdown:
-            typer.echo("\n" + breakdown_table(per_scorer["decision"]))
-        return
-    metrics = evaluate_run(run_dir, split, checkpoint, progress=not quiet)
+        result = evaluate_scorers(run_dir, split, checkpoint, progress=not quiet)
+        decision, table = result["decision"], scorers_table
+    else:
+        result = decision = evaluate_run(run_dir, split, checkpoint, progress=not quiet)
+        table = metrics_table
     if as_json:
-        typer.echo(json.dumps(metrics, indent=2))
+        typer.echo(json.dumps(result, indent=2))
         return
-    typer.echo(metrics_table(metrics, title=f"{split} (filtered, realistic ranks; checkpoint {checkpoint})"))
+    typer.echo(table(result, title=f"{split} (filtered, realistic ranks; checkpoint {checkpoint})"))
     if breakdown:
-        typer.echo("\n" + breakdown_table(metrics))
+        typer.echo("\n" + breakdown_table(decision))
 
 
 @app.command("predict")
