@@ -161,7 +161,7 @@ def test_sigint_stops_with_a_resume_hint_and_keeps_last(reference, launcher, tmp
     assert_same_run(run, whole)
 
 
-def test_non_finite_loss_exits_2_naming_epoch_and_head_and_keeps_the_last_good_checkpoint(
+def test_non_finite_loss_exits_2_naming_epoch_and_scorer_and_keeps_the_last_good_checkpoint(
     reference, launcher, tmp_path
 ):
     config, _ = reference
