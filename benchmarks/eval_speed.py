@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reporting import worker_or_driver, write_report
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "eval_speed.json"
 SIDES = ("mocme", "floor", "floor_alloc", "pykeen")
@@ -322,10 +324,7 @@ def _drive(args: argparse.Namespace) -> int:
     report["targets_met"] = met
     print()
     print(_table(report))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.output.with_suffix(".json.partial")
-    partial.write_text(json.dumps(report, indent=2) + "\n")
-    partial.replace(args.output)
+    write_report(args.output, report)
     print(f"\nwrote {args.output}")
     return 0 if report.get("agreement", {"agree": True})["agree"] else 1
 
@@ -348,10 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipping: benchmark data for {args.dataset} not found (pass --data-dir or set MOCME_DATA)")
         return 0
     args.data_dir = str(data_dir)
-    if args.worker:
-        _worker(args)
-        return 0
-    return _drive(args)
+    return worker_or_driver(args, "worker", _worker, _drive)
 
 
 if __name__ == "__main__":

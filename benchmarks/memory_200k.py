@@ -25,15 +25,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from reporting import header, worker_or_driver, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "memory_200k.json"
@@ -130,9 +129,7 @@ def _measure(args: argparse.Namespace, model: str, what: str, budget: float, eva
 
 def _drive(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads},
+        **header(args.threads),
         "graph": {"entities": ENTITIES, "relations": RELATIONS, "train": TRIPLES, "test": TEST},
         "batch": BATCH,
         "steps": STEPS,
@@ -168,8 +165,7 @@ def _drive(args: argparse.Namespace) -> int:
             ),
             "metrics": eval_budget["metrics"],
         }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.output, report)
     print(json.dumps({m: {k: v for k, v in r.items() if "losses" not in k} for m, r in report["models"].items()}))
     return 0
 
@@ -183,11 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", choices=("baseline", "train", "evaluate"), dest="what", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--eval-mb", type=float, default=0.0, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.what:
-        _worker(args)
-        return 0
-    return _drive(args)
+    return worker_or_driver(parser.parse_args(argv), "what", _worker, _drive)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ ABLATION_VARIANTS: dict[str, list[str]] = {
     "inter-modal complementarity off": ["model.inter=false"],
     "K = 1 expert": ["model.experts=1"],
     "joint decision: confidence-weighted": ["model.joint=confidence"],
-    "joint decision: unified head alone": ["model.joint=unified"],
+    "joint decision: unified scorer alone": ["model.joint=unified"],
     "negatives: 1-N BCE": ["training.negatives=one_to_n"],
     "negatives: uniform sampled": ["training.negatives=uniform", "training.pool=sampled"],
     "negatives: self-adversarial": ["training.negatives=self_adversarial", "training.pool=sampled"],
@@ -188,11 +188,11 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def with_head_metrics(row: dict[str, Any]) -> dict[str, Any]:
-    """Add the validation MRR of each MoCME scoring head alone (``valid_heads``) to a MoCME row.
+    """Add the validation MRR of each MoCME scorer alone (``valid_heads``) to a MoCME row.
 
     Validation only: it explains the joint decision (which head carries it) without touching test.
     """
-    from mocme.pipeline import evaluate_heads
+    from mocme.pipeline import evaluate_scorers
     from mocme.rundir import RunDirectory
 
     run_dir = Path(row["run_dir"])
@@ -200,7 +200,7 @@ def with_head_metrics(row: dict[str, Any]) -> dict[str, Any]:
         return row
     if RunDirectory(run_dir).load_config().model.name != "mocme":
         return row
-    heads = evaluate_heads(run_dir, "valid")
+    heads = evaluate_scorers(run_dir, "valid")
     mrr = {head: metrics["both"]["realistic"]["inverse_harmonic_mean_rank"] for head, metrics in heads.items()}
     return {**row, "valid_heads": mrr, "valid_heads_queries": heads["decision"]["both"]["count"]}
 
@@ -276,7 +276,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             if by_head:
                 out += [
                     "",
-                    "Validation MRR of each MoCME scoring head alone, beside the joint decision (`decision`):",
+                    "Validation MRR of each MoCME scorer alone, beside the joint decision (`decision`):",
                     "",
                 ]
                 out += [
@@ -296,7 +296,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def _heads_split_note(row: dict[str, Any]) -> str:
-    """Say so when the heads were scored on another validation split than the run selected on."""
+    """Say so when the scorers were scored on another validation split than the run selected on."""
     queries = row.get("valid_heads_queries")
     if queries is None or queries == row["valid"]["count"]:
         return ""

@@ -28,11 +28,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -40,6 +38,8 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any
+
+from reporting import header, worker_or_driver, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "mocme_epoch.json"
@@ -196,9 +196,7 @@ def _drive(args: argparse.Namespace) -> int:
     summary["speedup_min"] = min(speedups)
     summary["target"] = TARGET
     report = {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads},
+        **header(args.threads),
         "setting": args.setting,
         "precision": args.precision,
         "model": SETTINGS[args.setting][0],
@@ -208,8 +206,7 @@ def _drive(args: argparse.Namespace) -> int:
         "summary": summary,
         "profiles": profiles,
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.output, report)
     print(
         f"first working: {summary['first']['epoch_seconds_median']:.0f} s/epoch, current: "
         f"{summary['current']['epoch_seconds_median']:.0f} s/epoch, speed-up {summary['speedup_median']:.2f}× "
@@ -241,11 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="JSON report.")
     parser.add_argument("--worker", choices=("first", "current"), dest="version", help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.version:
-        _worker(args)
-        return 0
-    return _drive(args)
+    return worker_or_driver(parser.parse_args(argv), "version", _worker, _drive)
 
 
 if __name__ == "__main__":

@@ -34,10 +34,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -46,6 +44,8 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any
+
+from reporting import header, worker_or_driver, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "train_speed.json"
@@ -203,17 +203,14 @@ def _drive(args: argparse.Namespace) -> int:
                     )
                 print(f"{setting} {model} round {round_ + 1}: mocme / PyKEEN = {ratio:.2f}", flush=True)
     report = {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads},
+        **header(args.threads),
         "settings": {"dim": DIM, "negatives": NEGATIVES, "batch": BATCH, "lr": LR, "relation_dim": RELATION_DIM},
         "triples": {"slcwa": args.triples, "lcwa": args.lcwa_triples},
         "pykeen_sub_batch": args.sub_batch,
         "runs": runs,
         "summary": _summary(runs),
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.output, report)
     print(_table(report["summary"]))
     return 0
 
@@ -266,11 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", choices=("mocme", "pykeen"), dest="side", help=argparse.SUPPRESS)
     parser.add_argument("--setting", choices=list(SETTINGS), help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.side:
-        _worker(args)
-        return 0
-    return _drive(args)
+    return worker_or_driver(parser.parse_args(argv), "side", _worker, _drive)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 import torch
+from hypothesis import strategies as st
 
-from mocme.data import MultiModalKG, Vocabulary
+from mocme.config import RunConfig, validate_config
+from mocme.data import MultiModalKG, Vocabulary, generate
 from mocme.data.kg import Modality
+from mocme.data.synthetic import SyntheticModality, SyntheticSpec
 
 REPO = Path(__file__).resolve().parents[1]
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
@@ -73,3 +76,48 @@ class TableModel:
 
     def score_all(self, queries: torch.Tensor) -> torch.Tensor:
         return self.table[queries[:, 0], queries[:, 1]].clone()
+
+
+def synthetic_graph(num_entities: int) -> MultiModalKG:
+    """A generated graph of 3 relations with one text modality (6 dims, 30% of entities without it)."""
+    spec = SyntheticSpec(
+        num_entities=num_entities,
+        num_relations=3,
+        modalities={"text": SyntheticModality(factors=4, dim=6, missing=0.3)},
+    )
+    return generate(spec)
+
+
+def small_run_config(
+    *, seed: int, num_entities: int, dim: int, epochs: int, batch_size: int, num_negatives: int, **training
+) -> RunConfig:
+    """A run on a synthetic graph of 3 relations with a small model, validated every epoch."""
+    return validate_config(
+        {
+            "seed": seed,
+            "dataset": {"synthetic": {"num_entities": num_entities, "num_relations": 3}},
+            "model": {"dim": dim, "relation_dim": 4},
+            "training": {
+                "epochs": epochs,
+                "eval_every": 1,
+                "batch_size": batch_size,
+                "num_negatives": num_negatives,
+                **training,
+            },
+        }
+    )
+
+
+@st.composite
+def triple_lists(draw, min_entities: int = 1, max_entities: int = 8, min_size: int = 0, max_size: int = 30):
+    """``(num_entities, num_relations, [(h, r, t), ...])`` of a small random graph (1-3 relations)."""
+    n = draw(st.integers(min_entities, max_entities))
+    r = draw(st.integers(1, 3))
+    triples = draw(
+        st.lists(
+            st.tuples(st.integers(0, n - 1), st.integers(0, r - 1), st.integers(0, n - 1)),
+            min_size=min_size,
+            max_size=max_size,
+        )
+    )
+    return n, r, triples

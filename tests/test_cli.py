@@ -83,25 +83,32 @@ def test_evaluate_reproduces_the_run_metrics(capsys, tiny_run):
     assert json.loads(out)["both"] == saved["both"]
 
 
-def test_evaluate_heads_ranks_with_each_head_alone(capsys, tiny_run):
-    code, out, _ = run(capsys, "evaluate", str(tiny_run), "--split", "test", "--heads", "--json", "--quiet")
+def test_evaluate_scorers_ranks_with_each_scorer_alone(capsys, tiny_run):
+    code, out, _ = run(capsys, "evaluate", str(tiny_run), "--split", "test", "--scorers", "--json", "--quiet")
     assert code == 0
-    per_head = json.loads(out)
-    assert list(per_head) == ["structure", "text", "visual", "joint", "decision"]
+    per_scorer = json.loads(out)
+    assert list(per_scorer) == ["structure", "text", "visual", "joint", "decision"]
     saved = json.loads((tiny_run / "metrics.json").read_text())["test"]
-    assert per_head["decision"]["both"] == saved["both"]
-    for metrics in per_head.values():
+    assert per_scorer["decision"]["both"] == saved["both"]
+    for metrics in per_scorer.values():
         assert 0 < metrics["both"]["realistic"]["inverse_harmonic_mean_rank"] <= 1
-    code, out, _ = run(capsys, "evaluate", str(tiny_run), "--split", "test", "--heads", "--quiet")
-    assert code == 0 and "text head" in out and "joint decision" in out
+    code, out, _ = run(capsys, "evaluate", str(tiny_run), "--split", "test", "--scorers", "--quiet")
+    assert code == 0 and "text scorer" in out and "joint decision" in out
 
 
-def test_evaluate_heads_needs_a_mocme_run(capsys, tmp_path):
+def test_the_old_heads_option_still_works_with_a_one_line_notice(capsys, tiny_run):
+    _, new, _ = run(capsys, "evaluate", str(tiny_run), "--scorers", "--json", "--quiet")
+    code, old, err = run(capsys, "evaluate", str(tiny_run), "--heads", "--json", "--quiet")
+    assert code == 0 and json.loads(old) == json.loads(new)
+    assert err.strip() == "warning: --heads is now --scorers; the old name is accepted until the next release"
+
+
+def test_evaluate_scorers_needs_a_mocme_run(capsys, tmp_path):
     out = tmp_path / "tucker"
     assert main(["train", "--quiet", "--out", str(out), *TINY, "--set", "model.name=tucker"]) == 0
     capsys.readouterr()
-    code, _, err = run(capsys, "evaluate", str(out), "--heads", "--quiet")
-    assert code == 2 and "per-head evaluation needs a MoCME run" in err
+    code, _, err = run(capsys, "evaluate", str(out), "--scorers", "--quiet")
+    assert code == 2 and "per-scorer evaluation needs a MoCME run" in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -4,7 +4,7 @@ A run is SIGKILLed at random moments and at chosen ones (during validation, half
 checkpoint write, during the final evaluation, before its first checkpoint), resumed each time,
 and must end bit-identical (CPU) to an uninterrupted run; after every kill each checkpoint on disk
 loads. SIGINT stops with status 130 and one line saying how to continue. A NaN loss stops with
-status 2, naming the epoch and the head, and keeps the last good checkpoint. An existing run
+status 2, naming the epoch and the scorer, and keeps the last good checkpoint. An existing run
 directory is never replaced without --overwrite.
 """
 
@@ -161,7 +161,7 @@ def test_sigint_stops_with_a_resume_hint_and_keeps_last(reference, launcher, tmp
     assert_same_run(run, whole)
 
 
-def test_non_finite_loss_exits_2_naming_epoch_and_head_and_keeps_the_last_good_checkpoint(
+def test_non_finite_loss_exits_2_naming_epoch_and_scorer_and_keeps_the_last_good_checkpoint(
     reference, launcher, tmp_path
 ):
     config, _ = reference
@@ -170,7 +170,7 @@ def test_non_finite_loss_exits_2_naming_epoch_and_head_and_keeps_the_last_good_c
     assert process.wait() == 2
     last = run / "checkpoints" / "last.pt"
     assert process.stderr().splitlines() == [
-        f"error: epoch 3: the loss of head 'text' is nan (first at step 1); {last} keeps epoch 2"
+        f"error: epoch 3: the loss of scorer 'text' is nan (first at step 1); {last} keeps epoch 2"
     ]
     epochs = assert_consistent(run)  # also: every checkpoint loads and its weights are finite
     assert epochs["last"] == 2 and epochs["best"] <= 2

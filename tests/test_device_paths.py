@@ -9,35 +9,22 @@ import pytest
 import torch
 
 from mocme import pipeline
-from mocme.config import RunConfig, validate_config
-from mocme.data import generate
-from mocme.data.synthetic import SyntheticModality, SyntheticSpec
+from mocme.config import RunConfig
 from mocme.errors import MocmeError
 from mocme.models import MODELS, ModelConfig, build_model
 from mocme.models import gathered as gathered_module
 from mocme.models.dropout import Dropout
 from mocme.training.config import TrainingConfig
 from mocme.training.trainer import Trainer
+from tests.conftest import small_run_config, synthetic_graph
 
 
 def small_graph():
-    spec = SyntheticSpec(
-        num_entities=60,
-        num_relations=3,
-        modalities={"text": SyntheticModality(factors=4, dim=6, missing=0.3)},
-    )
-    return generate(spec)
+    return synthetic_graph(60)
 
 
 def tiny_config(**training):
-    return validate_config(
-        {
-            "seed": 2,
-            "dataset": {"synthetic": {"num_entities": 120, "num_relations": 3}},
-            "model": {"dim": 8, "relation_dim": 4},
-            "training": {"epochs": 2, "eval_every": 1, "batch_size": 32, "num_negatives": 8, **training},
-        }
-    )
+    return small_run_config(seed=2, num_entities=120, dim=8, epochs=2, batch_size=32, num_negatives=8, **training)
 
 
 def test_everything_is_off_by_default_on_the_cpu():

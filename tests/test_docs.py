@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +144,62 @@ def test_benchmarks_page_draws_svg_figures_inline(tmp_path: Path) -> None:
     )
     assert "<?xml" not in text
     assert "*Figure not built yet: Later*" in text
+
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+UPWARD = {("mocme.data.loading", "mocme.interop.pykeen")}
+"""The imports that run back up the stack, each named on the architecture page."""
+
+
+def _modules() -> list[str]:
+    """Every module and package of mocme, by dotted name (the root as ``mocme``)."""
+    names = []
+    for path in sorted((ROOT / "src" / "mocme").rglob("*.py")):
+        parts = path.relative_to(ROOT / "src").with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def _layers() -> dict[str, int]:
+    """Each module named in the stack table of the architecture page -> its row (0 is the top)."""
+    rows = [line for line in ARCHITECTURE.read_text().splitlines() if line.startswith("|")][2:]
+    layers: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        modules = row.split("|")[2]
+        for name in re.findall(r"`(mocme[\w.]*)`", modules):
+            layers[name] = index
+    return layers
+
+
+def _imports(module: str) -> set[str]:
+    """The mocme modules that ``module`` imports anywhere in its code (type-checking imports too)."""
+    parts = module.split(".")
+    path = ROOT / "src" / Path(*parts)
+    source = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    found = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mocme"):
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("mocme"))
+    return found & set(_modules())
+
+
+def test_the_architecture_page_names_every_module_and_only_real_ones() -> None:
+    named = set(re.findall(r"`(mocme[\w.]*)`", ARCHITECTURE.read_text()))
+    assert set(_modules()) - named == set(), "modules missing from docs/architecture.md"
+    assert {name for name in named if not name.startswith(tuple(_modules()))} == set()
+    assert set(_modules()) <= set(_layers()), "every module has its row in the stack table"
+    assert "architecture.md" in (ROOT / "mkdocs.yml").read_text()
+
+
+def test_imports_run_down_the_stack_of_the_architecture_page() -> None:
+    layers = _layers()
+    upward = {
+        (module, target)
+        for module in _modules()
+        for target in _imports(module)
+        if layers[target] < layers[module] and target != "mocme"
+    }
+    assert upward == UPWARD

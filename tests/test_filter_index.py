@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import torch
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from mocme.data import FilterIndex
+from tests.conftest import triple_lists
 
 
-@st.composite
-def graph(draw):
-    n = draw(st.integers(1, 8))
-    r = draw(st.integers(1, 3))
-    triples = draw(
-        st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, r - 1), st.integers(0, n - 1)), max_size=30)
-    )
-    return n, r, triples
+def graph():
+    return triple_lists(min_entities=1, max_entities=8, max_size=30)
 
 
 @settings(max_examples=200, deadline=None)

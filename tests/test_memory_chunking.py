@@ -47,10 +47,10 @@ def batch(kg, size: int = 12):
     return queries, targets, labels
 
 
-def head_loss(model, config: TrainingConfig, temperature):
+def scorer_loss(model, config: TrainingConfig, temperature):
     strategy = build_strategy(config, model)
     strategy.temperature = temperature  # EGNS: the epoch's temperature, set directly
-    return strategy.head_loss(), strategy.regularizer
+    return strategy.scorer_loss(), strategy.regularizer
 
 
 def run(model, kg, config: TrainingConfig, temperature, memory_mb):
@@ -58,7 +58,7 @@ def run(model, kg, config: TrainingConfig, temperature, memory_mb):
     if config.negatives == "k_vs_all":
         targets = torch.full_like(targets, -1)
     model.zero_grad(set_to_none=True)
-    loss, regularizer = head_loss(model, config, temperature)
+    loss, regularizer = scorer_loss(model, config, temperature)
     losses = full_step(model, queries, targets, labels, loss, memory_mb, config.batch_size, regularizer=regularizer)
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     return {n: float(v) for n, v in losses.items()}, grads
@@ -85,10 +85,10 @@ def one_vs_all_loss(scores, targets, available, others, smoothing):
 
 
 def regularizer_reference(model, queries, targets, rows, cols, config: TrainingConfig):
-    """N3 / DURA from the definitions, on each head's subject, relation and answer vectors."""
+    """N3 / DURA from the definitions, on each scorer's subject, relation and answer vectors."""
     weight = config.regularizer_weight
     total = 0.0
-    for table in model.head_tables(queries).values():
+    for table in model.scorer_tables(queries).values():
         pairs = (torch.arange(len(queries)), targets) if config.negatives != "k_vs_all" else (rows, cols)
         h, r, t = table.subject[pairs[0]], table.relations[pairs[0]], table.table[pairs[1]]
         keep = torch.ones(len(h), dtype=torch.bool)
@@ -104,10 +104,10 @@ def regularizer_reference(model, queries, targets, rows, cols, config: TrainingC
 
 
 def reference(model, kg, config: TrainingConfig, temperature):
-    """The dense definition: every head's (B, N) scores at once, losses from their definitions."""
+    """The dense definition: every scorer's (B, N) scores at once, losses from their definitions."""
     queries, targets, (rows, cols) = batch(kg)
     model.zero_grad(set_to_none=True)
-    heads = model.head_scores(queries)
+    heads = model.scorer_scores(queries)
     labels = torch.zeros(len(queries), kg.num_entities)
     labels[rows, cols] = 1.0
     others = (labels > 0) & config.mask_known
@@ -197,7 +197,7 @@ def test_sampling_from_all_entities_refuses_to_chunk():
     config = TrainingConfig(batch_size=24, negatives="egns", pool="all", egns={"selection": "sample", "keep": 4})
     model = model_for("distmult", kg)
     queries, targets, labels = batch(kg)
-    loss, _ = head_loss(model, config, 0.5)
+    loss, _ = scorer_loss(model, config, 0.5)
     full_step(model, queries, targets, labels, loss, None, 24, torch.Generator().manual_seed(0))
     with pytest.raises(ConfigError, match="selection 'sample' with pool 'all'"):
         full_step(model, queries, targets, labels, loss, TINY_MB, 24, torch.Generator().manual_seed(0))

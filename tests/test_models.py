@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mocme.config import load_config
 from mocme.data import generate
 from mocme.data.synthetic import SyntheticModality, SyntheticSpec
+from mocme.errors import ConfigError, RenamedWarning
 from mocme.models import INTERACTIONS, MODELS, MoCME, ModelConfig, build_model
 from mocme.models import base as model_base
-from mocme.models.mocme import STRUCTURE, SingleHead
+from mocme.models.mocme import STRUCTURE, SingleScorer
 from tests.conftest import tiny_kg
 
 
@@ -35,7 +37,7 @@ MOCME_VARIANTS = {
     "one-expert": {"experts": 1},
     "confidence": {"joint": "confidence"},
     "unified": {"joint": "unified"},
-    "no-modality-heads": {"modality_heads": False},
+    "no-modality-heads": {"modality_scorers": False},
     "distmult-heads": {"interaction": "distmult"},
     "rotate-heads": {"interaction": "rotate"},
 }
@@ -113,7 +115,7 @@ def test_mocme_gradients_in_double_precision():
         setattr(model, f"features_{name}", buffer.double())
     queries = torch.tensor([[0, 1], [5, 4]])
     names = [n for n, _ in model.named_parameters()]
-    chosen = ["entity", "inter.query", "intra.text.gate.weight", "heads.joint.core", "experts.visual.first.weight"]
+    chosen = ["entity", "inter.query", "intra.text.gate.weight", "scorers.joint.core", "experts.visual.first.weight"]
 
     candidates = torch.tensor([[1, 2, 3], [7, 8, 9]])
 
@@ -148,7 +150,7 @@ def test_modality_heads_are_undefined_where_a_modality_is_missing():
     text_mask = kg.modalities["text"].mask
     query_without_text = int((~text_mask).nonzero()[0])
     with torch.no_grad():
-        heads = model.head_scores(torch.tensor([[query_without_text, 0]]))
+        heads = model.scorer_scores(torch.tensor([[query_without_text, 0]]))
     assert heads["text"].available is not None and not heads["text"].available.any()
     assert heads["structure"].available is None
     with torch.no_grad():
@@ -160,9 +162,9 @@ def test_a_single_head_scores_like_that_head_and_is_minus_inf_where_undefined():
     kg, model = make("mocme", {})
     queries = kg.train[:12, :2]
     with torch.no_grad():
-        heads = model.head_scores(queries)
-        for name in model.head_names:
-            alone = SingleHead(model, name).score_all(queries)
+        heads = model.scorer_scores(queries)
+        for name in model.scorer_names:
+            alone = SingleScorer(model, name).score_all(queries)
             defined = heads[name].available
             if defined is None:
                 torch.testing.assert_close(alone, heads[name].scores)
@@ -170,15 +172,15 @@ def test_a_single_head_scores_like_that_head_and_is_minus_inf_where_undefined():
             defined = defined.expand_as(alone)
             torch.testing.assert_close(alone[defined], heads[name].scores[defined])
             assert torch.all(alone[~defined] == -torch.inf)
-    with pytest.raises(ValueError, match="unknown head"):
-        SingleHead(model, "audio")
+    with pytest.raises(ValueError, match="unknown scorer"):
+        SingleScorer(model, "audio")
 
 
 def test_the_unified_decision_ranks_by_the_unified_head_alone():
     kg, model = make("mocme", {"joint": "unified"})
     queries = kg.train[:12, :2]
     with torch.no_grad():
-        expected = torch.nn.functional.logsigmoid(model.head_scores(queries)["joint"].scores)
+        expected = torch.nn.functional.logsigmoid(model.scorer_scores(queries)["joint"].scores)
         torch.testing.assert_close(model.score_all(queries), expected)
 
 
@@ -200,7 +202,7 @@ def test_mocme_uses_every_modality_of_the_dataset():
     kg, model = make("mocme", {})
     assert model.modalities == [STRUCTURE, *kg.modalities]
     assert isinstance(model, MoCME)
-    assert set(model.heads) == {STRUCTURE, *kg.modalities, "joint"}
+    assert set(model.scorers) == {STRUCTURE, *kg.modalities, "joint"}
     _, structure_only = make("mocme", {}, kg.with_modalities([]))
     assert structure_only.modalities == [STRUCTURE]
 
@@ -216,3 +218,21 @@ def test_diversity_penalty_only_when_asked():
     plain.train()
     plain.score_all(kg.train[:8, :2], kg.train[:8, 2:])
     assert not plain.regularization().requires_grad
+
+
+def test_the_old_modality_heads_key_is_read_as_modality_scorers():
+    with pytest.warns(RenamedWarning, match=r"model\.modality_heads is now model\.modality_scorers"):
+        config = load_config(overrides=["model.modality_heads=false"])
+    assert config.model.modality_scorers is False
+    with pytest.raises(ConfigError, match="modality_scorers only"):
+        load_config(overrides=["model.modality_heads=false", "model.modality_scorers=false"])
+
+
+def test_checkpoints_from_before_the_rename_load():
+    kg = tiny_kg()
+    model = build_model(ModelConfig(dim=8, relation_dim=4, attention_dim=4, projection_dim=4), kg)
+    old = {key.replace("scorers.", "heads.", 1): value for key, value in model.state_dict().items()}
+    fresh = build_model(ModelConfig(dim=8, relation_dim=4, attention_dim=4, projection_dim=4), kg)
+    fresh.load_state_dict(old)
+    for key, value in model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value)

@@ -21,6 +21,7 @@ from mocme.training.weighting import (
     self_adversarial_weights,
     uniform_weights,
 )
+from tests.conftest import triple_lists
 
 
 def test_binary_entropy_peaks_at_one_half_and_is_symmetric():
@@ -110,16 +111,9 @@ def test_self_adversarial_and_uniform_weights():
     torch.testing.assert_close(uniform_weights(valid), torch.tensor([[0.5, 0.5, 0.0]]))
 
 
-@st.composite
-def graphs(draw):
-    n = draw(st.integers(2, 12))
-    r = draw(st.integers(1, 3))
-    triples = draw(
-        st.lists(
-            st.tuples(st.integers(0, n - 1), st.integers(0, r - 1), st.integers(0, n - 1)), min_size=1, max_size=40
-        )
-    )
-    return n, r, torch.tensor(triples)
+def graphs():
+    lists = triple_lists(min_entities=2, max_entities=12, min_size=1, max_size=40)
+    return lists.map(lambda graph: (graph[0], graph[1], torch.tensor(graph[2])))
 
 
 @settings(max_examples=150, deadline=None)

@@ -20,9 +20,9 @@ from mocme import pipeline
 from mocme.config import validate_config
 from mocme.data import generate
 from mocme.data.synthetic import SyntheticSpec
-from mocme.errors import ConfigError
+from mocme.errors import ConfigError, RenamedWarning
 from mocme.models import ModelConfig, build_model
-from mocme.models.base import HeadTable
+from mocme.models.base import ScorerTable
 from mocme.models.interactions import INTERACTIONS
 from mocme.training.config import TrainingConfig
 from mocme.training.negatives import sample_negatives
@@ -179,7 +179,7 @@ def hand_table(interaction, h, t):
     """A one-query head: subject ``h`` with relation 0, answer entity 0 whose vector is ``t``."""
     h = torch.tensor([h], requires_grad=True)
     t = torch.tensor([t], requires_grad=True)
-    table = HeadTable(interaction, interaction.query(h, torch.tensor([0])), t, subject=h, relations=torch.tensor([0]))
+    table = ScorerTable(interaction, interaction.query(h, torch.tensor([0])), t, subject=h, relations=torch.tensor([0]))
     return table, h, t
 
 
@@ -242,7 +242,7 @@ def test_every_registered_regularizer_has_a_hand_computed_test():
 
 
 def test_old_strategy_name_is_accepted_with_a_deprecation_message():
-    with pytest.warns(DeprecationWarning, match="now called 'k_vs_all'"):
+    with pytest.warns(RenamedWarning, match="training.negatives 'one_to_n' is now 'k_vs_all'"):
         assert TrainingConfig(negatives="one_to_n").negatives == "k_vs_all"
     with pytest.raises(ValueError, match="unknown strategy 'nope'"):
         TrainingConfig(negatives="nope")

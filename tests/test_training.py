@@ -14,17 +14,11 @@ from mocme.data.synthetic import SyntheticModality, SyntheticSpec
 from mocme.errors import NumericalError
 from mocme.models.mocme import MoCME
 from mocme.training.trainer import Trainer
+from tests.conftest import small_run_config
 
 
 def tiny_config(**training):
-    return validate_config(
-        {
-            "seed": 3,
-            "dataset": {"synthetic": {"num_entities": 150, "num_relations": 3}},
-            "model": {"dim": 12, "relation_dim": 4},
-            "training": {"epochs": 4, "eval_every": 1, "batch_size": 64, "num_negatives": 16, **training},
-        }
-    )
+    return small_run_config(seed=3, num_entities=150, dim=12, epochs=4, batch_size=64, num_negatives=16, **training)
 
 
 @pytest.mark.parametrize(
@@ -102,15 +96,15 @@ def test_same_seed_is_bit_identical_and_other_seeds_differ(tmp_path):
 
 def test_non_finite_loss_stops_with_the_epoch_and_head(tmp_path, monkeypatch):
     config = tiny_config()
-    original = MoCME.head_scores
+    original = MoCME.scorer_scores
 
     def poisoned(self, queries, candidates=None):
         heads = original(self, queries, candidates)
         heads["text"] = heads["text"]._replace(scores=heads["text"].scores * float("nan"))
         return heads
 
-    monkeypatch.setattr(MoCME, "head_scores", poisoned)
-    with pytest.raises(NumericalError, match=r"epoch 1: the loss of head 'text' is nan"):
+    monkeypatch.setattr(MoCME, "scorer_scores", poisoned)
+    with pytest.raises(NumericalError, match=r"epoch 1: the loss of scorer 'text' is nan"):
         pipeline.train(config, tmp_path / "run")
 
 
@@ -176,7 +170,9 @@ def test_warm_up_scales_the_learning_rate_step_by_step_and_leaves_the_schedule_a
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.Adam, "step", step)
-    config = tiny_config(epochs=3, lr=0.01, warmup_epochs=2, batch_size=256)
+    config = small_run_config(
+        seed=3, num_entities=150, dim=12, epochs=3, batch_size=256, num_negatives=16, lr=0.01, warmup_epochs=2
+    )
     result = pipeline.train(config, tmp_path / "run")
     steps = len(seen) // 3
     assert seen[:steps] == pytest.approx([0.01 * (i + 1) / (2 * steps) for i in range(steps)])

@@ -23,13 +23,11 @@ The names are imported on first use, so ``import mocme`` (and ``mocme --version`
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("mocme")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+from mocme.version import package_version
+
+__version__ = package_version()
 
 if TYPE_CHECKING:
     from mocme.api import train

@@ -13,15 +13,42 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mocme.data.loading import DatasetConfig
 from mocme.errors import ConfigError
 from mocme.evaluation.config import EvaluationConfig
 from mocme.io import YAML_ERRORS
 from mocme.models.config import ModelConfig
-from mocme.tracking.config import TrackingConfig
 from mocme.training.config import TrainingConfig
+
+Backend = Literal["tensorboard", "mlflow"]
+
+
+class TrackingConfig(BaseModel):
+    """Experiment trackers that receive every epoch's record and the final metrics.
+
+    The run directory's ``trace.jsonl`` is always written; these back ends are added to it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    backends: list[Backend] = Field(
+        default_factory=list,
+        description="Trackers besides trace.jsonl: tensorboard and/or mlflow (the 'tracking' extra).",
+    )
+    tensorboard_dir: Path | None = Field(
+        None, description="TensorBoard: root folder, one sub-folder per run (default: RUN_DIR/tensorboard)."
+    )
+    mlflow_uri: str | None = Field(
+        None, description="MLflow tracking URI (default: sqlite:///<folder holding the run directory>/mlflow.db)."
+    )
+    experiment: str = Field("mocme", min_length=1, description="MLflow experiment that receives the runs.")
+
+    @field_validator("backends")
+    @classmethod
+    def _unique(cls, backends: list[Backend]) -> list[Backend]:
+        return list(dict.fromkeys(backends))
 
 
 class RunConfig(BaseModel):

@@ -34,6 +34,7 @@ from typing import Any
 from mocme.data.registry import BENCHMARKS, PathLike, benchmark, data_dir
 from mocme.errors import DataError, MocmeError
 from mocme.io import atomic_path
+from mocme.version import package_version
 
 MIRROR_ENV = "MOCME_MIRROR"
 DEFAULT_TIMEOUT = 30.0
@@ -277,10 +278,8 @@ def _transfer(url: str, target: Path, timeout: float, progress: _FileProgress) -
         import requests
     except ImportError:
         raise MocmeError("'mocme download' needs pooch: pip install pooch") from None
-    from mocme import __version__
-
     downloader = pooch.HTTPDownloader(
-        progressbar=progress, chunk_size=_CHUNK, timeout=timeout, headers={"User-Agent": f"mocme/{__version__}"}
+        progressbar=progress, chunk_size=_CHUNK, timeout=timeout, headers={"User-Agent": f"mocme/{package_version()}"}
     )
     try:
         downloader(url, str(target), None)

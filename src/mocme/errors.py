@@ -39,3 +39,12 @@ class NumericalError(MocmeError):
 
 class DataWarning(UserWarning):
     """Data that loads but deserves attention (e.g. test entities never seen in training); one line."""
+
+
+class RenamedWarning(DeprecationWarning):
+    """An old option or config name that still works, for one release, under its new name; one line."""
+
+
+def renamed(old: str, new: str) -> RenamedWarning:
+    """The warning for ``old``, now called ``new``."""
+    return RenamedWarning(f"{old} is now {new}; the old name is accepted until the next release")

@@ -1,7 +1,7 @@
 """Ranked answers of one query, with an explanation of which modality drove them.
 
-Every model explains itself through its heads: the probability ``σ(s_h)`` each scoring head gives
-a candidate (one head per modality plus the unified one for MoCME). MoCME adds the weights that
+Every model explains itself through its scorers: the probability ``σ(s_h)`` each scorer gives
+a candidate (one scorer per modality plus the unified one for MoCME). MoCME adds the weights that
 built the query entity's representation: ``α`` over its modalities (in the query relation's
 context) and ``β`` over each modality's expert views.
 """
@@ -30,8 +30,8 @@ class Candidate:
     entity: str
     score: float
     known: str | None  # "train" or "valid/test" when the triple is already known, else None
-    heads: dict[str, float | None] = field(default_factory=dict)  # σ(s_h); None where a head is undefined
-    driver: str | None = None  # the modality head with the largest probability
+    scorers: dict[str, float | None] = field(default_factory=dict)  # σ(s_h); None where a scorer is undefined
+    driver: str | None = None  # the modality scorer with the largest probability
 
 
 @dataclass
@@ -82,8 +82,8 @@ def predict(
     r = lookup(kg.relations, relation, "relation")
     query = torch.tensor([[e, r if direction == "tail" else r + kg.num_relations]], device=model.device)
     with model.precomputed():
-        heads = model.head_scores(query)
-        scores = model.combine(heads)[0].float().cpu()
+        scorers = model.scorer_scores(query)
+        scores = model.combine(scorers)[0].float().cpu()
         alpha, beta = _query_weights(model, query) if explain and isinstance(model, MoCME) else (None, None)
     known_any = kg.filter_index.answers_of(int(query[0, 0]), int(query[0, 1]))
     known_train = kg.train_index.answers_of(int(query[0, 0]), int(query[0, 1]))
@@ -93,14 +93,14 @@ def predict(
     order = torch.argsort(ranked_scores, descending=True, stable=True)[: max(top, 0)]
     if exclude_known:
         order = order[torch.isfinite(ranked_scores[order])]
-    probabilities = {name: torch.sigmoid(h.scores[0].float()).cpu() for name, h in heads.items()}
+    probabilities = {name: torch.sigmoid(h.scores[0].float()).cpu() for name, h in scorers.items()}
     defined = {
-        name: (None if h.available is None else h.available.expand_as(h.scores)[0].cpu()) for name, h in heads.items()
+        name: (None if h.available is None else h.available.expand_as(h.scores)[0].cpu()) for name, h in scorers.items()
     }
     train_set, known_set = set(known_train.tolist()), set(known_any.tolist())
 
     def candidate(index: int, rank: int) -> Candidate:
-        head_values = {
+        scorer_values = {
             name: (None if defined[name] is not None and not bool(defined[name][index]) else float(p[index]))
             for name, p in probabilities.items()
         }
@@ -109,8 +109,8 @@ def predict(
             entity=kg.entities.name(index),
             score=float(scores[index]),
             known="train" if index in train_set else ("valid/test" if index in known_set else None),
-            heads=head_values if explain else {},
-            driver=_driver(head_values) if explain else None,
+            scorers=scorer_values if explain else {},
+            driver=_driver(scorer_values) if explain else None,
         )
 
     result = Prediction(entity, relation, direction, [candidate(int(i), n + 1) for n, i in enumerate(order)])
@@ -135,7 +135,7 @@ def _query_weights(model: MoCME, query: torch.Tensor) -> tuple[dict[str, float |
     return alpha, beta
 
 
-def _driver(heads: dict[str, float | None]) -> str | None:
-    """The modality head (not the unified one) that is most confident in the candidate."""
-    modal = {name: p for name, p in heads.items() if p is not None and name != "joint"}
+def _driver(scorers: dict[str, float | None]) -> str | None:
+    """The modality scorer (not the unified one) that is most confident in the candidate."""
+    modal = {name: p for name, p in scorers.items() if p is not None and name != "joint"}
     return max(modal, key=lambda name: modal[name]) if len(modal) > 1 else None

@@ -5,7 +5,7 @@
     runs/demo/
       config.yaml         the fully resolved config
       metadata.json       versions, seed, git revision, hardware, start time
-      trace.jsonl         one line per epoch (losses per head, validation metrics, time)
+      trace.jsonl         one line per epoch (losses per scorer, validation metrics, time)
       metrics.json        final validation and test metrics at the selected checkpoint
       checkpoints/
         last.pt           model, optimiser, scheduler, RNG states, epoch (written every epoch)
@@ -42,6 +42,7 @@ import yaml
 from mocme.config import RunConfig, dump_config, validate_config
 from mocme.errors import ConfigError, RunDirError
 from mocme.io import append_jsonl, atomic_path, read_jsonl, write_json_atomic, write_text_atomic
+from mocme.version import package_version
 
 CHECKPOINTS = ("last", "best")
 LOCK_NAME = ".lock"
@@ -204,17 +205,47 @@ class RunDirectory:
         except Exception as err:  # a foreign or damaged file raises many library-specific types
             raise RunDirError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
 
+    def checkpoint_epoch(self, name: str) -> int | None:
+        """The number of epochs completed when checkpoint ``name`` was written; ``None`` if there is none."""
+        if not self.has_checkpoint(name):
+            return None
+        return int(self.load_checkpoint(name)["train_state"]["epoch"])
+
+
+class WorkerRunDirectory(RunDirectory):
+    """The run directory as the processes other than rank 0 see it: they read it, rank 0 writes it."""
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        yield  # rank 0 holds the run's lock
+
+    def create(self, config: RunConfig, overwrite: bool = False) -> None:
+        pass
+
+    def remove_stale_temp_files(self) -> None:
+        pass
+
+    def append_trace(self, record: dict[str, Any]) -> None:
+        pass
+
+    def truncate_trace(self, epoch: int) -> None:
+        pass
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        pass
+
+    def save_checkpoint(self, name: str, state: dict[str, Any]) -> None:
+        pass
+
 
 def run_metadata(config: RunConfig) -> dict[str, Any]:
     """Versions, seed, git revision and hardware, for the record."""
-    from mocme import __version__
-
     return {
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seed": config.seed,
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "versions": {
-            "mocme": __version__,
+            "mocme": package_version(),
             "python": platform.python_version(),
             "torch": torch.__version__,
             "numpy": numpy.__version__,

@@ -53,13 +53,13 @@ def metrics_table(metrics: dict[str, Any], title: str | None = None) -> str:
     return render(headers, rows, title)
 
 
-def heads_table(per_head: dict[str, dict[str, Any]], title: str | None = None) -> str:
-    """One row per scoring head (both sides, realistic ranks), the joint decision last."""
-    realistic = per_head["decision"]["both"]["realistic"]
+def scorers_table(per_scorer: dict[str, dict[str, Any]], title: str | None = None) -> str:
+    """One row per scorer (both sides, realistic ranks), the joint decision last."""
+    realistic = per_scorer["decision"]["both"]["realistic"]
     names = list(realistic)
     rows = []
-    for head, metrics in per_head.items():
-        label = "joint decision" if head == "decision" else f"{head} head"
+    for scorer, metrics in per_scorer.items():
+        label = "joint decision" if scorer == "decision" else f"{scorer} scorer"
         both = metrics["both"]
         rows.append([label, *(both["realistic"][n] for n in names), both["optimistic"]["inverse_harmonic_mean_rank"]])
     return render(["ranked by", *(short_name(n) for n in names), "MRR opt"], rows, title)

@@ -6,7 +6,7 @@
 - ``pause:evaluate:SPLIT``: pause as the final evaluation of SPLIT (``valid`` or ``test``) starts;
 - ``pause:save:NAME:E``: pause half-way through writing checkpoint NAME (``last`` or ``best``) of
   epoch E, with the first half of its bytes in the temporary file;
-- ``nan:HEAD:E``: from epoch E on, the parameters of scoring head HEAD are NaN.
+- ``nan:SCORER:E``: from epoch E on, the parameters of scorer SCORER are NaN.
 
 A pause writes this process's id into the file ``MOCME_FAULT_MARKER`` and sleeps, so that the test
 can send its signal exactly there. Usage: ``MOCME_FAULT=... python faulty_cli.py train ...``.
@@ -28,29 +28,29 @@ def _pause() -> None:
 
 
 def _pause_validation(epoch: int) -> None:
-    from mocme import pipeline
+    from mocme.evaluation import evaluator
 
-    rank_triples = pipeline.rank_triples
+    rank_triples = evaluator.rank_triples
 
     def paused(*args, **kwargs):
         if kwargs.get("description") == f"validating (epoch {epoch})":
             _pause()
         return rank_triples(*args, **kwargs)
 
-    pipeline.rank_triples = paused
+    evaluator.rank_triples = paused
 
 
 def _pause_evaluation(split: str) -> None:
-    from mocme import pipeline
+    from mocme.evaluation.evaluator import Evaluator
 
-    evaluate = pipeline.evaluate
+    evaluate = Evaluator.evaluate
 
-    def paused(model, kg, which, *args, **kwargs):
+    def paused(self, model, which="valid"):
         if which == split:
             _pause()
-        return evaluate(model, kg, which, *args, **kwargs)
+        return evaluate(self, model, which)
 
-    pipeline.evaluate = paused
+    Evaluator.evaluate = paused
 
 
 def _pause_save(name: str, epoch: int) -> None:
@@ -73,7 +73,7 @@ def _pause_save(name: str, epoch: int) -> None:
     torch.save = paused
 
 
-def _poison_head(head: str, epoch: int) -> None:
+def _poison_scorer(scorer: str, epoch: int) -> None:
     import torch
 
     from mocme.training.trainer import Trainer
@@ -82,9 +82,9 @@ def _poison_head(head: str, epoch: int) -> None:
 
     def poisoned(self, index: int):
         if index + 1 >= epoch:
-            parameters = [p for n, p in self.model.named_parameters() if n.startswith(f"heads.{head}.")]
+            parameters = [p for n, p in self.model.named_parameters() if n.startswith(f"scorers.{scorer}.")]
             if not parameters:
-                raise SystemExit(f"faulty_cli: the model has no parameters heads.{head}.*")
+                raise SystemExit(f"faulty_cli: the model has no parameters scorers.{scorer}.*")
             with torch.no_grad():
                 for parameter in parameters:
                     parameter.fill_(float("nan"))
@@ -103,7 +103,7 @@ def install(fault: str) -> None:
     elif kind == "pause" and args[0] == "save":
         _pause_save(args[1], int(args[2]))
     elif kind == "nan":
-        _poison_head(args[0], int(args[1]))
+        _poison_scorer(args[0], int(args[1]))
     else:
         raise SystemExit(f"faulty_cli: unknown fault {fault!r}")
 

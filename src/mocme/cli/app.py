@@ -17,7 +17,7 @@ from typing import Annotated
 import click
 import typer
 
-from mocme.errors import DataWarning, MocmeError
+from mocme.errors import DataWarning, MocmeError, RenamedWarning
 
 app = typer.Typer(
     name="mocme",
@@ -78,15 +78,19 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     with warnings.catch_warnings():
         warnings.simplefilter("always", DataWarning)
+        warnings.simplefilter("always", RenamedWarning)
         warnings.showwarning = _one_line_warnings(warnings.showwarning)
         return _main(argv)
 
 
 def _one_line_warnings(show: Callable[..., None]) -> Callable[..., None]:
-    """Print a :class:`DataWarning` as one ``warning: ...`` line on stderr; others as ``show`` would."""
+    """Print a :class:`DataWarning` or :class:`RenamedWarning` as one ``warning: ...`` line on stderr.
+
+    Other warnings are shown as ``show`` would.
+    """
 
     def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-        if issubclass(category, DataWarning):
+        if issubclass(category, DataWarning | RenamedWarning):
             typer.echo(f"warning: {message}", err=True)
         else:
             show(message, category, filename, lineno, file, line)

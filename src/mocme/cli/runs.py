@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from mocme.cli.app import EXIT_INTERRUPTED, DataDirOption, JsonOption, app, fail
-from mocme.errors import NumericalError
+from mocme.errors import NumericalError, renamed
 
 SetOption = Annotated[
     list[str] | None,
@@ -90,18 +92,21 @@ def train(
     """
     from mocme import pipeline
     from mocme.config import load_config
+    from mocme.rundir import RunDirectory
     from mocme.tables import metrics_table
     from mocme.training.distributed import main_process
 
     progress = not quiet
-    callbacks = [_epoch_line] if progress and not sys.stderr.isatty() else []  # bars need a terminal
     if resume is not None:
         if config is not None or sets or out is not None:
             fail("--resume continues a run with its saved config; do not combine it with CONFIG, --set or --out")
         run_dir = resume
+        metric = RunDirectory(run_dir).load_config().training.metric
     else:
         run_config = load_config(config, _overrides(sets, data_dir, device, seed, epochs))
         run_dir = out or pipeline.default_run_dir(run_config)
+        metric = run_config.training.metric
+    callbacks = [_epoch_line(metric)] if progress and not sys.stderr.isatty() else []  # bars need a terminal
     try:
         if resume is not None:
             result = pipeline.resume(run_dir, progress=progress, distributed=distributed, callbacks=callbacks)
@@ -146,20 +151,33 @@ def _last_checkpoint(run_dir: Path) -> str:
     from mocme.rundir import RunDirectory
 
     directory = RunDirectory(run_dir)
-    if not directory.has_checkpoint("last"):
+    epoch = directory.checkpoint_epoch("last")
+    if epoch is None:
         return "no epoch completed, so no checkpoint was written"
-    epoch = directory.load_checkpoint("last")["train_state"]["epoch"]
     return f"{directory.checkpoint_path('last')} keeps epoch {epoch}"
 
 
-def _epoch_line(record: dict) -> None:
-    """One progress line per validated epoch, for logs (where progress bars would be noise)."""
-    mrr = record.get("valid", {}).get("both.realistic.inverse_harmonic_mean_rank")
-    if mrr is not None:
-        typer.echo(
-            f"epoch {record['epoch']}: loss {record['loss']:.4f}, valid MRR {mrr:.4f} ({record['seconds']:.1f} s)",
-            err=True,
-        )
+def _epoch_line(metric: str) -> Callable[[dict[str, Any]], None]:
+    """An epoch callback that prints one line per validated epoch with the selection ``metric``.
+
+    For logs, where progress bars would be noise.
+    """
+
+    from mocme.evaluation import short_name
+
+    side, ties, name = metric.split(".", 2) if metric.count(".") == 2 else ("", "", metric)
+    label = short_name(name) if (side, ties) == ("both", "realistic") else metric  # the headline's own name
+
+    def line(record: dict[str, Any]) -> None:
+        value = record.get("valid", {}).get(metric)
+        if value is not None:
+            typer.echo(
+                f"epoch {record['epoch']}: loss {record['loss']:.4f}, valid {label} {value:.4f} "
+                f"({record['seconds']:.1f} s)",
+                err=True,
+            )
+
+    return line
 
 
 @app.command("evaluate")
@@ -170,10 +188,11 @@ def evaluate(
     breakdown: Annotated[
         bool, typer.Option("--breakdown", help="Also show relation categories and modalities.")
     ] = False,
-    heads: Annotated[
+    scorers: Annotated[
         bool,
-        typer.Option("--heads", help="MoCME: rank with each scoring head alone too (one per modality, and joint)."),
+        typer.Option("--scorers", help="MoCME: rank with each scorer alone too (one per modality, and joint)."),
     ] = False,
+    old_scorers: Annotated[bool, typer.Option("--heads", hidden=True, help="The old name of --scorers.")] = False,
     as_json: JsonOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -181,31 +200,30 @@ def evaluate(
 
     Realistic ranks are the headline; optimistic and pessimistic are shown beside them. Metric names
     follow PyKEEN (inverse_harmonic_mean_rank = MRR, arithmetic_mean_rank = MR, hits_at_k).
-    With --heads, each MoCME head also ranks alone, which shows what every modality contributes.
+    With --scorers, each MoCME scorer also ranks alone, which shows what every modality contributes.
     """
-    from mocme.pipeline import evaluate_heads, evaluate_run
-    from mocme.tables import breakdown_table, heads_table, metrics_table
+    from mocme.pipeline import evaluate_run, evaluate_scorers
+    from mocme.tables import breakdown_table, metrics_table, scorers_table
 
+    if old_scorers:
+        warnings.warn(renamed("--heads", "--scorers"), stacklevel=1)
+        scorers = True
     if split not in ("valid", "test"):
         fail(f"--split must be 'valid' or 'test', got {split!r}")
     if checkpoint not in ("best", "last"):
         fail(f"--checkpoint must be 'best' or 'last', got {checkpoint!r}")
-    if heads:
-        per_head = evaluate_heads(run_dir, split, checkpoint, progress=not quiet)
-        if as_json:
-            typer.echo(json.dumps(per_head, indent=2))
-            return
-        typer.echo(heads_table(per_head, title=f"{split} (filtered, realistic ranks; checkpoint {checkpoint})"))
-        if breakdown:
-            typer.echo("\n" + breakdown_table(per_head["decision"]))
-        return
-    metrics = evaluate_run(run_dir, split, checkpoint, progress=not quiet)
+    if scorers:
+        result = evaluate_scorers(run_dir, split, checkpoint, progress=not quiet)
+        decision, table = result["decision"], scorers_table
+    else:
+        result = decision = evaluate_run(run_dir, split, checkpoint, progress=not quiet)
+        table = metrics_table
     if as_json:
-        typer.echo(json.dumps(metrics, indent=2))
+        typer.echo(json.dumps(result, indent=2))
         return
-    typer.echo(metrics_table(metrics, title=f"{split} (filtered, realistic ranks; checkpoint {checkpoint})"))
+    typer.echo(table(result, title=f"{split} (filtered, realistic ranks; checkpoint {checkpoint})"))
     if breakdown:
-        typer.echo("\n" + breakdown_table(metrics))
+        typer.echo("\n" + breakdown_table(decision))
 
 
 @app.command("predict")
@@ -231,7 +249,7 @@ def predict(
 ) -> None:
     """Ranked answers of (HEAD, RELATION, ?) or (?, RELATION, TAIL), by entity and relation names.
 
-    With --explain, each answer shows the probability every scoring head gives it (one head per
+    With --explain, each answer shows the probability every scorer gives it (one scorer per
     modality plus the unified one) and the modality that drove it; for MoCME also the query entity's
     modality weights (alpha) and expert-view weights (beta) in this relation's context.
     """
@@ -262,14 +280,14 @@ def predict(
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
     asked = f"({result.entity}, {relation}, ?)" if result.direction == "tail" else f"(?, {relation}, {result.entity})"
-    heads_shown = list(result.candidates[0].heads) if explain and result.candidates else []
-    headers = ["rank", "entity", "score", "known", *(f"p[{h}]" for h in heads_shown)]
-    if explain and len(heads_shown) > 1:
+    scorers_shown = list(result.candidates[0].scorers) if explain and result.candidates else []
+    headers = ["rank", "entity", "score", "known", *(f"p[{h}]" for h in scorers_shown)]
+    if explain and len(scorers_shown) > 1:
         headers.append("driver")
     rows = []
     for c in result.candidates:
-        row = [c.rank, c.entity, c.score, c.known or "", *(c.heads.get(h) for h in heads_shown)]
-        if explain and len(heads_shown) > 1:
+        row = [c.rank, c.entity, c.score, c.known or "", *(c.scorers.get(h) for h in scorers_shown)]
+        if explain and len(scorers_shown) > 1:
             row.append(c.driver or "")
         rows.append(row)
     typer.echo(render(headers, rows, title=f"Top {len(rows)} answers of {asked}"))

@@ -1,16 +1,27 @@
 """Filtered ranking evaluation: ranks, metrics and breakdowns."""
 
 from mocme.evaluation.categories import CATEGORIES, relation_categories
-from mocme.evaluation.evaluator import Ranks, ScoresAllEntities, evaluate, rank_triples, summarize
-from mocme.evaluation.metrics import RANK_TYPES, SIDES, flatten, rank_metrics, short_name, side_metrics
+from mocme.evaluation.evaluator import Evaluator, Ranks, ScoresAllEntities, Sharding, evaluate, rank_triples, summarize
+from mocme.evaluation.metrics import (
+    RANK_TYPES,
+    SELECTION_METRIC,
+    SIDES,
+    flatten,
+    rank_metrics,
+    short_name,
+    side_metrics,
+)
 from mocme.evaluation.ranking import filtered_ranks
 
 __all__ = [
     "CATEGORIES",
     "RANK_TYPES",
+    "SELECTION_METRIC",
     "SIDES",
+    "Evaluator",
     "Ranks",
     "ScoresAllEntities",
+    "Sharding",
     "evaluate",
     "filtered_ranks",
     "flatten",

@@ -13,7 +13,8 @@ from tqdm.auto import tqdm
 
 from mocme.data.kg import MultiModalKG, ranking_queries
 from mocme.evaluation.categories import CATEGORIES, relation_categories
-from mocme.evaluation.metrics import DEFAULT_KS, side_metrics
+from mocme.evaluation.config import EvaluationConfig
+from mocme.evaluation.metrics import DEFAULT_KS, flatten, side_metrics
 from mocme.evaluation.ranking import filtered_ranks
 
 
@@ -22,6 +23,18 @@ class ScoresAllEntities(Protocol):
 
     def score_all(self, queries: Tensor) -> Tensor:
         """Scores of every entity as the answer of each query; ``(B, 2) -> (B, N)``."""
+        ...
+
+
+class Sharding(Protocol):
+    """A process group that splits the queries among its processes and gathers their results."""
+
+    def shard(self, items: Tensor) -> Tensor:
+        """This process's rows of ``items``; shape ``(Q, ...) -> (Q_p, ...)``."""
+        ...
+
+    def gather(self, values: Tensor, device: torch.device) -> Tensor:
+        """Every process's ``values`` concatenated in rank order; shape ``(Q_p, ...) -> (Q, ...)``."""
         ...
 
 
@@ -38,6 +51,9 @@ class Ranks:
     @property
     def realistic(self) -> Tensor:
         return (self.optimistic + self.pessimistic) / 2
+
+
+RANK_FIELDS = ("optimistic", "pessimistic", "is_head", "relations", "targets")
 
 
 def query_batch_size(num_entities: int, memory_mb: float = 512.0, max_batch: int = 512) -> int:
@@ -148,6 +164,58 @@ def _select(ranks: Ranks, selected: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return ranks.optimistic[selected], ranks.pessimistic[selected], ranks.is_head[selected]
 
 
+@dataclass(frozen=True)
+class Evaluator:
+    """Filtered ranking of models on the splits of ``kg``, with no side effects.
+
+    With ``sharding``, each process ranks its shard of the triples and the ranks of all are
+    gathered, so every process computes the same metrics (metrics do not depend on query order).
+    """
+
+    kg: MultiModalKG
+    filtered: bool = True
+    ks: Sequence[int] = DEFAULT_KS
+    memory_mb: float = 512.0
+    max_batch: int = 512
+    progress: bool = False
+    sharding: Sharding | None = None
+
+    @classmethod
+    def of(
+        cls, kg: MultiModalKG, config: EvaluationConfig, progress: bool = False, sharding: Sharding | None = None
+    ) -> Evaluator:
+        """The evaluator an ``evaluation`` config section describes."""
+        return cls(kg, config.filtered, config.ks, config.memory_mb, config.max_batch, progress, sharding)
+
+    def ranks(self, model: ScoresAllEntities, triples: Tensor, description: str = "ranking") -> Ranks:
+        """Filtered ranks of both directions of ``triples`` (shape ``(T, 3)``); ``2T`` queries."""
+        shard = triples if self.sharding is None else self.sharding.shard(triples)
+        ranks = rank_triples(
+            model,
+            self.kg,
+            shard,
+            filtered=self.filtered,
+            memory_mb=self.memory_mb,
+            max_batch=self.max_batch,
+            progress=self.progress,
+            description=description,
+        )
+        if self.sharding is None:
+            return ranks
+        device = _device_of(model)
+        return Ranks(*(self.sharding.gather(getattr(ranks, name), device) for name in RANK_FIELDS))
+
+    def validate(self, model: ScoresAllEntities, epoch: int) -> dict[str, float]:
+        """Flat overall metrics on the validation split (``"both.realistic.hits_at_10"``, ...)."""
+        ranks = self.ranks(model, self.kg.valid, f"validating (epoch {epoch})")
+        return flatten(side_metrics(ranks.optimistic, ranks.pessimistic, ranks.is_head, self.ks))
+
+    def evaluate(self, model: ScoresAllEntities, split: str = "valid") -> dict[str, Any]:
+        """Metrics of ``model`` on a split, overall and broken down; see :func:`evaluate`."""
+        ranks = self.ranks(model, self.kg.split(split), f"evaluating {split}")
+        return {"split": split, "filtered": self.filtered, **summarize(ranks, self.kg, self.ks)}
+
+
 def evaluate(
     model: ScoresAllEntities,
     kg: MultiModalKG,
@@ -166,14 +234,5 @@ def evaluate(
         "count": n}, "by_relation_category": {...}, "by_modality": {...}}`` with PyKEEN's metric
         names (``inverse_harmonic_mean_rank`` is MRR, ``arithmetic_mean_rank`` is MR).
     """
-    ranks = rank_triples(
-        model,
-        kg,
-        kg.split(split),
-        filtered=filtered,
-        memory_mb=memory_mb,
-        max_batch=max_batch,
-        progress=progress,
-        description=f"evaluating {split}",
-    )
-    return {"split": split, "filtered": filtered, **summarize(ranks, kg, ks)}
+    evaluator = Evaluator(kg, filtered, ks, memory_mb, max_batch, progress)
+    return evaluator.evaluate(model, split)

@@ -10,6 +10,8 @@ from torch import Tensor
 RANK_TYPES = ("realistic", "optimistic", "pessimistic")
 SIDES = ("both", "head", "tail")
 DEFAULT_KS = (1, 3, 10)
+SELECTION_METRIC = "both.realistic.inverse_harmonic_mean_rank"
+"""The default validation metric that runs select on: the realistic MRR over both directions."""
 
 # PyKEEN's metric names, with the short labels used in tables.
 SHORT_NAMES = {

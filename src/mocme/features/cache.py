@@ -22,8 +22,10 @@ from safetensors import safe_open
 from safetensors.torch import save
 from torch import Tensor
 
+from mocme.data.kg import MultiModalKG
 from mocme.errors import MocmeError
 from mocme.io import atomic_path, write_json_atomic
+from mocme.version import package_version
 
 PathLike = str | os.PathLike[str]
 
@@ -108,6 +110,38 @@ def up_to_date(path: PathLike, request: str) -> FeatureFile | None:
     if info.get("checksum") != request:  # a sidecar left from an earlier request describes nothing here
         info = {}
     return FeatureFile(Path(path), info, cached=True)
+
+
+def manifest(
+    path: PathLike,
+    kind: str,
+    kg: MultiModalKG,
+    features: Tensor,
+    mask: Tensor,
+    request: str,
+    started: float,
+    **details: Any,
+) -> dict[str, Any]:
+    """The sidecar record of a feature file: what every kind of feature file states, then ``details``.
+
+    Args:
+        kind: ``text``, ``image`` or ``import``.
+        features: shape ``(N, d)``; mask: bool, shape ``(N,)``.
+        request: the checksum of what was asked for (see :func:`checksum`).
+        started: ``time.perf_counter()`` when the work began.
+    """
+    return {
+        "modality": Path(path).stem,
+        "kind": kind,
+        "dataset": kg.name,
+        "entities": kg.num_entities,
+        "available": int(mask.sum()),
+        "dimension": int(features.shape[1]),
+        **details,
+        "checksum": request,
+        "seconds": round(time.perf_counter() - started, 2),
+        "mocme_version": package_version(),
+    }
 
 
 def write_features(path: PathLike, features: Tensor, mask: Tensor, info: dict[str, Any]) -> FeatureFile:

@@ -20,12 +20,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from mocme import __version__
 from mocme.data.kg import MultiModalKG
 from mocme.data.registry import readable_name
 from mocme.data.vocab import Vocabulary
 from mocme.errors import DataError, MocmeError
-from mocme.features.cache import FeatureFile, checksum, folder_digest, up_to_date, write_features
+from mocme.features.cache import FeatureFile, checksum, folder_digest, manifest, up_to_date, write_features
 from mocme.features.runtime import quiet_downloads, require, resolve_device
 from mocme.io import read_text
 
@@ -301,28 +300,26 @@ def extract_image_features(
     features, mask, skipped = encode_images(
         processor, network, matched.images, batch_size, skip_unreadable=skip_unreadable, progress=progress
     )
-    info = {
-        "modality": Path(path).stem,
-        "kind": "image",
-        "dataset": kg.name,
-        "entities": kg.num_entities,
-        "available": int(mask.sum()),
-        "dimension": int(features.shape[1]),
-        "model": str(Path(model).resolve()) if Path(model).exists() else model,
-        "model_fingerprint": fingerprint,
-        "model_class": type(network).__name__,
-        "source": str(root.resolve()),
-        "index": str(Path(index).resolve()) if index is not None else None,
-        "images": matched.num_images - len(skipped),
-        "unreadable_skipped": skipped,
-        "unmatched_files": len(matched.unmatched),
-        "unmatched_examples": matched.unmatched[:10],
-        "checksum": request,
-        "device": str(resolve_device(device)),
-        "batch_size": batch_size,
-        "seconds": round(time.perf_counter() - started, 2),
-        "mocme_version": __version__,
-    }
+    info = manifest(
+        path,
+        "image",
+        kg,
+        features,
+        mask,
+        request,
+        started,
+        model=str(Path(model).resolve()) if Path(model).exists() else model,
+        model_fingerprint=fingerprint,
+        model_class=type(network).__name__,
+        source=str(root.resolve()),
+        index=str(Path(index).resolve()) if index is not None else None,
+        images=matched.num_images - len(skipped),
+        unreadable_skipped=skipped,
+        unmatched_files=len(matched.unmatched),
+        unmatched_examples=matched.unmatched[:10],
+        device=str(resolve_device(device)),
+        batch_size=batch_size,
+    )
     return write_features(path, features, mask, info)
 
 

@@ -30,12 +30,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mocme import __version__
 from mocme.data.kg import MultiModalKG
 from mocme.data.readers import read_openke_vocabulary
 from mocme.data.vocab import Vocabulary
 from mocme.errors import DataError, MocmeError
-from mocme.features.cache import FeatureFile, checksum, file_digest, up_to_date, write_features
+from mocme.features.cache import FeatureFile, checksum, file_digest, manifest, up_to_date, write_features
 from mocme.features.image import read_index
 from mocme.features.runtime import require
 from mocme.io import read_text, resolve
@@ -304,23 +303,21 @@ def import_features(
         mask = mask & ~zero
     if not mask.any():
         raise DataError(source, "no entity has a usable vector")
-    info = {
-        "modality": Path(path).stem,
-        "kind": "import",
-        "dataset": kg.name,
-        "entities": kg.num_entities,
-        "available": int(mask.sum()),
-        "dimension": int(features.shape[1]),
-        "source": str(source.resolve()),
-        "source_sha256": digests[0],
-        "entity2id": str(Path(entity2id).resolve()) if entity2id is not None else None,
-        "index": str(Path(index).resolve()) if index is not None else None,
-        "key": key,
-        "unused_rows_or_keys": unused,
-        "zero_rows": int(zero.sum()),
-        "zero_rows_masked": mask_zero_rows,
-        "checksum": request,
-        "seconds": round(time.perf_counter() - started, 2),
-        "mocme_version": __version__,
-    }
+    info = manifest(
+        path,
+        "import",
+        kg,
+        features,
+        mask,
+        request,
+        started,
+        source=str(source.resolve()),
+        source_sha256=digests[0],
+        entity2id=str(Path(entity2id).resolve()) if entity2id is not None else None,
+        index=str(Path(index).resolve()) if index is not None else None,
+        key=key,
+        unused_rows_or_keys=unused,
+        zero_rows=int(zero.sum()),
+        zero_rows_masked=mask_zero_rows,
+    )
     return write_features(path, features, mask, info)

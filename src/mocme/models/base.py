@@ -3,8 +3,8 @@
 Queries are ``(entity, relation')`` pairs with ``relation' < 2R``: ids ``r >= R`` are the
 reciprocals, so head prediction ``(?, r, t)`` is the query ``(t, r + R)``.
 
-Models may have several scoring heads (MoCME has one per modality plus a unified one). Training
-sums the heads' losses over :meth:`KGModel.head_scores`; ranking and prediction use the heads'
+Models may have several scorers (MoCME has one per modality plus a unified one). Training
+sums the scorers' losses over :meth:`KGModel.scorer_scores`; ranking and prediction use the scorers'
 joint decision, :meth:`KGModel.score_all`.
 """
 
@@ -21,11 +21,11 @@ from torch import Tensor, nn
 Candidates = None | slice | Tensor
 
 
-class HeadScores(NamedTuple):
-    """One head's scores and where they are defined.
+class ScorerScores(NamedTuple):
+    """One scorer's scores and where they are defined.
 
     ``scores`` has shape ``(B, C)``; ``available`` is ``None`` (everywhere) or a bool tensor that
-    broadcasts to ``(B, C)``: a modality head is undefined where the query or the candidate
+    broadcasts to ``(B, C)``: a modality scorer is undefined where the query or the candidate
     entity lacks that modality.
     """
 
@@ -34,14 +34,14 @@ class HeadScores(NamedTuple):
 
 
 @dataclass
-class HeadTable:
-    """One head's query vectors and the vectors of every entity, for scoring all entities in pieces.
+class ScorerTable:
+    """One scorer's query vectors and the vectors of every entity, for scoring all entities in pieces.
 
-    ``interaction.score_all(query, table[a:b])`` gives the head's scores of entities ``a:b``;
-    a modality head is defined where both ``query_available`` and ``table_available`` hold.
+    ``interaction.score_all(query, table[a:b])`` gives the scorer's scores of entities ``a:b``;
+    a modality scorer is defined where both ``query_available`` and ``table_available`` hold.
 
     Attributes:
-        interaction: the head's scoring function (its ``score_all`` uses no parameters of its own).
+        interaction: the scorer's scoring function (its ``score_all`` uses no parameters of its own).
         query: ``(B, d)`` query vectors.
         table: ``(N, d)`` candidate vectors of all entities.
         query_available: ``(B,)`` bool, or ``None`` (everywhere).
@@ -58,7 +58,7 @@ class HeadTable:
     subject: Tensor | None = None
     relations: Tensor | None = None
 
-    def scores(self, start: int, end: int, query: Tensor | None = None, table: Tensor | None = None) -> HeadScores:
+    def scores(self, start: int, end: int, query: Tensor | None = None, table: Tensor | None = None) -> ScorerScores:
         """Scores of entities ``start:end``, shape ``(B, end - start)``.
 
         ``query`` and ``table`` replace ``self.query`` and ``self.table[start:end]`` (for example
@@ -68,9 +68,9 @@ class HeadTable:
         table = self.table[start:end] if table is None else table
         scores = self.interaction.score_all(query, table)
         if self.query_available is None:
-            return HeadScores(scores)
+            return ScorerScores(scores)
         available = self.query_available.unsqueeze(1) & self.table_available[start:end].unsqueeze(0)
-        return HeadScores(scores, available)
+        return ScorerScores(scores, available)
 
 
 class KGModel(nn.Module):
@@ -87,8 +87,8 @@ class KGModel(nn.Module):
         self.num_relations = num_relations
 
     # -- to implement ----------------------------------------------------------------------------
-    def head_scores(self, queries: Tensor, candidates: Candidates = None) -> dict[str, HeadScores]:
-        """Scores of every head.
+    def scorer_scores(self, queries: Tensor, candidates: Candidates = None) -> dict[str, ScorerScores]:
+        """Scores of every scorer.
 
         Args:
             queries: shape ``(B, 2)``.
@@ -96,21 +96,21 @@ class KGModel(nn.Module):
                 shared by all rows, or a ``(B, k)`` tensor of per-row candidates.
 
         Returns:
-            ``{head name: HeadScores}`` with scores of shape ``(B, C)`` (or ``(B, k)``).
+            ``{scorer name: ScorerScores}`` with scores of shape ``(B, C)`` (or ``(B, k)``).
         """
         raise NotImplementedError
 
-    def head_tables(self, queries: Tensor) -> dict[str, HeadTable]:
-        """Every head's query vectors and all-entity table, for ``queries`` ``(B, 2)``.
+    def scorer_tables(self, queries: Tensor) -> dict[str, ScorerTable]:
+        """Every scorer's query vectors and all-entity table, for ``queries`` ``(B, 2)``.
 
-        ``head_tables(q)[h].scores(0, N)`` equals ``head_scores(q)[h]``; scoring the table in
+        ``scorer_tables(q)[h].scores(0, N)`` equals ``scorer_scores(q)[h]``; scoring the table in
         slices bounds memory by ``B × slice`` instead of ``B × N``.
         """
         raise NotImplementedError
 
-    def combine(self, heads: dict[str, HeadScores]) -> Tensor:
-        """The joint decision of the heads, higher is better; shape ``(B, C)``."""
-        (only,) = heads.values()
+    def combine(self, scorers: dict[str, ScorerScores]) -> Tensor:
+        """The joint decision of the scorers, higher is better; shape ``(B, C)``."""
+        (only,) = scorers.values()
         return only.scores
 
     def regularization(self) -> Tensor:
@@ -120,7 +120,7 @@ class KGModel(nn.Module):
     # -- built on the above ------------------------------------------------------------------------
     def score_all(self, queries: Tensor, candidates: Candidates = None) -> Tensor:
         """Joint scores of candidates for each query; ``(B, 2) -> (B, C)`` (``N`` when ``None``)."""
-        return self.combine(self.head_scores(queries, candidates))
+        return self.combine(self.scorer_scores(queries, candidates))
 
     def forward(self, queries: Tensor, candidates: Candidates = None) -> Tensor:
         """Same as :meth:`score_all`."""
@@ -169,7 +169,7 @@ GEMM_OVER_GATHER = 64
 
 
 def candidate_set(candidates: Candidates, num_entities: int, device: torch.device) -> CandidateSet:
-    """Normalise a candidate spec (see :meth:`KGModel.head_scores`) into a :class:`CandidateSet`."""
+    """Normalise a candidate spec (see :meth:`KGModel.scorer_scores`) into a :class:`CandidateSet`."""
     if candidates is None:
         return CandidateSet(None)
     if isinstance(candidates, slice):

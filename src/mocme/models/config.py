@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import warnings
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mocme.errors import renamed
 
 InteractionName = Literal["tucker", "distmult", "complex", "rotate", "transe"]
 ModelName = Literal["mocme", "tucker", "distmult", "complex", "rotate", "transe"]
@@ -17,7 +20,7 @@ class ModelConfig(BaseModel):
 
     name: ModelName = Field("mocme", description="'mocme', or a structure-only baseline named by its scoring function.")
     dim: int = Field(64, ge=2, description="Entity embedding dimension d (even for complex and rotate).")
-    interaction: InteractionName = Field("tucker", description="Scoring function of every MoCME head.")
+    interaction: InteractionName = Field("tucker", description="Scoring function of every MoCME scorer.")
     relation_dim: int = Field(32, ge=1, description="TuckER: relation dimension of the core tensor.")
     margin: float = Field(6.0, description="TransE / RotatE: score = margin - distance.")
     dropout: float = Field(
@@ -47,13 +50,24 @@ class ModelConfig(BaseModel):
     lambda_inter: float = Field(1.0, description="MoCME: weight of the inter-modal complementarity.")
     attention_dim: int = Field(32, ge=1, description="MoCME: width of the relation query q_r and of W.")
     projection_dim: int = Field(32, ge=1, description="MoCME: width of the projection P used by inter-modal cosines.")
-    modality_heads: bool = Field(True, description="MoCME: a scoring head per modality besides the unified one.")
+    modality_scorers: bool = Field(True, description="MoCME: a scorer per modality besides the unified one.")
     joint: Literal["equal", "confidence", "unified"] = Field(
         "equal",
-        description="MoCME: how heads' probabilities combine to rank (unified: the unified embedding's head alone).",
+        description="MoCME: how the scorers' probabilities combine to rank (unified: the unified scorer alone).",
     )
     diversity: float = Field(0.0, ge=0, description="MoCME: weight μ of the expert-diversity regulariser.")
     normalize_features: bool = Field(
         True,
         description="MoCME: standardise feature columns over available rows (to variance 1/d: rows of norm about 1).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        """``modality_heads`` (before the scorers had their own name) is read as ``modality_scorers``."""
+        if not isinstance(data, dict) or "modality_heads" not in data:
+            return data
+        if "modality_scorers" in data:
+            raise ValueError("give model.modality_scorers only (model.modality_heads is its old name)")
+        warnings.warn(renamed("model.modality_heads", "model.modality_scorers"), stacklevel=2)
+        return {("modality_scorers" if key == "modality_heads" else key): value for key, value in data.items()}

@@ -3,13 +3,13 @@
 Every modality (the learned structural embedding, and each feature matrix) passes through ``K``
 experts that produce ``K`` views; the views are fused with intra-modal complementarity weights
 ``β`` and the modalities with inter-modal complementarity weights ``α`` over the modalities the
-entity has. Each modality and the unified embedding has a scoring head with its own relation
-parameters; the joint decision combines the heads' probabilities.
+entity has. Each modality and the unified embedding has a scorer with its own relation
+parameters; the joint decision combines the scorers' probabilities.
 
 Relation context: the query entity of ``(e, r')`` is encoded in context ``r'`` (gate bias,
 temperature and attention query of ``r'``); candidate entities are encoded once per pass in the
 neutral context ``2R``. Both ``score`` and ``score_all`` follow this one definition, so every
-candidate costs one matrix multiply per head. While training, dropout perturbs the query entity's
+candidate costs one matrix multiply per scorer. While training, dropout perturbs the query entity's
 encoding only (as TuckER's input dropout does); candidates are encoded without noise.
 """
 
@@ -19,7 +19,7 @@ import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +29,9 @@ from mocme.data.kg import MultiModalKG
 from mocme.models.base import (
     Candidates,
     CandidateSet,
-    HeadScores,
-    HeadTable,
     KGModel,
+    ScorerScores,
+    ScorerTable,
     candidate_set,
     score_candidates,
     select_candidates,
@@ -132,8 +132,9 @@ class MoCME(KGModel):
             config.attention_dim,
             config.projection_dim,
         )
-        self.head_names = [*(self.modalities if config.modality_heads else []), JOINT]
-        self.heads = nn.ModuleDict({name: _interaction(config, 2 * kg.num_relations) for name in self.head_names})
+        self.scorer_names = [*(self.modalities if config.modality_scorers else []), JOINT]
+        self.scorers = nn.ModuleDict({name: _interaction(config, 2 * kg.num_relations) for name in self.scorer_names})
+        self._register_load_state_dict_pre_hook(_read_old_scorer_keys)
         self.dropout = Dropout(config.dropout)
         self._cache: Encoding | None = None
         self._penalty: Tensor | None = None
@@ -196,31 +197,31 @@ class MoCME(KGModel):
         return query, self.encode(ids, dropout=False)
 
     # -- scoring -------------------------------------------------------------------------------------
-    def head_tables(self, queries: Tensor) -> dict[str, HeadTable]:
+    def scorer_tables(self, queries: Tensor) -> dict[str, ScorerTable]:
         query, cand = self._encodings(queries, CandidateSet(None))
         tables = {}
         relations = queries[:, 1]
-        for name in self.head_names:
-            interaction = self.heads[name]
+        for name in self.scorer_names:
+            interaction = self.scorers[name]
             if name == JOINT:
                 q = interaction.query(query.joint, relations)
-                tables[name] = HeadTable(interaction, q, cand.joint, subject=query.joint, relations=relations)
+                tables[name] = ScorerTable(interaction, q, cand.joint, subject=query.joint, relations=relations)
                 continue
             m = self.modalities.index(name)
             q = interaction.query(query.modal[m], relations)
             available = (None, None) if name == STRUCTURE else (query.available[:, m], cand.available[:, m])
-            tables[name] = HeadTable(interaction, q, cand.modal[m], *available, query.modal[m], relations)
+            tables[name] = ScorerTable(interaction, q, cand.modal[m], *available, query.modal[m], relations)
         return tables
 
-    def head_scores(self, queries: Tensor, candidates: Candidates = None) -> dict[str, HeadScores]:
+    def scorer_scores(self, queries: Tensor, candidates: Candidates = None) -> dict[str, ScorerScores]:
         cset = candidate_set(candidates, self.num_entities, queries.device)
         query, cand = self._encodings(queries, cset)
         out = {}
-        for name in self.head_names:
-            interaction = self.heads[name]
+        for name in self.scorer_names:
+            interaction = self.scorers[name]
             if name == JOINT:
                 q = interaction.query(query.joint, queries[:, 1])
-                out[name] = HeadScores(score_candidates(interaction, q, cand.joint, cset))
+                out[name] = ScorerScores(score_candidates(interaction, q, cand.joint, cset))
                 continue
             m = self.modalities.index(name)
             q = interaction.query(query.modal[m], queries[:, 1])
@@ -231,27 +232,27 @@ class MoCME(KGModel):
                 if cand_available.ndim == 1:
                     cand_available = cand_available.unsqueeze(0)
                 available = query.available[:, m].unsqueeze(1) & cand_available
-            out[name] = HeadScores(scores, available)
+            out[name] = ScorerScores(scores, available)
         return out
 
-    def deciding(self, heads: dict[str, T]) -> dict[str, T]:
-        """The heads that take part in the joint decision: all, or the unified head alone (``joint: unified``)."""
-        return {JOINT: heads[JOINT]} if self.config.joint == "unified" else heads
+    def deciding(self, scorers: dict[str, T]) -> dict[str, T]:
+        """The scorers that take part in the joint decision: all, or the unified scorer alone (``joint: unified``)."""
+        return {JOINT: scorers[JOINT]} if self.config.joint == "unified" else scorers
 
-    def combine(self, heads: dict[str, HeadScores]) -> Tensor:
-        """``log Σ_h w_h σ(s_h)`` over the deciding heads defined at each (query, candidate).
+    def combine(self, scorers: dict[str, ScorerScores]) -> Tensor:
+        """``log Σ_h w_h σ(s_h)`` over the deciding scorers defined at each (query, candidate).
 
-        Weights are equal, or each head's confidence ``1 - H(softmax(s_h)) / log C`` per query;
+        Weights are equal, or each scorer's confidence ``1 - H(softmax(s_h)) / log C`` per query;
         with ``joint: unified`` this is ``log σ(s_joint)``. Working in log space keeps near-certain
         answers apart instead of rounding them to 1.
         """
         log_probs, log_weights = [], []
-        for head in self.deciding(heads).values():
-            scores = head.scores
+        for scorer in self.deciding(scorers).values():
+            scores = scorer.scores
             available = (
                 torch.ones_like(scores, dtype=torch.bool)
-                if head.available is None
-                else head.available.expand_as(scores)
+                if scorer.available is None
+                else scorer.available.expand_as(scores)
             )
             log_weight = torch.zeros_like(scores)
             if self.config.joint == "confidence":
@@ -266,7 +267,7 @@ class MoCME(KGModel):
             if candidates is None:
                 return super().score_all(queries)
             # Confidence is defined over all entities, so score full rows and pick the candidates.
-            full = self.combine(self.head_scores(queries, None))
+            full = self.combine(self.scorer_scores(queries, None))
             if isinstance(candidates, Tensor) and candidates.ndim == 2:
                 return full.gather(1, candidates)
             return full[:, candidates]
@@ -277,10 +278,10 @@ class MoCME(KGModel):
     def _score_all_in_blocks(self, queries: Tensor) -> Tensor:
         """Joint scores of all entities ``(B, N)``, combined one block of entities at a time.
 
-        The heads' ``(B, block)`` scores and the combination's workspace stay small; only the
+        The scorers' ``(B, block)`` scores and the combination's workspace stay small; only the
         ``(B, N)`` result is allocated in full.
         """
-        tables = self.deciding(self.head_tables(queries))
+        tables = self.deciding(self.scorer_tables(queries))
         block = max(1, SCORE_BLOCK // max(len(queries), 1))
         blocks = [(start, min(start + block, self.num_entities)) for start in range(0, self.num_entities, block)]
         first = self.combine({name: table.scores(*blocks[0]) for name, table in tables.items()})
@@ -316,19 +317,19 @@ class MoCME(KGModel):
             self._cache = None
 
 
-class SingleHead(nn.Module):
-    """One MoCME scoring head alone, as a model the evaluator can rank with.
+class SingleScorer(nn.Module):
+    """One MoCME scorer alone, as a model the evaluator can rank with.
 
-    ``score_all``: ``(B, 2) -> (B, N)`` scores of that head; where it is undefined (the query or
+    ``score_all``: ``(B, 2) -> (B, N)`` scores of that scorer; where it is undefined (the query or
     the candidate lacks its modality) the score is ``-inf``, so an answer without the modality
     ties last, and a query entity without it ties every candidate.
     """
 
-    def __init__(self, model: MoCME, head: str) -> None:
+    def __init__(self, model: MoCME, scorer: str) -> None:
         super().__init__()
-        if head not in model.head_names:
-            raise ValueError(f"unknown head {head!r}; this model has {', '.join(model.head_names)}")
-        self.model, self.head = model, head
+        if scorer not in model.scorer_names:
+            raise ValueError(f"unknown scorer {scorer!r}; this model has {', '.join(model.scorer_names)}")
+        self.model, self.scorer = model, scorer
 
     @property
     def num_entities(self) -> int:
@@ -338,7 +339,7 @@ class SingleHead(nn.Module):
         return self.model.precomputed()
 
     def score_all(self, queries: Tensor) -> Tensor:
-        scores, available = self.model.head_tables(queries)[self.head].scores(0, self.num_entities)
+        scores, available = self.model.scorer_tables(queries)[self.scorer].scores(0, self.num_entities)
         return scores if available is None else scores.masked_fill(~available, -math.inf)
 
 
@@ -377,3 +378,9 @@ def _interaction(config: ModelConfig, num_relations: int) -> Interaction:
     if config.interaction in ("transe", "rotate"):
         return cls(config.dim, num_relations, config.margin)
     return cls(config.dim, num_relations)
+
+
+def _read_old_scorer_keys(state: dict[str, Tensor], prefix: str, *_: Any) -> None:
+    """Checkpoints written before the scorers had their own name keep them under ``heads.``."""
+    for key in [k for k in state if k.startswith(prefix + "heads.")]:
+        state[prefix + "scorers." + key.removeprefix(prefix + "heads.")] = state.pop(key)

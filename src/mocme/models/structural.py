@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mocme.models.base import Candidates, HeadScores, HeadTable, KGModel, candidate_set, score_candidates
+from mocme.models.base import Candidates, KGModel, ScorerScores, ScorerTable, candidate_set, score_candidates
 from mocme.models.dropout import Dropout
 from mocme.models.interactions import Interaction
 
@@ -35,12 +35,12 @@ class StructuralModel(KGModel):
                 if isinstance(relation, nn.Parameter):
                     relation.normal_(0.0, init_scale)
 
-    def head_tables(self, queries: Tensor) -> dict[str, HeadTable]:
+    def scorer_tables(self, queries: Tensor) -> dict[str, ScorerTable]:
         h = self.dropout(F.embedding(queries[:, 0], self.entity))
         q = self.interaction.query(h, queries[:, 1])
-        return {"structure": HeadTable(self.interaction, q, self.entity, subject=h, relations=queries[:, 1])}
+        return {"structure": ScorerTable(self.interaction, q, self.entity, subject=h, relations=queries[:, 1])}
 
-    def head_scores(self, queries: Tensor, candidates: Candidates = None) -> dict[str, HeadScores]:
+    def scorer_scores(self, queries: Tensor, candidates: Candidates = None) -> dict[str, ScorerScores]:
         h = self.dropout(F.embedding(queries[:, 0], self.entity))
         q = self.interaction.query(h, queries[:, 1])
         cset = candidate_set(candidates, self.num_entities, queries.device)
@@ -49,4 +49,4 @@ class StructuralModel(KGModel):
         else:
             table = self.entity if cset.ids is None else F.embedding(cset.ids, self.entity)
             scores = score_candidates(self.interaction, q, table, cset)
-        return {"structure": HeadScores(scores)}
+        return {"structure": ScorerScores(scores)}

@@ -142,7 +142,7 @@ def _training_section(trace: list[dict[str, Any]], selected_epoch: int | None) -
     drawn = [
         (
             figures.loss_curves(trace),
-            "Mean training loss per epoch of each scoring head (and the regulariser, when on); "
+            "Mean training loss per epoch of each scorer (and the regulariser, when on); "
             "the loss trained is their sum.",
             "loss",
         ),

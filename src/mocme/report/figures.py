@@ -26,7 +26,7 @@ LABEL_WIDTH = 32
 
 
 def loss_curves(trace: Sequence[dict[str, Any]]) -> Any | None:
-    """Mean training loss per epoch of each component (scoring heads, regularisation); the total is their sum."""
+    """Mean training loss per epoch of each component (scorers, regularisation); the total is their sum."""
     if not trace:
         return None
     fig, ax = subplots(figsize=SMALL)

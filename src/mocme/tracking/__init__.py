@@ -11,7 +11,8 @@ The pipeline feeds :class:`Tracking` every epoch's trace record (as an epoch cal
 final metrics; back ends receive plain numbers and strings only (see :class:`Tracker`).
 """
 
-from mocme.tracking.base import Tracker, Tracking, config_params, split_values
-from mocme.tracking.config import TrackingConfig
+from mocme.config import TrackingConfig
+from mocme.tracking.base import Tracking, config_params, split_values
+from mocme.tracking.tracker import Tracker
 
 __all__ = ["Tracker", "Tracking", "TrackingConfig", "config_params", "split_values"]

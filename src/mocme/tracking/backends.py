@@ -19,11 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mocme.config import TrackingConfig
 from mocme.extras import require
 from mocme.io import write_json_atomic
 from mocme.rundir import RunDirectory
-from mocme.tracking.base import Status, Tracker
-from mocme.tracking.config import TrackingConfig
+from mocme.tracking.tracker import Status, Tracker
+from mocme.version import package_version
 
 MLFLOW_STATUS = {"finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
 
@@ -84,9 +85,7 @@ class MlflowTracker:
             self.run_id = previous
             self._client.update_run(previous, status="RUNNING")
             return
-        from mocme import __version__
-
-        tags = {"mocme.run_dir": str(self.directory.path.resolve()), "mocme.version": __version__}
+        tags = {"mocme.run_dir": str(self.directory.path.resolve()), "mocme.version": package_version()}
         run = self._client.create_run(self._experiment_id(), run_name=self.directory.path.name, tags=tags)
         self.run_id = run.info.run_id
         write_json_atomic(self.state_path, {"mlflow": {"tracking_uri": uri, "run_id": self.run_id}})

@@ -1,4 +1,4 @@
-"""The tracker interface, and the set of trackers one run feeds.
+"""The set of trackers one run feeds (the interface of one is :class:`~mocme.tracking.tracker.Tracker`).
 
 A tracker sees plain values only: parameter and tag strings, metric floats keyed by dotted names
 (``loss``, ``losses.joint``, ``valid.both.realistic.inverse_harmonic_mean_rank``), and the epoch as
@@ -12,32 +12,17 @@ import contextlib
 import json
 import math
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any
 
 from mocme.evaluation.metrics import flatten
+from mocme.tracking.backends import BACKENDS
+from mocme.tracking.tracker import Status, Tracker
 
 if TYPE_CHECKING:
     from mocme.config import RunConfig
     from mocme.rundir import RunDirectory
 
-Status = Literal["finished", "failed", "killed"]
 BREAKDOWNS = ("by_relation_category", "by_modality")  # per-group metrics stay in metrics.json only
-
-
-class Tracker(Protocol):
-    """One experiment-tracking back end, for one run."""
-
-    def start(self, params: dict[str, str], resumed_at: int) -> None:
-        """Open the run; ``params`` is the flattened config; ``resumed_at`` > 0 continues after that epoch."""
-
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        """Record metric values at ``step`` (the epoch, 1-based)."""
-
-    def log_summary(self, metrics: dict[str, float], tags: dict[str, str], step: int) -> None:
-        """Record the final metrics (selected checkpoint, validation and test) and descriptive tags."""
-
-    def close(self, status: Status) -> None:
-        """Flush and end the run; ``status`` says how it ended."""
 
 
 class Tracking:
@@ -54,8 +39,6 @@ class Tracking:
     @classmethod
     def for_run(cls, config: RunConfig, directory: RunDirectory) -> Tracking:
         """The trackers ``config.tracking`` asks for, writing beside ``directory``."""
-        from mocme.tracking.backends import BACKENDS
-
         return cls([BACKENDS[name](config.tracking, directory) for name in config.tracking.backends])
 
     @contextlib.contextmanager

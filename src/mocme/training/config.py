@@ -7,6 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mocme.errors import renamed
+from mocme.evaluation.metrics import SELECTION_METRIC
+
 # Old names still accepted, with a deprecation message, for one release.
 RENAMED_STRATEGIES = {"one_to_n": "k_vs_all"}
 
@@ -93,7 +96,7 @@ class TrainingConfig(BaseModel):
 
     eval_every: int = Field(5, ge=1, description="Evaluate on the validation split every N epochs.")
     patience: int = Field(4, ge=0, description="Stop after this many evaluations without improvement (0: never).")
-    metric: str = Field("both.realistic.inverse_harmonic_mean_rank", description="Validation metric to select on.")
+    metric: str = Field(SELECTION_METRIC, description="Validation metric to select on.")
 
     @field_validator("negatives")
     @classmethod
@@ -101,13 +104,9 @@ class TrainingConfig(BaseModel):
         from mocme.training.strategies import STRATEGIES  # the registry imports this module
 
         if name in RENAMED_STRATEGIES:
-            warnings.warn(
-                f"training.negatives {name!r} is now called {RENAMED_STRATEGIES[name]!r}; "
-                "the old name will be removed in the next release",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            name = RENAMED_STRATEGIES[name]
+            new = RENAMED_STRATEGIES[name]
+            warnings.warn(renamed(f"training.negatives {name!r}", repr(new)), stacklevel=2)
+            name = new
         if name not in STRATEGIES:
             raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
         return name

@@ -8,18 +8,17 @@ of the rows it averages over (so that the averaged gradient is that of the globa
 loss), and one all-reduce per step averages the gradients (and the losses, for the trace).
 
 The gradients are averaged explicitly rather than through ``DistributedDataParallel``: training
-calls ``head_scores``/``head_tables`` rather than ``forward``, and 1-N training in entity chunks
+calls ``scorer_scores``/``scorer_tables`` rather than ``forward``, and 1-N training in entity chunks
 runs several backward passes per step, which DDP's reducer does not allow.
 
-Evaluation shards the triples across processes and gathers the ranks, so that every process
+Evaluation shards the triples across processes and gathers the ranks (:meth:`Distributed.shard`,
+:meth:`Distributed.gather`, through :class:`mocme.evaluation.Evaluator`), so that every process
 computes the same metrics.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +27,6 @@ import torch.distributed as dist
 from torch import Tensor
 
 from mocme.errors import MocmeError
-from mocme.evaluation.evaluator import Ranks
-from mocme.rundir import RunDirectory
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -95,37 +92,6 @@ class Distributed:
         parts = [torch.empty_like(padded) for _ in range(self.world)]
         dist.all_gather(parts, padded)
         return torch.cat([part[: int(n)] for part, n in zip(parts, lengths, strict=True)]).to(values.device)
-
-    def gather_ranks(self, ranks: Ranks, device: torch.device) -> Ranks:
-        """The ranks of every process's shard, concatenated (metrics are order-free)."""
-        fields = ("optimistic", "pessimistic", "is_head", "relations", "targets")
-        return Ranks(*(self.gather(getattr(ranks, f), device) for f in fields))
-
-
-class WorkerRunDirectory(RunDirectory):
-    """The run directory as processes other than rank 0 see it: they read it, rank 0 writes it."""
-
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        yield  # rank 0 holds the run's lock
-
-    def create(self, config: Any, overwrite: bool = False) -> None:
-        pass
-
-    def remove_stale_temp_files(self) -> None:
-        pass
-
-    def append_trace(self, record: dict[str, Any]) -> None:
-        pass
-
-    def truncate_trace(self, epoch: int) -> None:
-        pass
-
-    def write_metrics(self, metrics: dict[str, Any]) -> None:
-        pass
-
-    def save_checkpoint(self, name: str, state: dict[str, Any]) -> None:
-        pass
 
 
 def launched_by_torchrun() -> bool:

@@ -1,15 +1,15 @@
 """Training objectives over every entity (1vsAll, KvsAll, EGNS with ``pool: all``), in entity chunks.
 
-Each head's ``(B, N)`` scores are never held at once when they would exceed the memory budget:
-the query vectors and the all-entity table of every head (:meth:`KGModel.head_tables`) are
+Each scorer's ``(B, N)`` scores are never held at once when they would exceed the memory budget:
+the query vectors and the all-entity table of every head (:meth:`KGModel.scorer_tables`) are
 computed once, detached, and scored ``chunk`` entities at a time; each chunk's loss is
 back-propagated into the detached copies right away, and one final backward pass carries the
 accumulated gradients through the encoders. Every loss is a sum over entities (the softmax's
 log-sum-exp is collected in a first pass without gradients when there are several chunks), so the
 chunked loss and gradients equal the unchunked ones up to the order of floating-point additions.
 
-A strategy (:mod:`mocme.training.strategies`) hands :func:`full_step` one :data:`HeadLoss` per
-step: the function that turns one head's chunked scores into its loss.
+A strategy (:mod:`mocme.training.strategies`) hands :func:`full_step` one :data:`ScorerLoss` per
+step: the function that turns one scorer's chunked scores into its loss.
 
 EGNS weights every negative by a softmax over the whole row, ``π_i = exp(a_i - logsumexp_j a_j)``;
 with several chunks a first pass without gradients collects the row's log-sum-exp (and, for
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mocme.errors import ConfigError
-from mocme.models.base import HeadTable, KGModel
+from mocme.models.base import KGModel, ScorerTable
 from mocme.training.config import TrainingConfig
 from mocme.training.losses import softmax_cross_entropy, weighted_bce
 from mocme.training.regularizers import Regularizer
@@ -59,14 +59,14 @@ def check_chunking(config: TrainingConfig, chunk: int, num_entities: int) -> Non
 
 @dataclass
 class _Leaves:
-    """Detached copies of one head's query vectors and the gradients the chunks send them."""
+    """Detached copies of one scorer's query vectors and the gradients the chunks send them."""
 
-    table: HeadTable
+    table: ScorerTable
     query: Tensor
     table_grad: Tensor
 
     @classmethod
-    def of(cls, table: HeadTable) -> _Leaves:
+    def of(cls, table: ScorerTable) -> _Leaves:
         query = table.query.detach().requires_grad_()
         return cls(table, query, torch.zeros_like(table.table, dtype=torch.float32))
 
@@ -94,7 +94,7 @@ class _Leaves:
 
 @dataclass(frozen=True)
 class Rows:
-    """What every head's loss of one step shares.
+    """What every scorer's loss of one step shares.
 
     Attributes:
         targets: ``(B,)`` the answer of each query (``-1`` for KvsAll's distinct queries).
@@ -113,8 +113,8 @@ class Rows:
     generator: torch.Generator | None = None
 
 
-HeadLoss = Callable[["_Leaves", Rows], tuple[Tensor, Tensor | None]]
-"""One head's loss: ``(leaves, rows) -> (value, term)``. The function back-propagates its chunks
+ScorerLoss = Callable[["_Leaves", Rows], tuple[Tensor, Tensor | None]]
+"""One scorer's loss: ``(leaves, rows) -> (value, term)``. The function back-propagates its chunks
 into the leaves itself; ``term`` (or ``None``) still has to be back-propagated through the real graph."""
 
 
@@ -123,12 +123,12 @@ def full_step(
     queries: Tensor,
     targets: Tensor,
     labels: tuple[Tensor, Tensor],
-    head_loss: HeadLoss,
+    scorer_loss: ScorerLoss,
     memory_mb: float | None,
     batch_size: int,
     generator: torch.Generator | None = None,
     denominators: Callable[[Tensor], Tensor] | None = None,
-    head_tables: Callable[[Tensor], dict[str, HeadTable]] | None = None,
+    scorer_tables: Callable[[Tensor], dict[str, ScorerTable]] | None = None,
     regularizer: Regularizer | None = None,
 ) -> dict[str, Tensor]:
     """One batch scored against every entity; accumulates gradients and returns the detached losses.
@@ -137,16 +137,16 @@ def full_step(
         queries: ``(B, 2)`` on the model's device.
         targets: ``(B,)`` the answer of each query (``-1``: none, KvsAll).
         labels: ``(rows, cols)`` every known training answer of each query, on the model's device.
-        head_loss: the strategy's loss of one head (see :data:`HeadLoss`).
+        scorer_loss: the strategy's loss of one scorer (see :data:`ScorerLoss`).
         memory_mb: budget of the score blocks (see :func:`entity_chunk`; sized for ``batch_size``
             queries, so that every batch is cut alike); ``None``: no limit.
         denominators: maps this process's count of averaged terms to the denominator to use
             (data-parallel training: the mean over processes); default: the count itself.
-        head_tables: replaces ``model.head_tables`` (e.g. a compiled version of it).
+        scorer_tables: replaces ``model.scorer_tables`` (e.g. a compiled version of it).
         regularizer: N3 or DURA on the factors of the batch's training triples (``(query, label)``
             pairs), reported as one more loss under its name.
     """
-    tables = (head_tables or model.head_tables)(queries)
+    tables = (scorer_tables or model.scorer_tables)(queries)
     num_entities = model.num_entities
     chunk = entity_chunk(max(len(queries), batch_size), num_entities, memory_mb)
     rows = Rows(targets, labels, _chunks(num_entities, chunk), num_entities, denominators or (lambda c: c), generator)
@@ -154,7 +154,7 @@ def full_step(
     direct: list[Tensor] = []  # terms that back-propagate through the real graph at the end
     leaves = {name: _Leaves.of(table) for name, table in tables.items()}
     for name, leaf in leaves.items():
-        value, term = head_loss(leaf, rows)
+        value, term = scorer_loss(leaf, rows)
         losses[name] = value
         if term is not None:
             direct.append(term)
@@ -180,7 +180,7 @@ def full_step(
     return losses
 
 
-def one_vs_all_loss(smoothing: float, mask_known: bool) -> HeadLoss:
+def one_vs_all_loss(smoothing: float, mask_known: bool) -> ScorerLoss:
     """1vsAll: softmax cross-entropy of each query's answer against every entity (kbc, LibKGE).
 
     ``mask_known``: leave the query's other known answers out of its softmax (filtered); by
@@ -245,7 +245,7 @@ def _softmax_valid(
     return valid | (weight == 0).unsqueeze(1)
 
 
-def k_vs_all_loss(smoothing: float, average: str = "pairs") -> HeadLoss:
+def k_vs_all_loss(smoothing: float, average: str = "pairs") -> ScorerLoss:
     """KvsAll: every known answer of a distinct query is a positive, every other entity a negative.
 
     ``average``: ``pairs`` divides the summed BCE by the number of (query, entity) pairs, ``queries``
@@ -261,7 +261,7 @@ def k_vs_all_loss(smoothing: float, average: str = "pairs") -> HeadLoss:
     return loss
 
 
-def egns_all_loss(config: TrainingConfig, temperature: float | None) -> HeadLoss:
+def egns_all_loss(config: TrainingConfig, temperature: float | None) -> ScorerLoss:
     """EGNS over all entities (see :func:`_egns_all`)."""
 
     def loss(leaf: _Leaves, rows: Rows) -> tuple[Tensor, Tensor]:
@@ -413,7 +413,7 @@ def _rows(counted: Tensor, denominators: Callable[[Tensor], Tensor]) -> float:
     return float(denominators(counted.sum().to(torch.float64)).clamp_min(1))
 
 
-def _positive_valid(head: HeadTable, targets: Tensor) -> Tensor:
+def _positive_valid(head: ScorerTable, targets: Tensor) -> Tensor:
     if head.query_available is None:
         return torch.ones(len(targets), dtype=torch.bool, device=targets.device)
     return head.query_available & head.table_available[targets]

@@ -33,7 +33,7 @@ def weighted_negative_loss(
         positive: ``(B,)`` scores of the true answers.
         negative: ``(B, C)`` scores of the negatives.
         weights: ``(B, C)``, detached, each row summing to 1 (or 0 when it has no valid negative).
-        positive_valid: ``(B,)`` bool, rows whose positive term counts (a head may be undefined).
+        positive_valid: ``(B,)`` bool, rows whose positive term counts (a scorer may be undefined).
         smoothing: label smoothing ε: targets ``1 - ε`` and ``ε``.
         rows: the denominator (default :func:`loss_rows`; data-parallel training passes the mean
             over processes, so that the averaged gradient is that of the whole global batch).

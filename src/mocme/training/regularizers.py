@@ -1,7 +1,7 @@
 """Regularisers of the factors that a training batch uses: N3 and DURA.
 
 Both act on the batch's training triples ``(e, r', a)``: each query with one of its known answers
-(1vsAll and EGNS: its target; KvsAll: every label), per scoring head, and are divided by the
+(1vsAll and EGNS: its target; KvsAll: every label), per scorer, and are divided by the
 number of queries, as in kbc.
 
 - N3 (Lacroix et al., 2018): ``λ Σ_f Σ_i |f_i|³`` over the triple's factors (for ComplEx the
@@ -21,11 +21,11 @@ import torch
 from torch import Tensor
 
 from mocme.errors import ConfigError
-from mocme.models.base import HeadTable
+from mocme.models.base import ScorerTable
 
 
 class Regularizer:
-    """Base class: ``weight ×`` a penalty of the batch's ``(query, answer)`` pairs, per head."""
+    """Base class: ``weight ×`` a penalty of the batch's ``(query, answer)`` pairs, per scorer."""
 
     name: ClassVar[str]
 
@@ -35,16 +35,16 @@ class Regularizer:
     def check(self, interaction: torch.nn.Module) -> None:
         """Raise a :class:`ConfigError` when this regulariser does not apply to ``interaction``."""
 
-    def penalty(self, table: HeadTable, rows: Tensor, answers: Tensor) -> Tensor:
+    def penalty(self, table: ScorerTable, rows: Tensor, answers: Tensor) -> Tensor:
         """The penalty of each pair, ``(P,)``: query ``rows`` of ``table`` with entities ``answers``."""
         raise NotImplementedError
 
     def __call__(
-        self, table: HeadTable, pairs: tuple[Tensor, Tensor], denominators: Callable[[Tensor], Tensor]
+        self, table: ScorerTable, pairs: tuple[Tensor, Tensor], denominators: Callable[[Tensor], Tensor]
     ) -> Tensor:
-        """``weight · Σ_pairs penalty / B`` over the pairs where the head is defined (a scalar)."""
+        """``weight · Σ_pairs penalty / B`` over the pairs where the scorer is defined (a scalar)."""
         if table.subject is None or table.relations is None:
-            raise ConfigError(f"training.regularizer {self.name!r} needs the query entities' vectors of every head")
+            raise ConfigError(f"training.regularizer {self.name!r} needs the query entities' vectors of every scorer")
         rows, answers = pairs
         values = self.penalty(table, rows, answers)
         if table.query_available is not None:
@@ -59,7 +59,7 @@ class N3(Regularizer):
 
     name = "n3"
 
-    def penalty(self, table: HeadTable, rows: Tensor, answers: Tensor) -> Tensor:
+    def penalty(self, table: ScorerTable, rows: Tensor, answers: Tensor) -> Tensor:
         assert table.subject is not None and table.relations is not None
         factors = table.interaction.factors(table.subject[rows], table.relations[rows], table.table[answers])
         return sum((f.float() ** 3).sum(1) for f in factors)
@@ -77,7 +77,7 @@ class DURA(Regularizer):
                 f"not to {getattr(interaction, 'name', type(interaction).__name__)}"
             )
 
-    def penalty(self, table: HeadTable, rows: Tensor, answers: Tensor) -> Tensor:
+    def penalty(self, table: ScorerTable, rows: Tensor, answers: Tensor) -> Tensor:
         query, answer = table.query[rows].float(), table.table[answers].float()
         return (query * query).sum(1) + (answer * answer).sum(1)
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from mocme.models.base import HeadScores, KGModel
+from mocme.models.base import KGModel, ScorerScores
 from mocme.training.losses import loss_rows, weighted_negative_loss
 
 NegativeWeights = Callable[[Tensor, Tensor], Tensor]
@@ -23,9 +23,9 @@ def sampled_losses(
     weigh: NegativeWeights,
     smoothing: float = 0.0,
     denominators: Callable[[Tensor], Tensor] | None = None,
-    head_scores: Callable[..., dict[str, HeadScores]] | None = None,
+    scorer_scores: Callable[..., dict[str, ScorerScores]] | None = None,
 ) -> dict[str, Tensor]:
-    """Each head's loss on ``(B, 1 + k)`` candidates: the answer, then the sampled negatives.
+    """Each scorer's loss on ``(B, 1 + k)`` candidates: the answer, then the sampled negatives.
 
     Args:
         queries: ``(B, 2)``; ``targets`` ``(B,)``; ``negatives`` and ``valid`` ``(B, k)``, all on
@@ -34,13 +34,13 @@ def sampled_losses(
         smoothing: label smoothing ε: targets ``1 - ε`` and ``ε``.
         denominators: maps this process's per-head row counts ``(H,)`` to the denominators to
             use (data-parallel training: their mean over processes); default: the counts.
-        head_scores: replaces ``model.head_scores`` (e.g. a compiled version of it).
+        scorer_scores: replaces ``model.scorer_scores`` (e.g. a compiled version of it).
 
     Returns:
         ``{head: loss}`` (differentiable), plus ``regularization`` when the model adds one.
     """
     candidates = torch.cat([targets.unsqueeze(1), negatives], 1)
-    heads = (head_scores or model.head_scores)(queries, candidates)
+    heads = (scorer_scores or model.scorer_scores)(queries, candidates)
     parts = {}
     for name, head in heads.items():
         scores = head.scores.float()

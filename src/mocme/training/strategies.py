@@ -1,4 +1,4 @@
-"""Training strategies: how a batch of training queries becomes one loss per scoring head.
+"""Training strategies: how a batch of training queries becomes one loss per scorer.
 
 A strategy is registered under its name (``training.negatives``) and declares what it needs:
 which queries an epoch asks (:attr:`Strategy.queries`: every triple in both directions, one
@@ -20,10 +20,10 @@ from torch import Tensor
 
 from mocme.data.filtering import FilterIndex
 from mocme.errors import ConfigError
-from mocme.models.base import HeadScores, HeadTable, KGModel
+from mocme.models.base import KGModel, ScorerScores, ScorerTable
 from mocme.training import losses
 from mocme.training.config import TrainingConfig
-from mocme.training.full import HeadLoss, egns_all_loss, full_step, k_vs_all_loss, one_vs_all_loss
+from mocme.training.full import ScorerLoss, egns_all_loss, full_step, k_vs_all_loss, one_vs_all_loss
 from mocme.training.negatives import sample_negatives
 from mocme.training.regularizers import REGULARIZERS, Regularizer
 from mocme.training.sampled import NegativeWeights, sampled_losses
@@ -59,7 +59,7 @@ class Batch:
 
 
 class Strategy:
-    """Base class. ``head_scores`` / ``head_tables`` replace the model's (e.g. compiled versions)."""
+    """Base class. ``scorer_scores`` / ``scorer_tables`` replace the model's (e.g. compiled versions)."""
 
     name: ClassVar[str]
     queries: ClassVar[QueryMode] = "both"
@@ -69,12 +69,12 @@ class Strategy:
         self,
         config: TrainingConfig,
         model: KGModel,
-        head_scores: Callable[..., dict[str, HeadScores]] | None = None,
-        head_tables: Callable[[Tensor], dict[str, HeadTable]] | None = None,
+        scorer_scores: Callable[..., dict[str, ScorerScores]] | None = None,
+        scorer_tables: Callable[[Tensor], dict[str, ScorerTable]] | None = None,
     ):
         self.config, self.model = config, model
-        self.head_scores = head_scores or model.head_scores
-        self.head_tables = head_tables or model.head_tables
+        self.scorer_scores = scorer_scores or model.scorer_scores
+        self.scorer_tables = scorer_tables or model.scorer_tables
         self.regularizer = _regularizer(config, model, self.scores_all)
 
     @property
@@ -87,7 +87,7 @@ class Strategy:
         return {}
 
     def step(self, batch: Batch) -> dict[str, Tensor]:
-        """Forward and backward pass of ``batch``; returns the detached losses (one per head, plus penalties)."""
+        """Forward and backward pass of ``batch``; returns the detached losses (one per scorer, plus penalties)."""
         raise NotImplementedError
 
 
@@ -114,7 +114,7 @@ class _Sampled(Strategy):
             self.weights(batch),
             self.config.label_smoothing,
             batch.denominators,
-            self.head_scores,
+            self.scorer_scores,
         )
         torch.stack(list(values.values())).sum().backward()
         return {name: value.detach() for name, value in values.items()}
@@ -129,8 +129,8 @@ class _AllEntities(Strategy):
     def scores_all(self) -> bool:
         return True
 
-    def head_loss(self) -> HeadLoss:
-        """The loss of one head in this step."""
+    def scorer_loss(self) -> ScorerLoss:
+        """The loss of one scorer in this step."""
         raise NotImplementedError
 
     def step(self, batch: Batch) -> dict[str, Tensor]:
@@ -142,12 +142,12 @@ class _AllEntities(Strategy):
             batch.queries,
             batch.targets,
             labels,
-            self.head_loss(),
+            self.scorer_loss(),
             self.config.memory_mb,
             self.config.batch_size,
             batch.generator,
             batch.denominators,
-            self.head_tables,
+            self.scorer_tables,
             self.regularizer,
         )
 
@@ -202,7 +202,7 @@ class EGNS(_Sampled, _AllEntities):
         config, temperature, generator = self.config.egns, self.temperature, batch.generator
         return lambda scores, valid: egns_weights(scores, valid, config, temperature, generator)
 
-    def head_loss(self) -> HeadLoss:
+    def scorer_loss(self) -> ScorerLoss:
         return egns_all_loss(self.config, self.temperature)
 
     def step(self, batch: Batch) -> dict[str, Tensor]:
@@ -219,7 +219,7 @@ class OneVsAll(_AllEntities):
     name = "one_vs_all"
     kernels = (losses.softmax_cross_entropy,)
 
-    def head_loss(self) -> HeadLoss:
+    def scorer_loss(self) -> ScorerLoss:
         return one_vs_all_loss(self.config.label_smoothing, self.config.mask_known)
 
 
@@ -229,7 +229,7 @@ class KvsAll(_AllEntities):
     name = "k_vs_all"
     queries = "unique"
 
-    def head_loss(self) -> HeadLoss:
+    def scorer_loss(self) -> ScorerLoss:
         return k_vs_all_loss(self.config.label_smoothing, self.config.k_vs_all_average)
 
 

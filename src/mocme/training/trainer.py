@@ -1,4 +1,7 @@
-"""The training loop: epochs of steps, validation through a callback, early stopping, checkpoints.
+"""The training loop: epochs of steps; validation and the end of each epoch go through callbacks.
+
+The trainer only trains. Whoever runs it (:class:`mocme.run.Run`) validates, selects, checkpoints
+and decides when to stop, through the ``validate`` and ``epoch_end`` callbacks.
 
 Randomness is re-seeded from ``(seed, epoch)`` at the start of every epoch (query order, negatives,
 dropout), so a run resumed from the checkpoint of epoch ``e`` continues exactly as the
@@ -9,17 +12,16 @@ entity, in chunks under ``training.memory_mb``. Negatives are drawn on the CPU
 from the epoch's generator, so they are the same on every device and for any number of
 processes (:mod:`mocme.training.distributed`). Loss values and gradient norms stay on the device
 until the end of the epoch (no synchronisation per step); a non-finite loss is reported with the
-step and head where it first appeared.
+step and scorer where it first appeared.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,25 +37,25 @@ from mocme.training.distributed import Distributed
 from mocme.training.negatives import epoch_queries
 from mocme.training.strategies import Batch, build_strategy
 
-Validate = Callable[[KGModel, int], dict[str, float]]
-Checkpoint = Callable[[str, dict[str, Any]], None]
-Trace = Callable[[dict[str, Any]], None]
+
+@dataclass(frozen=True)
+class Validation:
+    """What the validation callback answers: the metrics, the selection value, and whether to stop."""
+
+    metrics: dict[str, float]  # flat: "both.realistic.inverse_harmonic_mean_rank", ...
+    value: float  # the selection metric of this evaluation
+    best: float  # the best selection value so far
+    stop: bool  # end training after this epoch
 
 
-@dataclass
-class TrainState:
-    """Progress that a checkpoint must carry besides the weights and optimiser."""
-
-    epoch: int = 0  # epochs completed
-    best_metric: float = -math.inf
-    best_epoch: int = 0
-    bad_evaluations: int = 0
-    stopped_early: bool = False
-    history: list[dict[str, Any]] = field(default_factory=list)  # validation results per evaluation
+Validate = Callable[[int], Validation]
+"""Called with the number of completed epochs when validation is due."""
+EpochEnd = Callable[[dict[str, Any]], None]
+"""Called with each epoch's record (losses, gradient norms, ``valid`` metrics when validated)."""
 
 
 class Trainer:
-    """Trains ``model`` on ``kg.train``; validation, checkpoints and trace go through callbacks.
+    """Trains ``model`` on ``kg.train``; validation and the end of each epoch go through callbacks.
 
     With ``distributed``, ``config.batch_size`` is the batch of each process: every step covers
     ``world × batch_size`` queries, split across the processes.
@@ -66,22 +68,21 @@ class Trainer:
         config: TrainingConfig,
         seed: int = 0,
         validate: Validate | None = None,
-        checkpoint: Checkpoint | None = None,
-        trace: Trace | None = None,
+        epoch_end: EpochEnd | None = None,
         progress: bool = False,
         distributed: Distributed | None = None,
     ):
         self.model, self.kg, self.config, self.seed = model, kg, config, seed
-        self.validate, self.checkpoint, self.trace = validate, checkpoint, trace
+        self.validate, self.epoch_end = validate, epoch_end
         self.progress = progress
         self.distributed = distributed
         self.device = model.device
         self.pin_memory = self.device.type == "cuda"  # host tensors copied to the GPU asynchronously
         self.optimizer = _optimizer(model, config)
         self.scheduler = _scheduler(self.optimizer, config)
-        self.state = TrainState()
+        self.epoch = 0  # epochs completed
         compiled = (
-            {"head_scores": _compiled(model.head_scores), "head_tables": _compiled(model.head_tables)}
+            {"scorer_scores": _compiled(model.scorer_scores), "scorer_tables": _compiled(model.scorer_tables)}
             if config.compile
             else {}
         )
@@ -89,12 +90,12 @@ class Trainer:
 
     # -- checkpoint state ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: weights, optimiser, scheduler, progress and RNG states."""
+        """The trainer's part of a checkpoint: weights, optimiser, scheduler, epoch and RNG states."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "train_state": asdict(self.state),
+            "train_state": {"epoch": self.epoch},
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -108,7 +109,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        self.state = TrainState(**state["train_state"])
+        self.epoch = state["train_state"]["epoch"]
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] and torch.cuda.is_available():
@@ -117,61 +118,45 @@ class Trainer:
         random.setstate(rng["python"])
 
     # -- loop ------------------------------------------------------------------------------------
-    def fit(self) -> TrainState:
-        """Train from ``state.epoch`` to the last epoch or until early stopping."""
+    def fit(self) -> int:
+        """Train from ``epoch`` to the last epoch, or until validation says stop; the epochs completed."""
         config = self.config
-        epochs = range(self.state.epoch, config.epochs)
+        epochs = range(self.epoch, config.epochs)
         bar = tqdm(
             epochs,
             desc="training",
             disable=None if self.progress else True,
             unit="epoch",
-            initial=self.state.epoch,
+            initial=self.epoch,
             total=config.epochs,
         )
         for epoch in bar:
-            if self.state.stopped_early:
-                break
             started = time.perf_counter()
             record: dict[str, Any] = {"epoch": epoch + 1, **self.train_epoch(epoch)}
-            done = self.state.epoch = epoch + 1
+            done = self.epoch = epoch + 1
+            validation = None
             if self.validate is not None and (done % config.eval_every == 0 or done == config.epochs):
-                metrics = self.validate(self.model, done)
-                self._update_selection(done, metrics)
-                record["valid"] = metrics
-                bar.set_postfix(valid=f"{metrics[config.metric]:.4f}", best=f"{self.state.best_metric:.4f}")
+                validation = self.validate(done)
+                record["valid"] = validation.metrics
+                bar.set_postfix(valid=f"{validation.value:.4f}", best=f"{validation.best:.4f}")
             if self.scheduler is not None:
                 if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    if "valid" in record:
-                        self.scheduler.step(record["valid"][config.metric])
+                    if validation is not None:
+                        self.scheduler.step(validation.value)
                 else:
                     self.scheduler.step()
             record["seconds"] = round(time.perf_counter() - started, 3)
-            if self.trace is not None:
-                self.trace(record)
-            if self.checkpoint is not None:
-                self.checkpoint("last", self.state_dict())
+            if self.epoch_end is not None:
+                self.epoch_end(record)
+            if validation is not None and validation.stop:
+                break
         bar.close()
         if self.distributed is not None:
             self.distributed.barrier()  # rank 0's checkpoints are on disk before anyone reads them
-        return self.state
-
-    def _update_selection(self, epoch: int, metrics: dict[str, float]) -> None:
-        if self.config.metric not in metrics:
-            raise KeyError(f"validation metric {self.config.metric!r} not among {sorted(metrics)[:6]}...")
-        value = metrics[self.config.metric]
-        self.state.history.append({"epoch": epoch, **metrics})
-        if value > self.state.best_metric:
-            self.state.best_metric, self.state.best_epoch, self.state.bad_evaluations = value, epoch, 0
-            if self.checkpoint is not None:
-                self.checkpoint("best", self.state_dict())
-        else:
-            self.state.bad_evaluations += 1
-            if self.config.patience and self.state.bad_evaluations >= self.config.patience:
-                self.state.stopped_early = True
+        return self.epoch
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
-        """One pass over the training queries; returns mean losses (per head) and gradient norms."""
+        """One pass over the training queries; returns mean losses (per scorer) and gradient norms."""
         config = self.config
         seed = (self.seed * 1_000_003 + epoch) % (2**63)
         torch.manual_seed(seed)
@@ -226,7 +211,7 @@ class Trainer:
     ) -> dict[str, Tensor]:
         """Forward and backward pass over this process's part of the global batch ``[start, end)``.
 
-        Returns the detached losses, one per head plus the penalties (see :meth:`Strategy.step`).
+        Returns the detached losses, one per scorer plus the penalties (see :meth:`Strategy.step`).
         """
         config = self.config
         device = self.device
@@ -247,13 +232,13 @@ class Trainer:
 
 
 def _raise_if_not_finite(epoch: int, first_bad: dict[str, Tensor], totals: dict[str, Tensor]) -> None:
-    """Name the head and step whose loss first became NaN or infinite this epoch."""
+    """Name the scorer and step whose loss first became NaN or infinite this epoch."""
     bad = {name: int(step) for name, step in first_bad.items() if int(step) >= 0}
     if not bad:
         return
     name = min(bad, key=lambda n: (bad[n], list(first_bad).index(n)))
     raise NumericalError(
-        f"epoch {epoch + 1}: the loss of head '{name}' is {float(totals[name]):g} (first at step {bad[name] + 1})"
+        f"epoch {epoch + 1}: the loss of scorer '{name}' is {float(totals[name]):g} (first at step {bad[name] + 1})"
     )
 
 
