@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mocme import pipeline
-from mocme.config import validate_config
+from mocme.config import load_config, validate_config
 from mocme.data import generate
 from mocme.data.synthetic import SyntheticSpec
 from mocme.errors import ConfigError, RenamedWarning
@@ -244,8 +244,11 @@ def test_every_registered_regularizer_has_a_hand_computed_test():
 def test_old_strategy_name_is_accepted_with_a_deprecation_message():
     with pytest.warns(RenamedWarning, match="training.negatives 'one_to_n' is now 'k_vs_all'"):
         assert TrainingConfig(negatives="one_to_n").negatives == "k_vs_all"
-    with pytest.raises(ValueError, match="unknown strategy 'nope'"):
-        TrainingConfig(negatives="nope")
+    with pytest.raises(ConfigError, match=r"--set: training.negatives: unknown strategy 'nope'; choose one of egns"):
+        load_config(overrides=["training.negatives=nope"])
+    _, model, _, _ = tiny()
+    with pytest.raises(ConfigError, match="unknown strategy 'nope'"):
+        build_strategy(TrainingConfig(negatives="nope"), model)
 
 
 # -- every strategy learns ------------------------------------------------------------------------------

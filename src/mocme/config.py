@@ -21,6 +21,7 @@ from mocme.evaluation.config import EvaluationConfig
 from mocme.io import YAML_ERRORS
 from mocme.models.config import ModelConfig
 from mocme.training.config import TrainingConfig
+from mocme.training.strategies import STRATEGIES
 
 Backend = Literal["tensorboard", "mlflow"]
 
@@ -98,11 +99,22 @@ def read_config(
 def validate_config(
     data: dict[str, Any], source: str = "config", lines: dict[tuple[str, ...], int] | None = None
 ) -> RunConfig:
-    """Validate a plain dict into a :class:`RunConfig`, turning the first problem into one line."""
+    """Validate a plain dict into a :class:`RunConfig`, turning the first problem into one line.
+
+    The training strategy is checked against the registry here, above the training layer
+    (``mocme.training.strategies`` builds on the training config, so the config cannot import it).
+    """
     try:
-        return RunConfig.model_validate(data)
+        config = RunConfig.model_validate(data)
     except ValidationError as err:
         raise _one_line(err, source, lines or {}) from None
+    if config.training.negatives not in STRATEGIES:
+        where = _where(source, _line_of(("training", "negatives"), lines or {}))
+        raise ConfigError(
+            f"{where}: training.negatives: unknown strategy {config.training.negatives!r}; "
+            f"choose one of {', '.join(STRATEGIES)}"
+        )
+    return config
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -173,19 +185,20 @@ def _one_line(err: ValidationError, source: str, lines: dict[tuple[str, ...], in
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])  # a typo explains the rest
     loc = tuple(str(p) for p in first["loc"])
     dotted = ".".join(loc) or "(top level)"
-    line = _line_of(loc, lines)
-    if line == 0:
-        where = "--set"
-    elif line is not None:
-        where = f"{source}:{line}"
-    else:
-        where = source
+    where = _where(source, _line_of(loc, lines))
     if first["type"] == "extra_forbidden":
         hint = _suggest(loc)
         return ConfigError(f"{where}: unknown key '{dotted}'{hint}")
     value = first.get("input")
     shown = "" if isinstance(value, dict) or value is None else f" (got {value!r:.60})"
     return ConfigError(f"{where}: {dotted}: {first['msg']}{shown}")
+
+
+def _where(source: str, line: int | None) -> str:
+    """``source:line``, ``--set`` for an override (line 0), or the source alone."""
+    if line == 0:
+        return "--set"
+    return source if line is None else f"{source}:{line}"
 
 
 def _line_of(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int | None:

@@ -100,15 +100,13 @@ class TrainingConfig(BaseModel):
 
     @field_validator("negatives")
     @classmethod
-    def _known_strategy(cls, name: str) -> str:
-        from mocme.training.strategies import STRATEGIES  # the registry imports this module
-
+    def _renamed_strategy(cls, name: str) -> str:
+        """Old names of strategies, read as their new ones (the registry's names are checked by
+        :func:`mocme.config.validate_config` and :func:`mocme.training.strategies.build_strategy`)."""
         if name in RENAMED_STRATEGIES:
             new = RENAMED_STRATEGIES[name]
             warnings.warn(renamed(f"training.negatives {name!r}", repr(new)), stacklevel=2)
             name = new
-        if name not in STRATEGIES:
-            raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
         return name
 
     @model_validator(mode="after")

@@ -240,6 +240,10 @@ STRATEGIES: dict[str, type[Strategy]] = {
 
 def build_strategy(config: TrainingConfig, model: KGModel, **overrides: Any) -> Strategy:
     """The strategy ``config.negatives`` names, for ``model``."""
+    if config.negatives not in STRATEGIES:
+        raise ConfigError(
+            f"training.negatives: unknown strategy {config.negatives!r}; choose one of {', '.join(STRATEGIES)}"
+        )
     return STRATEGIES[config.negatives](config, model, **overrides)
 
 
