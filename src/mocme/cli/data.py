@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mocme.cli.app import DataDirOption, JsonOption, app, fail
+from mocme.data.columns import COLUMNS
 
 if TYPE_CHECKING:
     from mocme.data.kg import MultiModalKG
@@ -50,6 +51,14 @@ MaskOption = Annotated[
     ),
 ]
 NAME = re.compile(r"[\w-]+")
+ColumnsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="Column order of name triples where the format does not fix it: hrt, htr or rht (default: detected).",
+        show_default=False,
+    ),
+]
 
 
 @app.command("inspect")
@@ -58,6 +67,7 @@ def inspect_dataset(
     features: FeatureOption = None,
     masks: MaskOption = None,
     data_dir: DataDirOption = None,
+    columns: ColumnsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Load and validate a dataset (plus feature files), then print its statistics.
@@ -69,7 +79,7 @@ def inspect_dataset(
     """
     from mocme.data.loading import load_dataset
 
-    kg = load_dataset(_dataset_config(dataset, features, masks, data_dir))
+    kg = load_dataset(_dataset_config(dataset, features, masks, data_dir, columns))
     summary = describe(kg)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -84,6 +94,7 @@ def convert(
     features: FeatureOption = None,
     masks: MaskOption = None,
     data_dir: DataDirOption = None,
+    columns: ColumnsOption = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace DEST if it exists.")] = False,
 ) -> None:
     """Convert a dataset (plus feature files) into the project's own layout.
@@ -98,7 +109,7 @@ def convert(
 
     if dest.exists() and not overwrite:
         fail(f"{dest}: already exists (pass --overwrite to replace it)")
-    kg = load_dataset(_dataset_config(source, features, masks, data_dir))
+    kg = load_dataset(_dataset_config(source, features, masks, data_dir, columns))
     save_layout(kg, dest, overwrite=overwrite, description=f"converted from {source} by 'mocme convert'")
     typer.echo(f"wrote {dest}: {kg!r}")
 
@@ -161,7 +172,11 @@ def _tables(summary: dict[str, Any]) -> str:
 
 
 def _dataset_config(
-    dataset: str, features: list[str] | None, masks: list[str] | None, data_dir: Path | None
+    dataset: str,
+    features: list[str] | None,
+    masks: list[str] | None,
+    data_dir: Path | None,
+    columns: str | None = None,
 ) -> DatasetConfig:
     from mocme.data.loading import DatasetConfig, FeatureFile
 
@@ -171,7 +186,9 @@ def _dataset_config(
         if name not in paths:
             fail(f"--mask {name}=...: no --feature named {name!r}")
     files = {name: FeatureFile(path=path, mask=mask_paths.get(name)) for name, path in paths.items()}
-    return DatasetConfig(name=dataset, data_dir=data_dir, features=files)
+    if columns is not None and columns not in COLUMNS:
+        fail(f"--columns {columns!r}: expected one of {', '.join(COLUMNS)}")
+    return DatasetConfig(name=dataset, data_dir=data_dir, features=files, columns=columns)
 
 
 def _named_paths(option: str, values: list[str] | None) -> dict[str, Path]:

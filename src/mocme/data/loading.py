@@ -8,10 +8,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mocme.data.columns import Columns
+from mocme.data.formats import load_folder
 from mocme.data.kg import MultiModalKG
-from mocme.data.layout import is_layout, load_layout
 from mocme.data.readers import read_features
-from mocme.data.registry import BENCHMARKS, Benchmark, _load_openke, _load_tsv, load_benchmark
+from mocme.data.registry import BENCHMARKS, Benchmark, load_benchmark
 from mocme.data.synthetic import SyntheticSpec, generate
 from mocme.errors import DataError, DataWarning, MocmeError
 from mocme.io import resolve
@@ -41,6 +42,13 @@ class DatasetConfig(BaseModel):
     synthetic: SyntheticSpec = Field(default_factory=SyntheticSpec, description="Generator settings for 'synthetic'.")
     features: dict[str, FeatureFile] = Field(default_factory=dict, description="Extra modalities by name.")
     modalities: list[str] | None = Field(None, description="Modalities to keep (default: all); [] = structure only.")
+    columns: Columns | None = Field(
+        None,
+        description=(
+            "Column order of name triples in formats that do not fix it (thunlp KB2E, MoMoK, MyGO): "
+            "'hrt', 'htr' or 'rht'; default: detected from which column holds relations."
+        ),
+    )
     held_out: Literal["deduplicate", "as_released"] = Field(
         "deduplicate",
         description=(
@@ -103,18 +111,10 @@ def _load_graph(config: DatasetConfig) -> MultiModalKG:
     if not folder.is_dir():
         known = ", ".join(["synthetic", *BENCHMARKS])
         raise MocmeError(f"dataset {config.name!r} is neither a known dataset ({known}) nor a directory")
-    if is_layout(folder):
-        kg, train_file = load_layout(folder), "train.tsv"
-    elif any((folder / f).exists() for f in ("entity2id.txt", "entity2id.txt.gz")):
-        kg, train_file = _load_openke(folder, folder.name), "train2id.txt"
-    elif any((folder / f).exists() for f in ("train.tsv", "train.tsv.gz")):
-        kg, train_file = _load_tsv(folder, folder.name), "train.tsv"
-    else:
-        raise MocmeError(
-            f"{folder}: no dataset found (expected entities.txt, OpenKE entity2id.txt, or train.tsv/dev.tsv/test.tsv)"
-        )
+    kg, fmt = load_folder(folder, columns=config.columns)
+    train_file = folder / next(f for f in fmt.files if "train" in f)
     if not len(kg.train):
-        raise DataError(resolve(folder / train_file), "no triples (the training split must not be empty)")
+        raise DataError(resolve(train_file), "no triples (the training split must not be empty)")
     return kg
 
 

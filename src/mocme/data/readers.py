@@ -51,13 +51,20 @@ def _count_line(path: Path, lines: list[str]) -> int:
 
 
 # -- OpenKE ----------------------------------------------------------------------------------
-def read_openke_vocabulary(path: PathLike) -> Vocabulary:
-    """Read ``entity2id.txt`` / ``relation2id.txt``: a count, then ``name<ws>id`` lines."""
+def read_openke_vocabulary(path: PathLike, count_line: bool = True) -> Vocabulary:
+    """Read ``entity2id.txt`` / ``relation2id.txt``: a count, then ``name<ws>id`` lines.
+
+    With ``count_line=False`` (thunlp KB2E, MyGO) the count line is optional: a first line that
+    is a lone integer equal to the number of lines after it is taken as one.
+    """
     path, lines = _lines(path)
-    count = _count_line(path, lines)
+    if count_line or (lines and lines[0].strip() == str(len(lines) - 1)):
+        count, body, start = _count_line(path, lines), lines[1:], 2
+    else:
+        count, body, start = len(lines), lines, 1
     names: list[str | None] = [None] * count
     first_line: dict[str, int] = {}
-    for number, line in enumerate(lines[1:], start=2):
+    for number, line in enumerate(body, start=start):
         parts = line.rstrip().rsplit(None, 1)
         if len(parts) != 2:
             raise DataError(path, "expected 'name<whitespace>id'", number)
@@ -92,19 +99,38 @@ def read_openke_triples(path: PathLike, num_entities: int, num_relations: int) -
     Returns:
         LongTensor of shape ``(n, 3)`` in ``(h, r, t)`` order.
     """
+    return read_id_triples(path, num_entities, num_relations, order="htr", count_line=True)
+
+
+_COLUMN_NAMES = {"h": "head", "r": "relation", "t": "tail"}
+
+
+def read_id_triples(path: PathLike, num_entities: int, num_relations: int, order: str, count_line: bool) -> Tensor:
+    """Read triples of integer ids, whitespace-separated, in column ``order`` (``"htr"``, ``"hrt"``, ``"rht"``).
+
+    ``count_line``: the first line is the number of triples (OpenKE). LibKGE ``*.del`` and MyGO
+    ``train.txt`` files have none.
+
+    Returns:
+        LongTensor of shape ``(n, 3)`` in ``(h, r, t)`` order.
+    """
     path, lines = _lines(path)
-    _count_line(path, lines)
-    rows = [line.split() for line in lines[1:]]
-    for number, row in enumerate(rows, start=2):
+    first = 1
+    if count_line:
+        _count_line(path, lines)
+        lines, first = lines[1:], 2
+    rows = [line.split() for line in lines]
+    for number, row in enumerate(rows, start=first):
         if len(row) != 3:
-            raise DataError(path, f"expected 3 columns 'head tail relation', got {len(row)}", number)
+            names = " ".join(_COLUMN_NAMES[c] for c in order)
+            raise DataError(path, f"expected 3 columns '{names}', got {len(row)}", number)
     try:
-        hts = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        ids = np.array(rows, dtype=np.int64).reshape(-1, 3)
     except (ValueError, OverflowError):
-        _raise_first_bad_id(path, rows, num_entities, num_relations)
+        _raise_first_bad_id(path, rows, num_entities, num_relations, order.index("r"), first)
         raise
-    triples = torch.from_numpy(hts[:, [0, 2, 1]].copy())
-    _check_range(path, triples, num_entities, num_relations, first_line=2)
+    triples = torch.from_numpy(ids[:, [order.index(c) for c in "hrt"]].copy())
+    _check_range(path, triples, num_entities, num_relations, first_line=first)
     return triples
 
 
@@ -116,14 +142,16 @@ def _is_int(value: str) -> bool:
     return True
 
 
-def _raise_first_bad_id(path: Path, rows: list[list[str]], num_entities: int, num_relations: int) -> None:
-    """Name the first ``head tail relation`` row numpy could not convert: not an integer, or beyond int64."""
-    for number, row in enumerate(rows, start=2):
+def _raise_first_bad_id(
+    path: Path, rows: list[list[str]], num_entities: int, num_relations: int, relation_column: int, first: int
+) -> None:
+    """Name the first row numpy could not convert: not an integer, or beyond int64."""
+    for number, row in enumerate(rows, start=first):
         for column, value in enumerate(row):
             if not _is_int(value):
                 raise DataError(path, "ids must be integers", number)
             if not -(2**63) <= int(value) < 2**63:
-                kind, size = ("relation", num_relations) if column == 2 else ("entity", num_entities)
+                kind, size = ("relation", num_relations) if column == relation_column else ("entity", num_entities)
                 raise DataError(path, f"{kind} id {value[:40]} out of range [0, {size})", number)
 
 
@@ -170,14 +198,14 @@ def vocabularies_from_names(named_splits: list[list[tuple[str, str, str]]]) -> t
 
 
 def triples_to_ids(
-    path: Path, triples: list[tuple[str, str, str]], entities: Vocabulary, relations: Vocabulary
+    path: Path, triples: list[tuple[str, str, str]], entities: Vocabulary, relations: Vocabulary, first_line: int = 1
 ) -> Tensor:
-    """Map name triples to ids; an unknown name is an error naming its line."""
+    """Map name triples to ids; an unknown name is an error naming its line (the first is ``first_line``)."""
     ent, rel = entities.index, relations.index
     try:
         ids = [(ent[h], rel[r], ent[t]) for h, r, t in triples]
     except KeyError:
-        for number, (h, r, t) in enumerate(triples, start=1):
+        for number, (h, r, t) in enumerate(triples, start=first_line):
             for kind, name, table in (("entity", h, ent), ("relation", r, rel), ("entity", t, ent)):
                 if name not in table:
                     raise DataError(path, f"unknown {kind} {name[:60]!r}", number) from None

@@ -14,15 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mocme.data.formats import FORMATS
 from mocme.data.kg import MultiModalKG
-from mocme.data.readers import (
-    read_entity_text,
-    read_name_triples,
-    read_openke_triples,
-    read_openke_vocabulary,
-    triples_to_ids,
-    vocabularies_from_names,
-)
+from mocme.data.readers import read_entity_text
 from mocme.data.vocab import Vocabulary
 from mocme.errors import MocmeError
 from mocme.io import resolve
@@ -37,15 +31,13 @@ class Benchmark:
 
     name: str
     folder: str
-    format: str  # "openke" (entity2id.txt, *2id.txt) or "tsv" (train.tsv, dev.tsv, test.tsv)
+    format: str  # a key of mocme.data.formats.FORMATS
     sizes: tuple[int, int, int, int, int]  # entities, relations, train, valid, test
     text: str  # how entity text is obtained, for listings
     description: str
 
     def files(self) -> list[str]:
-        if self.format == "openke":
-            return ["entity2id.txt", "relation2id.txt", "train2id.txt", "valid2id.txt", "test2id.txt"]
-        return ["train.tsv", "dev.tsv", "test.tsv"]
+        return list(FORMATS[self.format].files)
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -94,7 +86,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark(
             "WN18RR",
             "WN18RR",
-            "tsv",
+            "kg-bert",
             (40943, 11, 86835, 3034, 3134),
             "lemma + gloss",
             "WordNet subset without inverse relations",
@@ -102,7 +94,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark(
             "UMLS",
             "UMLS",
-            "tsv",
+            "kg-bert",
             (135, 46, 5216, 652, 661),
             "name + description",
             "small biomedical ontology (fixture)",
@@ -148,29 +140,10 @@ def load_benchmark(name: str, directory: PathLike | None = None, text: bool = Tr
             f"{folder}: benchmark {spec.name} not found; pass --data-dir, set {DATA_ENV}, "
             f"or fetch it with 'mocme download {spec.name}'"
         )
-    kg = _load_openke(folder, spec.name) if spec.format == "openke" else _load_tsv(folder, spec.name)
+    kg = FORMATS[spec.format].load(folder, spec.name, None)
     if text:
         kg.entity_text = _TEXT_LOADERS[spec.name](folder, kg.entities)
     return kg
-
-
-def _load_openke(folder: Path, name: str) -> MultiModalKG:
-    entities = read_openke_vocabulary(folder / "entity2id.txt")
-    relations = read_openke_vocabulary(folder / "relation2id.txt")
-    splits = {
-        split: read_openke_triples(folder / f"{split}2id.txt", len(entities), len(relations))
-        for split in ("train", "valid", "test")
-    }
-    return MultiModalKG(name, entities, relations, **splits)
-
-
-def _load_tsv(folder: Path, name: str) -> MultiModalKG:
-    """kg-bert style ``train.tsv`` / ``dev.tsv`` / ``test.tsv`` of names (``valid.tsv`` also accepted)."""
-    valid_file = "dev.tsv" if resolve_exists(folder / "dev.tsv") else "valid.tsv"
-    named = [read_name_triples(folder / f) for f in ("train.tsv", valid_file, "test.tsv")]
-    entities, relations = vocabularies_from_names([triples for _, triples in named])
-    train, valid, test = (triples_to_ids(path, triples, entities, relations) for path, triples in named)
-    return MultiModalKG(name, entities, relations, train, valid, test)
 
 
 def resolve_exists(path: Path) -> bool:

@@ -1,0 +1,68 @@
+"""The format registry: each example folder loads to its OpenKE twin; column order detection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mocme.data.columns import detect_columns, reorder
+from mocme.data.formats import FORMATS, detect_format, load_folder
+from mocme.data.loading import DatasetConfig, load_dataset
+from mocme.errors import MocmeError
+
+EXAMPLES = Path(__file__).resolve().parent / "data" / "formats"
+ROWS = [("a", "r1", "b"), ("b", "r2", "c"), ("c", "r1", "a")]
+
+
+def test_every_format_has_an_example_folder():
+    assert sorted(p.name for p in EXAMPLES.iterdir()) == sorted(FORMATS)
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_example_loads_to_its_openke_twin(name):
+    twin, _ = load_folder(EXAMPLES / "openke")
+    kg, fmt = load_folder(EXAMPLES / name)
+    assert fmt.name == name
+    assert list(kg.entities) == list(twin.entities) and list(kg.relations) == list(twin.relations)
+    for split in ("train", "valid", "test"):
+        assert torch.equal(kg.split(split), twin.split(split)), split
+
+
+@pytest.mark.parametrize("order", ["hrt", "htr", "rht"])
+def test_column_order_is_detected(order):
+    rows = [tuple({"h": h, "r": r, "t": t}[c] for c in order) for h, r, t in ROWS]
+    assert detect_columns(Path("x"), [rows]) == order
+    assert reorder(rows, order) == ROWS
+
+
+def test_ambiguous_columns_ask_for_the_option(tmp_path):
+    for split in ("train", "valid", "test"):
+        (tmp_path / f"{split}.txt").write_text("a\tb\tc\n")
+    with pytest.raises(MocmeError, match="give --columns hrt, htr or rht"):
+        load_folder(tmp_path)
+    kg = load_dataset(DatasetConfig(name=str(tmp_path), columns="htr", held_out="as_released"))
+    assert kg.relations.name(int(kg.train[0, 1])) == "c"
+
+
+def test_shipped_features_are_aligned_by_entity2id_name(tmp_path):
+    folder = tmp_path / "kb2e"
+    folder.mkdir()
+    for file in (EXAMPLES / "kb2e").iterdir():
+        (folder / file.name).write_bytes(file.read_bytes())
+    names = [line.split("\t")[0] for line in (folder / "entity2id.txt").read_text().splitlines()]
+    ids = list(reversed(range(len(names))))  # row i of the features is the entity with id i in entity2id.txt
+    (folder / "entity2id.txt").write_text("".join(f"{n}\t{i}\n" for n, i in zip(names, ids, strict=True)))
+    rows = torch.arange(1, len(names) + 1, dtype=torch.float32).unsqueeze(1).repeat(1, 4)
+    torch.save(rows, folder / "img_features.pth")
+    kg, _ = load_folder(folder)
+    visual = kg.modalities["visual"]
+    assert bool(visual.mask.all())
+    for name, row in zip(names, ids, strict=True):
+        assert torch.equal(visual.features[kg.entities.id(name)], rows[row])
+
+
+def test_no_format_is_a_one_line_error(tmp_path):
+    with pytest.raises(MocmeError, match="no dataset found"):
+        detect_format(tmp_path)
