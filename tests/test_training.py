@@ -11,7 +11,7 @@ from mocme import pipeline
 from mocme.config import validate_config
 from mocme.data import generate
 from mocme.data.synthetic import SyntheticModality, SyntheticSpec
-from mocme.errors import NumericalError
+from mocme.errors import DataWarning, NumericalError
 from mocme.models.mocme import MoCME
 from mocme.training.trainer import Trainer
 from tests.conftest import small_run_config
@@ -178,3 +178,14 @@ def test_warm_up_scales_the_learning_rate_step_by_step_and_leaves_the_schedule_a
     assert seen[:steps] == pytest.approx([0.01 * (i + 1) / (2 * steps) for i in range(steps)])
     assert seen[2 * steps - 1] == pytest.approx(0.01) and seen[2 * steps :] == [0.01] * steps
     assert [r["lr"] for r in result.directory.trace()] == [0.01] * 3
+
+
+def test_an_empty_test_split_trains_and_says_there_is_nothing_to_score(tmp_path):
+    config = small_run_config(seed=0, num_entities=60, dim=8, epochs=1, batch_size=64, num_negatives=4).model_copy(
+        deep=True
+    )
+    config.dataset.synthetic.test_fraction = 0.0
+    with pytest.warns(DataWarning, match="the test split is empty; there is no test split to score"):
+        result = pipeline.train(config, tmp_path / "run")
+    assert len(result.kg.test) == 0
+    assert "test" not in result.metrics and "valid" in result.metrics

@@ -99,6 +99,10 @@ class Run:
             warnings.warn(
                 f"{self.kg.name}: the validation split is empty; the last epoch is selected", DataWarning, stacklevel=2
             )
+        if len(self.kg.test) == 0:
+            warnings.warn(
+                f"{self.kg.name}: the test split is empty; there is no test split to score", DataWarning, stacklevel=2
+            )
         self.trainer = Trainer(
             self.model,
             self.kg,
