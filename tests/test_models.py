@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -236,3 +238,35 @@ def test_checkpoints_from_before_the_rename_load():
     fresh.load_state_dict(old)
     for key, value in model.state_dict().items():
         assert torch.equal(fresh.state_dict()[key], value)
+
+
+def _with_unseen_entity():
+    """``small_graph`` with one text-bearing entity removed from every training triple."""
+    kg = small_graph()
+    text = kg.modalities["text"].mask
+    counts = torch.bincount(torch.cat([kg.train[:, 0], kg.train[:, 2]]), minlength=kg.num_entities)
+    entity = int(((counts > 0) & text).nonzero()[0])
+    keep = (kg.train[:, 0] != entity) & (kg.train[:, 2] != entity)
+    return dataclasses.replace(kg, train=kg.train[keep]), entity
+
+
+@pytest.mark.parametrize("unseen_structure", ["mask", "keep"])
+def test_an_entity_unseen_in_training_is_represented_by_its_other_modalities(unseen_structure):
+    kg, entity = _with_unseen_entity()
+    _, model = make("mocme", {"unseen_structure": unseen_structure}, kg)
+    ids = torch.arange(kg.num_entities)
+    with torch.no_grad():
+        encoding = model.encode(ids, torch.zeros_like(ids))
+        scorers = model.scorer_scores(torch.tensor([[0, 0], [entity, 0]]))
+    structure_only = ~(kg.modalities["text"].mask | kg.modalities["visual"].mask)
+    assert structure_only.any()
+    assert torch.all(encoding.alpha[structure_only, 0] == 1)  # nothing else to represent them
+    if unseen_structure == "keep":
+        assert encoding.alpha[entity, 0] > 0
+        assert scorers[STRUCTURE].available is None
+        return
+    assert encoding.alpha[entity, 0] == 0
+    torch.testing.assert_close(encoding.alpha[entity, 1:].sum(), torch.tensor(1.0))
+    available = scorers[STRUCTURE].available
+    assert not available[1].any() and not available[:, entity].any()  # undefined as query and as answer
+    assert available[0, ids != entity].all()

@@ -55,6 +55,11 @@ class ModelConfig(BaseModel):
         "equal",
         description="MoCME: how the scorers' probabilities combine to rank (unified: the unified scorer alone).",
     )
+    unseen_structure: Literal["mask", "keep"] = Field(
+        "mask",
+        description="MoCME: an entity absent from the training triples has no trained structural embedding; "
+        "'mask' marks structure unavailable for it (its other modalities represent it), 'keep' uses its random vector.",
+    )
     diversity: float = Field(0.0, ge=0, description="MoCME: weight μ of the expert-diversity regulariser.")
     normalize_features: bool = Field(
         True,

@@ -106,6 +106,7 @@ class MoCME(KGModel):
         self.neutral = 2 * kg.num_relations
 
         self.entity = nn.Parameter(torch.randn(kg.num_entities, dim) / math.sqrt(dim))
+        self.register_buffer("structure_mask", _structure_mask(kg, config.unseen_structure), persistent=False)
         for name, modality in kg.modalities.items():
             features = (
                 _standardize(modality.features, modality.mask) if config.normalize_features else modality.features
@@ -144,10 +145,15 @@ class MoCME(KGModel):
         return F.embedding(ids, self.entity if name == STRUCTURE else getattr(self, f"features_{name}"))
 
     def _available(self, ids: Tensor) -> Tensor:
-        """``(n, M)`` bool: which modalities each entity has (structure always)."""
-        columns = [torch.ones(len(ids), dtype=torch.bool, device=ids.device)]
+        """``(n, M)`` bool: which modalities each entity has (structure: see :func:`_structure_mask`)."""
+        columns = [self.structure_mask[ids]]
         columns += [getattr(self, f"mask_{name}")[ids] for name in self.modalities[1:]]
         return torch.stack(columns, 1)
+
+    @property
+    def structure_partial(self) -> bool:
+        """Whether some entity lacks a trained structural embedding (so the structure scorer is masked)."""
+        return not bool(self.structure_mask.all())
 
     def entity_parts(self, ids: Tensor, dropout: bool = True) -> EntityParts:
         """The views and context-free view logits of entities ``ids`` ``(n,)``; inputs dropped out if ``dropout``."""
@@ -209,7 +215,8 @@ class MoCME(KGModel):
                 continue
             m = self.modalities.index(name)
             q = interaction.query(query.modal[m], relations)
-            available = (None, None) if name == STRUCTURE else (query.available[:, m], cand.available[:, m])
+            masked = name != STRUCTURE or self.structure_partial
+            available = (query.available[:, m], cand.available[:, m]) if masked else (None, None)
             tables[name] = ScorerTable(interaction, q, cand.modal[m], *available, query.modal[m], relations)
         return tables
 
@@ -227,7 +234,7 @@ class MoCME(KGModel):
             q = interaction.query(query.modal[m], queries[:, 1])
             scores = score_candidates(interaction, q, cand.modal[m], cset)
             available = None
-            if name != STRUCTURE:
+            if name != STRUCTURE or self.structure_partial:
                 cand_available = select_candidates(cand.available[:, m], cset)
                 if cand_available.ndim == 1:
                     cand_available = cand_available.unsqueeze(0)
@@ -350,6 +357,26 @@ def _confidence(scores: Tensor, available: Tensor) -> Tensor:
     entropy = -(log_p.exp() * log_p.masked_fill(~available, 0)).sum(1)
     count = available.sum(1).clamp_min(2).double().log().to(scores.dtype)
     return (1 - entropy / count).clamp(0, 1)
+
+
+def _structure_mask(kg: MultiModalKG, unseen_structure: str) -> Tensor:
+    """``(N,)`` bool: which entities have a structural embedding to use.
+
+    With ``unseen_structure: mask``, an entity that never occurs in a training triple has only its
+    random initial vector, so structure is marked unavailable for it and its modality weights fall
+    on the feature modalities it has; an entity that has none of them keeps structure (something
+    must represent it). With ``keep``, every entity has structure.
+    """
+    mask = torch.ones(kg.num_entities, dtype=torch.bool)
+    if unseen_structure == "keep" or not kg.modalities:
+        return mask
+    seen = torch.zeros(kg.num_entities, dtype=torch.bool)
+    seen[kg.train[:, 0]] = True
+    seen[kg.train[:, 2]] = True
+    has_other = torch.zeros(kg.num_entities, dtype=torch.bool)
+    for modality in kg.modalities.values():
+        has_other |= modality.mask
+    return seen | ~has_other
 
 
 def _standardize(features: Tensor, mask: Tensor) -> Tensor:
