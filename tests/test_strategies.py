@@ -125,6 +125,14 @@ def all_entity_reference(kg, model, config, queries, targets):
             log_p = torch.log_softmax(s, 0)
             total = total - (1 - smoothing) * log_p[t] - smoothing * log_p.mean()
             continue
+        if config.egns.loss == "softmax":  # entropy-guided 1vsAll: negatives weigh N⁻ π_i inside the softmax
+            others = known - {t} if config.mask_known else set()
+            negatives = [e for e in range(kg.num_entities) if e != t and e not in others]
+            gap = (s[negatives] - s[t]).detach()
+            weights = len(negatives) * torch.softmax(binary_entropy_from_logits(gap) / 0.5, 0)
+            logits = torch.cat([s[t : t + 1], s[negatives] + weights.log()])
+            total = total - torch.log_softmax(logits, 0)[0]
+            continue
         negatives = [e for e in range(kg.num_entities) if e not in known]
         s_neg = s[negatives]
         weights = torch.softmax(binary_entropy_from_logits(s_neg.detach()) / 0.5, 0)
@@ -132,11 +140,11 @@ def all_entity_reference(kg, model, config, queries, targets):
     return total / len(queries)
 
 
-def egns_config(**extra):
+def egns_config(egns_loss: str = "bce", **extra):
     return TrainingConfig(
         negatives="egns",
         num_negatives=6,
-        egns={"warmup_epochs": 0, "temperature_start": 0.5, "temperature_end": 0.5},
+        egns={"warmup_epochs": 0, "temperature_start": 0.5, "temperature_end": 0.5, "loss": egns_loss},
         **extra,
     )
 
@@ -150,6 +158,11 @@ REFERENCES = {
     ),
     "egns": (egns_config(), lambda s: torch.softmax(binary_entropy_from_logits(s) / 0.5, 0)),
     "egns/all": (egns_config(pool="all"), None),
+    "egns/softmax": (egns_config(pool="all", egns_loss="softmax"), None),
+    "egns/softmax-masked-chunked": (
+        egns_config(pool="all", egns_loss="softmax", mask_known=True, memory_mb=0.002),
+        None,
+    ),
     "one_vs_all": (TrainingConfig(negatives="one_vs_all", label_smoothing=0.1), None),
     "k_vs_all": (TrainingConfig(negatives="k_vs_all", label_smoothing=0.1), None),
 }

@@ -28,6 +28,11 @@ class EGNSConfig(BaseModel):
     anneal: Literal["exponential", "linear", "cosine"] = Field("exponential", description="Shape of the τ schedule.")
     warmup_epochs: int = Field(1, ge=0, description="Epochs of uniform weights before entropy weighting starts.")
     hardness: float = Field(0.0, ge=0, description="Exponent η of the hardness factor p_i (0 = entropy only).")
+    loss: Literal["bce", "softmax"] = Field(
+        "bce",
+        description="bce: METHOD.md's entropy-weighted BCE; softmax: the entropy-guided 1vsAll (pool 'all'), a "
+        "softmax cross-entropy whose negatives weigh N·π_i with π from H(σ(s_i - s_answer)).",
+    )
 
 
 class TrainingConfig(BaseModel):
@@ -116,4 +121,8 @@ class TrainingConfig(BaseModel):
         sampled_subset = self.negatives == "egns" and self.egns.selection != "weight" and self.pool == "sampled"
         if sampled_subset and self.egns.keep > self.num_negatives:
             raise ValueError(f"egns.keep ({self.egns.keep}) must not exceed num_negatives ({self.num_negatives})")
+        if self.negatives == "egns" and self.egns.loss == "softmax" and self.pool != "all":
+            raise ValueError("training.egns.loss 'softmax' (the entropy-guided 1vsAll) needs training.pool 'all'")
+        if self.negatives == "egns" and self.egns.loss == "softmax" and self.egns.selection != "weight":
+            raise ValueError("training.egns.loss 'softmax' weighs every negative: use egns.selection 'weight'")
         return self

@@ -31,7 +31,7 @@ from mocme.models.base import KGModel, ScorerTable
 from mocme.training.config import TrainingConfig
 from mocme.training.losses import softmax_cross_entropy, weighted_bce
 from mocme.training.regularizers import Regularizer
-from mocme.training.weighting import binary_entropy, egns_weights
+from mocme.training.weighting import binary_entropy, binary_entropy_from_logits, egns_weights
 
 # Bytes alive per (query, entity) pair while a chunk is scored (heads are scored one after the
 # other): the scores, the gradient kept for the backward pass, and the workspaces of the loss and
@@ -217,6 +217,78 @@ def one_vs_all_loss(smoothing: float, mask_known: bool) -> ScorerLoss:
         if lse is not None:  # the log-sum-exp term, once per row
             total += (weight * lse.masked_fill(~torch.isfinite(lse), 0.0)).sum() / denom
         return total, None
+
+    return loss
+
+
+def egns_softmax_loss(config: TrainingConfig, temperature: float | None) -> ScorerLoss:
+    """EGNS as the entropy-guided 1vsAll: a softmax cross-entropy whose negatives weigh ``N⁻ π_i``.
+
+    ``π_i ∝ exp(H(σ(s_i - s_t)) / τ) · σ(s_i - s_t)^η`` over each row's negatives (detached), with
+    ``s_t`` the answer's score: highest for a negative the model cannot tell from the answer, low
+    for one it has separated (either way). Uniform ``π`` (the warm-up epochs) is 1vsAll exactly.
+    """
+    if temperature is None:
+        return one_vs_all_loss(config.label_smoothing, config.mask_known)
+    hardness, smoothing = config.egns.hardness, config.label_smoothing
+
+    def log_weights(scores: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        """Unnormalised ``log π`` ``(B, C)``; ``-inf`` off the row's negatives."""
+        gap = scores - positive.unsqueeze(1)
+        out = binary_entropy_from_logits(gap).div_(temperature)
+        if hardness:
+            out.add_(F.logsigmoid(gap), alpha=hardness)
+        return out.masked_fill_(~negative, -math.inf)
+
+    def loss(leaf: _Leaves, rows: Rows) -> tuple[Tensor, None]:
+        head = leaf.table
+        weight = _positive_valid(head, rows.targets).float()
+        denom = float(rows.denominators(weight.sum().to(torch.float64)).clamp_min(1))
+        others = _other_answers(rows.labels, rows.targets) if config.mask_known else None
+        with torch.no_grad():
+            positive = head.interaction.score_gathered(head.query, head.table, rows.targets.unsqueeze(1))
+            positive = positive.squeeze(1).float()
+
+        def chunk(scores: Tensor, available: Tensor | None, start: int, end: int) -> tuple[Tensor, Tensor, Tensor]:
+            """The chunk's softmax candidates, answer column (``-1``: none) and ``log π`` (unnormalised)."""
+            valid = _softmax_valid(available, others, start, end, weight)
+            valid = torch.ones_like(scores, dtype=torch.bool) if valid is None else valid
+            inside = (rows.targets >= start) & (rows.targets < end)
+            targets = torch.where(inside, rows.targets - start, -1)
+            negative = valid.clone()
+            negative[inside.nonzero().squeeze(1), targets[inside]] = False
+            return valid, targets, log_weights(scores.detach().float(), positive, negative)
+
+        # pass 1, without gradients: each row's normaliser of π, its negatives and softmax candidates,
+        # and log Σ_neg exp(s + log π) (a single chunk reuses the scores of pass 2)
+        single = len(rows.chunks) == 1
+        first = leaf.scores(*rows.chunks[0]) if single else None
+        lse_w = torch.full_like(positive, -math.inf)
+        lse_sw = torch.full_like(positive, -math.inf)
+        negatives, count = torch.zeros_like(positive), torch.zeros_like(positive)
+        with torch.no_grad():
+            for start, end in rows.chunks:
+                scores, available = (first[0], first[2]) if first is not None else head.scores(start, end)
+                valid, _, lw = chunk(scores, available, start, end)
+                lse_w = torch.logaddexp(lse_w, torch.logsumexp(lw, 1))
+                lse_sw = torch.logaddexp(lse_sw, torch.logsumexp(scores.detach().float() + lw, 1))
+                negatives += torch.isfinite(lw).sum(1)
+                count += valid.sum(1)
+        has_negative = torch.isfinite(lse_w)
+        shift = torch.where(has_negative, negatives.clamp_min(1).log() - lse_w, 0.0)  # log N⁻ - log Σ exp(lw)
+        lse = torch.where(has_negative, torch.logaddexp(positive, lse_sw + shift), positive)
+        total = head.query.new_zeros((), dtype=torch.float32)
+        for start, end in rows.chunks:
+            scores, table_rows, available = first if first is not None else leaf.scores(start, end)
+            valid, targets, lw = chunk(scores, available, start, end)
+            offsets = (lw + shift.unsqueeze(1)).masked_fill_(~valid, 0.0)
+            answer = targets >= 0
+            offsets[answer.nonzero().squeeze(1), targets[answer]] = 0.0
+            value = softmax_cross_entropy(scores, targets, valid, smoothing, weight, denom, lse, count, offsets)
+            value.backward()
+            leaf.collect(table_rows, start, end)
+            total += value.detach()
+        return total + (weight * lse).sum() / denom, None
 
     return loss
 

@@ -80,7 +80,7 @@ class _WeightedBCE(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         (grad,) = ctx.saved_tensors
-        return grad * grad_output, None, None, None, None, None, None, None
+        return grad * grad_output, None, None, None, None, None, None, None, None
 
 
 def weighted_bce(
@@ -107,13 +107,14 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
 
     Value: ``Σ_b w_b (-(1 - ε) s_b,t_b - ε Σ_j s_bj / n_b) / denom`` over the block (the
     ``log Σ exp`` term is the caller's); gradient ``w_b (p_bj - (1 - ε) [j = t_b] - ε / n_b) / denom``
-    with ``p = exp(s - lse)``, formed in the forward pass; excluded candidates get none.
+    with ``p = exp(s + o - lse)`` (``o``: constant log-weights of the candidates, 0 by default),
+    formed in the forward pass; excluded candidates get none.
     """
 
     @staticmethod
-    def forward(ctx, scores, targets, valid, lse, count, smoothing, weight, denom):
+    def forward(ctx, scores, targets, valid, lse, count, smoothing, weight, denom, offsets):
         s = scores.float()
-        grad = torch.exp(s - lse.unsqueeze(1))
+        grad = torch.exp((s if offsets is None else s + offsets) - lse.unsqueeze(1))
         scale = (weight / denom).unsqueeze(1)
         value = s.new_zeros(len(s))
         inside = targets >= 0
@@ -134,7 +135,7 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         (grad,) = ctx.saved_tensors
-        return grad * grad_output, None, None, None, None, None, None, None
+        return grad * grad_output, None, None, None, None, None, None, None, None
 
 
 def softmax_cross_entropy(
@@ -146,6 +147,7 @@ def softmax_cross_entropy(
     denom: float | Tensor | None = None,
     lse: Tensor | None = None,
     count: Tensor | None = None,
+    offsets: Tensor | None = None,
 ) -> Tensor:
     """1vsAll: ``Σ_b w_b (logsumexp_j s_bj - (1 - ε) s_b,t_b - ε mean_j s_bj) / denom`` (Lacroix et al., 2018).
 
@@ -160,17 +162,22 @@ def softmax_cross_entropy(
             block of several; the ``lse`` term is then the caller's to add (once per row).
             Default: computed from ``scores``, and the term included.
         count: ``(B,)`` the row's number of valid candidates over all its blocks (with ``lse``).
+        offsets: ``(B, C)`` constant log-weights ``o`` inside the softmax (``logsumexp_j (s_bj + o_bj)``;
+            0 at each row's answer): the entropy-guided 1vsAll weighs its negatives this way.
     """
     s = scores.detach().float()
+    s_lse = s if offsets is None else s + offsets
     weight = torch.ones(len(s), device=s.device) if weight is None else weight.float()
     denom = float(len(s)) if denom is None else denom
     whole = lse is None
     if whole:
-        lse = torch.logsumexp(s if valid is None else s.masked_fill(~valid, -torch.inf), 1)
+        lse = torch.logsumexp(s_lse if valid is None else s_lse.masked_fill(~valid, -torch.inf), 1)
         count = s.new_full((len(s),), s.shape[1]) if valid is None else valid.sum(1).float()
     assert lse is not None and count is not None
     lse = lse.masked_fill(~torch.isfinite(lse), 0.0)  # a row without candidates (weight 0) adds nothing
-    value = _SoftmaxCrossEntropy.apply(scores, targets, valid, lse, count.clamp_min(1), smoothing, weight, denom)
+    value = _SoftmaxCrossEntropy.apply(
+        scores, targets, valid, lse, count.clamp_min(1), smoothing, weight, denom, offsets
+    )
     if whole:
         value = value + (weight * lse).sum() / denom
     return value

@@ -23,7 +23,7 @@ from mocme.errors import ConfigError
 from mocme.models.base import KGModel, ScorerScores, ScorerTable
 from mocme.training import losses
 from mocme.training.config import TrainingConfig
-from mocme.training.full import ScorerLoss, egns_all_loss, full_step, k_vs_all_loss, one_vs_all_loss
+from mocme.training.full import ScorerLoss, egns_all_loss, egns_softmax_loss, full_step, k_vs_all_loss, one_vs_all_loss
 from mocme.training.negatives import sample_negatives
 from mocme.training.regularizers import REGULARIZERS, Regularizer
 from mocme.training.sampled import NegativeWeights, sampled_losses
@@ -184,10 +184,12 @@ class EGNS(_Sampled, _AllEntities):
     """Entropy-guided: pool negatives weighted by exp(H/tau), tau annealed (training.egns.*; pool training.pool).
 
     The pool is ``training.num_negatives`` sampled entities, or every entity (``training.pool: all``).
+    Over every entity, ``training.egns.loss: softmax`` makes it the entropy-guided 1vsAll: the
+    softmax cross-entropy of ``one_vs_all`` with its negatives weighted by entropy.
     """
 
     name = "egns"
-    kernels = (losses.weighted_negative_loss, losses.weighted_bce)
+    kernels = (losses.weighted_negative_loss, losses.weighted_bce, losses.softmax_cross_entropy)
     temperature: float | None = None
 
     @property
@@ -203,6 +205,8 @@ class EGNS(_Sampled, _AllEntities):
         return lambda scores, valid: egns_weights(scores, valid, config, temperature, generator)
 
     def scorer_loss(self) -> ScorerLoss:
+        if self.config.egns.loss == "softmax":
+            return egns_softmax_loss(self.config, self.temperature)
         return egns_all_loss(self.config, self.temperature)
 
     def step(self, batch: Batch) -> dict[str, Tensor]:
