@@ -40,10 +40,13 @@ sys.path.insert(0, str(ROOT / "src"))
 DATASETS = ("DB15K", "MKG-W", "MKG-Y", "FB15K-237", "WN18RR")
 SMOKE = "UMLS"  # small, for a quick end-to-end check of the suite (not part of the default list)
 STRUCTURE_ONLY = ["dataset.modalities=[]"]
-MOCME_CONFIG = "mocme"  # configs/<dataset>.yaml; any other recipe is configs/baselines/<dataset>-<recipe>.yaml
+MOCME_CONFIG = "mocme"  # configs/<dataset>.yaml; "mocme-NAME" is configs/<dataset>-NAME.yaml (MoCME on another
+# recipe); any other recipe is a baseline's, configs/baselines/<dataset>-<recipe>.yaml
 # Variant name -> overrides; a first item "recipe:NAME" picks the baseline recipe config instead of MoCME's.
 MAIN_VARIANTS: dict[str, list[str]] = {  # in the order they run
     "ComplEx-N3 (structure, 1vsAll)": ["recipe:complex-n3"],
+    "MoCME (structure + text, 1vsAll)": ["recipe:mocme-1vsall"],
+    "MoCME (structure only, 1vsAll)": ["recipe:mocme-1vsall", *STRUCTURE_ONLY],
     "TuckER (structure, 1vsAll)": ["recipe:tucker"],
     "MoCME (structure + text)": [],
     "TuckER (MoCME's recipe)": [*STRUCTURE_ONLY, "model.name=tucker"],
@@ -142,7 +145,14 @@ def config_path(dataset: str, recipe: str) -> Path:
     """The run config of ``dataset`` for MoCME (``recipe`` ``mocme``) or a baseline recipe."""
     if recipe == MOCME_CONFIG:
         return ROOT / "configs" / f"{dataset.lower()}.yaml"
+    if recipe.startswith(MOCME_CONFIG + "-"):
+        return ROOT / "configs" / f"{dataset.lower()}-{recipe.removeprefix(MOCME_CONFIG + '-')}.yaml"
     return ROOT / "configs" / "baselines" / f"{dataset.lower()}-{recipe}.yaml"
+
+
+def uses_text(recipe: str) -> bool:
+    """Whether runs of ``recipe`` read the text features (MoCME's configs do; baselines' do not)."""
+    return recipe == MOCME_CONFIG or recipe.startswith(MOCME_CONFIG + "-")
 
 
 def split_recipe(overrides: list[str]) -> tuple[str, list[str]]:
@@ -495,7 +505,7 @@ def main() -> None:
         if args.only:
             variants = {k: v for k, v in variants.items() if k in args.only}
         jobs = []
-        needs_text = any(split_recipe(v)[0] == MOCME_CONFIG for v in variants.values())
+        needs_text = any(uses_text(split_recipe(v)[0]) for v in variants.values())
         for dataset in args.datasets:
             features = (
                 args.features_dir / dataset / "text.safetensors"
@@ -505,7 +515,7 @@ def main() -> None:
             for name, variant in variants.items():
                 recipe, overrides = split_recipe(variant)
                 slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
-                features_override = [f"dataset.features.text.path={features}"] if recipe == MOCME_CONFIG else []
+                features_override = [f"dataset.features.text.path={features}"] if uses_text(recipe) else []
                 jobs.append(
                     {
                         "dataset": dataset,

@@ -19,10 +19,17 @@ The first working version is checked out with ``git worktree add --detach DIR b7
 here when ``--baseline`` does not exist yet). Text features come from
 ``mocme features text DB15K --data-dir DIR --out FEATURES`` (also run here when missing).
 
+``--setting recipe --dataset NAME`` measures instead what issue 15 asks: a MoCME epoch on the strong
+recipe (``configs/<name>-1vsall.yaml``: ComplEx scorer, dimension 1000, entropy-guided 1vsAll, N3,
+Adagrad) beside an epoch of its own structural scorer with the same recipe and dimension
+(``configs/baselines/<name>-complex-n3.yaml``), float32, both from this checkout, alternating in each
+round; the ratio (target ≤ 2.5) is taken within each round.
+
 Usage::
 
     .venv/bin/python benchmarks/mocme_epoch.py [--data-dir DIR] [--features FILE] [--repeats 3]
         [--steps 40] [--threads 2] [--setting sampled|all] [--profile]
+    .venv/bin/python benchmarks/mocme_epoch.py --setting recipe --dataset MKG-Y [--steps 10] [--profile]
 """
 
 from __future__ import annotations
@@ -60,14 +67,16 @@ SETTINGS = {
     ),
 }
 WARMUP_STEPS = 2
+RECIPE_TARGET = 2.5  # a MoCME epoch at most this many epochs of its structural scorer (same recipe)
+RECIPE_VERSIONS = ("structure", "mocme")
 
 
-def _data_dir(explicit: str | None) -> Path:
+def _data_dir(explicit: str | None, dataset: str = "DB15K") -> Path:
     candidates = [explicit] if explicit else [os.environ.get("MOCME_DATA"), REPO.parent / "shared" / "data", "data"]
     for candidate in candidates:
-        if candidate and (Path(candidate) / "DB15K").is_dir():
+        if candidate and (Path(candidate) / dataset).is_dir():
             return Path(candidate)
-    raise SystemExit("DB15K not found: pass --data-dir (the folder that holds DB15K/)")
+    raise SystemExit(f"{dataset} not found: pass --data-dir (the folder that holds {dataset}/)")
 
 
 def _ensure_baseline(path: Path) -> None:
@@ -78,11 +87,25 @@ def _ensure_baseline(path: Path) -> None:
 def _ensure_features(args: argparse.Namespace) -> None:
     if not Path(args.features).exists():
         out = Path(args.features).parent
-        mocme = [sys.executable, "-m", "mocme", "features", "text", "DB15K", "--data-dir", str(args.data_dir)]
+        mocme = [sys.executable, "-m", "mocme", "features", "text", args.dataset, "--data-dir", str(args.data_dir)]
         subprocess.run([*mocme, "--out", str(out), "--quiet"], cwd=REPO, check=True)
 
 
 # -- worker: runs inside one version ----------------------------------------------------------------
+def _recipe_config(args: argparse.Namespace, version: str):
+    """The run config of ``version`` (``structure``: ComplEx-N3; ``mocme``: MoCME on that recipe), fp32."""
+    from mocme.config import load_config
+
+    name = args.dataset.lower()
+    if version == "structure":
+        path = REPO / "configs" / "baselines" / f"{name}-complex-n3.yaml"
+        overrides = [f"dataset.data_dir={args.data_dir}"]
+    else:
+        path = REPO / "configs" / f"{name}-1vsall.yaml"
+        overrides = [f"dataset.data_dir={args.data_dir}", f"dataset.features.text.path={args.features}"]
+    return load_config(path, [*overrides, "training.precision=fp32"])
+
+
 def _worker(args: argparse.Namespace) -> None:
     import torch
 
@@ -94,15 +117,22 @@ def _worker(args: argparse.Namespace) -> None:
     from mocme.training.trainer import Trainer
 
     torch.set_num_threads(args.threads)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        kg = load_dataset(
-            DatasetConfig(name="DB15K", data_dir=args.data_dir, features={"text": {"path": args.features}})
-        )
-    model_settings, training_settings = SETTINGS[args.setting]
-    if args.version == "current":  # the first working version had fp32 arithmetic only
-        training_settings = training_settings | {"precision": args.precision}
-    config = TrainingConfig(**training_settings)
+    if args.setting == "recipe":
+        run_config = _recipe_config(args, args.version)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kg = load_dataset(run_config.dataset)
+        model_config, config = run_config.model, run_config.training
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kg = load_dataset(
+                DatasetConfig(name="DB15K", data_dir=args.data_dir, features={"text": {"path": args.features}})
+            )
+        model_settings, training_settings = SETTINGS[args.setting]
+        if args.version == "current":  # the first working version had fp32 arithmetic only
+            training_settings = training_settings | {"precision": args.precision}
+        model_config, config = ModelConfig(**model_settings), TrainingConfig(**training_settings)
     full_steps = math.ceil(2 * len(kg.train) / config.batch_size)
     order = torch.randperm(len(kg.train), generator=torch.Generator().manual_seed(0))
     per_step = config.batch_size // 2  # each triple is asked in both directions
@@ -112,7 +142,7 @@ def _worker(args: argparse.Namespace) -> None:
         return MultiModalKG(kg.name, kg.entities, kg.relations, train, kg.valid, kg.test, kg.modalities)
 
     torch.manual_seed(0)
-    model = build_model(ModelConfig(**model_settings), kg)
+    model = build_model(model_config, kg)
     Trainer(model, subset(WARMUP_STEPS), config, seed=1).train_epoch(1)
     timed = subset(args.steps)
     trainer = Trainer(model, timed, config, seed=2)
@@ -144,11 +174,11 @@ def _worker(args: argparse.Namespace) -> None:
 
 # -- driver ------------------------------------------------------------------------------------------
 def _measure(version: str, args: argparse.Namespace, profile_out: Path | None = None) -> dict[str, Any]:
-    src = REPO / "src" if version == "current" else Path(args.baseline) / "src"
+    src = REPO / "src" if version in ("current", *RECIPE_VERSIONS) else Path(args.baseline) / "src"
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": str(args.threads)}
     command = [sys.executable, __file__, "--worker", version, "--data-dir", str(args.data_dir)]
     command += ["--features", str(args.features), "--threads", str(args.threads), "--steps", str(args.steps)]
-    command += ["--setting", args.setting, "--precision", args.precision]
+    command += ["--setting", args.setting, "--precision", args.precision, "--dataset", args.dataset]
     if profile_out is not None:
         command += ["--profile-out", str(profile_out)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
@@ -157,7 +187,62 @@ def _measure(version: str, args: argparse.Namespace, profile_out: Path | None = 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _drive_recipe(args: argparse.Namespace) -> int:
+    """MoCME on the strong recipe beside its structural scorer (ComplEx-N3), same dimension, fp32."""
+    args.data_dir = _data_dir(args.data_dir, args.dataset)
+    _ensure_features(args)
+    runs: list[dict[str, Any]] = []
+    for round_ in range(args.repeats):
+        order = RECIPE_VERSIONS if round_ % 2 == 0 else RECIPE_VERSIONS[::-1]
+        pair = {version: _measure(version, args) for version in order}
+        ratio = pair["mocme"]["epoch_seconds"] / pair["structure"]["epoch_seconds"]
+        for version in order:
+            run = pair[version]
+            runs.append({**run, "round": round_, "ratio": ratio})
+            print(
+                f"round {round_ + 1} {version:>9}: {run['step_seconds'] * 1000:6.0f} ms/step, epoch "
+                f"{run['epoch_seconds']:6.0f} s (load {run['load']:.1f})",
+                flush=True,
+            )
+        print(f"round {round_ + 1}: MoCME / structure {ratio:.2f}×", flush=True)
+    profiles = {}
+    if args.profile:
+        for version in RECIPE_VERSIONS:
+            path = Path(args.output).with_name(f"mocme_epoch_profile_recipe_{args.dataset}_{version}.txt")
+            _measure(version, args, path)
+            profiles[version] = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+    ratios = [r["ratio"] for r in runs if r["version"] == "mocme"]
+    summary: dict[str, Any] = {
+        version: {
+            "step_seconds_median": statistics.median(r["step_seconds"] for r in runs if r["version"] == version),
+            "epoch_seconds_median": statistics.median(r["epoch_seconds"] for r in runs if r["version"] == version),
+        }
+        for version in RECIPE_VERSIONS
+    }
+    summary |= {"ratio_median": statistics.median(ratios), "ratio_max": max(ratios), "target": RECIPE_TARGET}
+    configs = {v: _recipe_config(args, v) for v in RECIPE_VERSIONS}
+    report = {
+        **header(args.threads),
+        "setting": "recipe",
+        "dataset": args.dataset,
+        "precision": "fp32",
+        "configs": {v: c.model_dump(mode="json", include={"model", "training"}) for v, c in configs.items()},
+        "runs": runs,
+        "summary": summary,
+        "profiles": profiles,
+    }
+    write_report(args.output, report)
+    print(
+        f"{args.dataset}: ComplEx-N3 {summary['structure']['epoch_seconds_median']:.0f} s/epoch, MoCME "
+        f"{summary['mocme']['epoch_seconds_median']:.0f} s/epoch: {summary['ratio_median']:.2f}× "
+        f"(max {summary['ratio_max']:.2f}×, target ≤ {RECIPE_TARGET:g}×)"
+    )
+    return 0
+
+
 def _drive(args: argparse.Namespace) -> int:
+    if args.setting == "recipe":
+        return _drive_recipe(args)
     args.data_dir = _data_dir(args.data_dir)
     _ensure_baseline(Path(args.baseline))
     _ensure_features(args)
@@ -218,12 +303,16 @@ def _drive(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", help="Folder holding DB15K/ (default: $MOCME_DATA, ../shared/data, ./data).")
+    parser.add_argument("--dataset", default="DB15K", help="--setting recipe: the benchmark (MKG-Y, DB15K, ...).")
     parser.add_argument(
-        "--features", default="/tmp/mocme-features/DB15K/text.safetensors", help="DB15K text features file."
+        "--features", help="Text features file (default: /tmp/mocme-features/<dataset>/text.safetensors)."
     )
     parser.add_argument("--baseline", default="/tmp/first-working", help=f"Checkout of commit {BASELINE}.")
     parser.add_argument(
-        "--setting", choices=tuple(SETTINGS), default="sampled", help="Negatives and batch (see SETTINGS)."
+        "--setting",
+        choices=(*SETTINGS, "recipe"),
+        default="sampled",
+        help="Negatives and batch (see SETTINGS); recipe: MoCME beside ComplEx-N3 on the strong recipe.",
     )
     parser.add_argument("--repeats", type=int, default=3, help="Rounds (versions alternate).")
     parser.add_argument("--steps", type=int, default=40, help="Timed steps per measurement (0: a full epoch).")
@@ -236,9 +325,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile", action="store_true", help="Also write a torch.profiler table per version.")
     parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="JSON report.")
-    parser.add_argument("--worker", choices=("first", "current"), dest="version", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", choices=("first", "current", *RECIPE_VERSIONS), dest="version", help=argparse.SUPPRESS
+    )
     parser.add_argument("--profile-out", help=argparse.SUPPRESS)
-    return worker_or_driver(parser.parse_args(argv), "version", _worker, _drive)
+    args = parser.parse_args(argv)
+    args.features = args.features or f"/tmp/mocme-features/{args.dataset}/text.safetensors"
+    if args.setting == "recipe" and args.output == str(DEFAULT_OUTPUT):
+        args.output = str(DEFAULT_OUTPUT.with_name(f"mocme_epoch_recipe_{args.dataset}.json"))
+    return worker_or_driver(args, "version", _worker, _drive)
 
 
 if __name__ == "__main__":

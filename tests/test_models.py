@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mocme.config import load_config
 from mocme.data import generate
@@ -270,3 +272,90 @@ def test_an_entity_unseen_in_training_is_represented_by_its_other_modalities(uns
     available = scorers[STRUCTURE].available
     assert not available[1].any() and not available[:, entity].any()  # undefined as query and as answer
     assert available[0, ids != entity].all()
+
+
+def two_modality_graph():
+    spec = SyntheticSpec(
+        num_entities=40, num_relations=3, modalities={"text": SyntheticModality(factors=4, dim=6, missing=0.3)}
+    )
+    return generate(spec)
+
+
+def test_inter_modal_complementarity_carries_information_with_two_modalities():
+    kg = two_modality_graph()
+    ids = torch.arange(kg.num_entities)
+    alphas = {}
+    for inter in (True, False):
+        _, model = make("mocme", {"inter": inter}, kg)
+        with torch.no_grad():
+            alphas[inter] = model.encode(ids, torch.zeros_like(ids)).alpha
+    both = kg.modalities["text"].mask
+    assert not torch.allclose(alphas[True][both], alphas[False][both])  # the term does not cancel for M = 2
+    torch.testing.assert_close(alphas[True][~both], alphas[False][~both])  # structure alone: α = (1, 0)
+    _, model = make("mocme", {}, kg)
+    model.train()
+    model.encode(ids, torch.zeros_like(ids)).joint.pow(2).sum().backward()
+    assert model.inter.projection.weight.grad.abs().sum() > 0  # P is trained
+
+
+def test_inter_modal_complementarity_is_what_a_modality_adds_beyond_the_others():
+    from mocme.models.fusion import orthogonal_complementarity
+
+    a, b = torch.tensor([[3.0, 0.0]]), torch.tensor([[1.0, 1.0]])
+    projected = torch.stack([a, b, a + b])  # (M=3, n=1, p=2); the third lies in the span of the others
+    available = torch.tensor([[True, True, False]])
+    c = orthogonal_complementarity(projected, available)
+    mean_norm = (3 + 2**0.5) / 2
+    # |a ⊥ b| = |a| sin 45° and |b ⊥ a| = |b| sin 45°: different for a pair (1 - cos is not)
+    torch.testing.assert_close(c, torch.tensor([[3 * 0.5**0.5 / mean_norm, 1.0 / mean_norm, 0.0]]))
+    c = orthogonal_complementarity(projected, torch.ones(1, 3, dtype=torch.bool))
+    assert c[0].max() < 1e-2  # in two dimensions nothing adds anything beyond the other two
+
+
+def test_candidates_with_and_without_a_modality_are_scored_on_one_scale():
+    kg = two_modality_graph()
+    _, model = make("mocme", {"joint": "equal"}, kg)
+    text = kg.modalities["text"].mask
+    queries = torch.tensor([[int(text.nonzero()[0]), 0]])
+    with torch.no_grad():
+        scorers = model.scorer_scores(queries)
+        decision = model.score_all(queries)
+    terms = [F.logsigmoid(scorers[STRUCTURE].scores), F.logsigmoid(scorers["joint"].scores)]
+    text_term = torch.where(text, F.logsigmoid(scorers["text"].scores), terms[1])
+    expected = torch.logsumexp(torch.stack([*terms, text_term]), 0) - math.log(3)
+    torch.testing.assert_close(decision, expected)
+
+
+def test_residual_structure_experts_start_as_the_structural_embedding():
+    kg = small_graph()
+    _, model = make("mocme", {"structure_expert": "residual", "init_scale": 1e-3, "interaction": "complex"}, kg)
+    ids = torch.arange(kg.num_entities)
+    with torch.no_grad():
+        views = model.entity_parts(ids, dropout=False).views[0]
+        encoding = model.encode(ids, torch.zeros_like(ids), dropout=False)
+    torch.testing.assert_close(views, model.entity.detach().unsqueeze(1).expand_as(views))
+    torch.testing.assert_close(encoding.modal[0], model.entity.detach())
+    assert model.entity.detach().std() < 2e-3
+
+
+def test_the_anchored_unified_embedding_keeps_structure_whole():
+    kg = two_modality_graph()
+    _, model = make("mocme", {"unified": "anchored"}, kg)
+    ids = torch.arange(kg.num_entities)
+    with torch.no_grad():
+        e = model.encode(ids, torch.zeros_like(ids))
+    expected = e.modal[0] + e.alpha[:, 1:2] * e.modal[1]
+    torch.testing.assert_close(e.joint, expected)
+
+
+def test_structure_dropout_hides_structure_only_while_training_and_only_where_another_modality_exists():
+    kg = two_modality_graph()
+    _, model = make("mocme", {"structure_dropout": 0.5}, kg)
+    ids = torch.arange(kg.num_entities)
+    model.train()
+    torch.manual_seed(3)
+    available = model.entity_parts(ids).available
+    text = kg.modalities["text"].mask
+    assert (~available[text, 0]).any() and available[~text, 0].all()
+    model.eval()
+    assert model.entity_parts(ids).available[:, 0].all()

@@ -40,7 +40,7 @@ def legacy_config(training: dict, **extra):
         {
             "seed": 3,
             "dataset": {"synthetic": {"num_entities": 120, "num_relations": 3}},
-            "model": {"dim": 12, "relation_dim": 4},
+            "model": {"dim": 12, "relation_dim": 4, "inter_measure": "cosine"},  # the reading of fb4e557
             "training": {
                 "epochs": 3,
                 "eval_every": 3,

@@ -40,6 +40,24 @@ class ModelConfig(BaseModel):
     experts: int = Field(3, ge=1, description="MoCME: experts (views) per modality, K.")
     expert: Literal["linear", "mlp"] = Field("linear", description="MoCME: expert type.")
     expert_hidden: int = Field(0, ge=0, description="MoCME: hidden width of MLP experts (0 = dim).")
+    structure_expert: Literal["same", "residual"] = Field(
+        "same",
+        description="MoCME: the structural modality's experts: the same kind as model.expert, or 'residual' "
+        "(x + low-rank, starting as the identity: structure-only MoCME starts as its scorer's baseline).",
+    )
+    expert_rank: int = Field(16, ge=1, description="MoCME: rank of each residual expert's correction.")
+    unified: Literal["convex", "anchored"] = Field(
+        "convex",
+        description="MoCME: unified embedding e* = Σ α^m e^m (convex), or anchored on structure: e^s kept whole "
+        "where the entity has it, plus Σ_{m≠s} α^m e^m.",
+    )
+    structure_dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="MoCME: while training, mark structure unavailable for this share of the entities that have "
+        "another modality (query and candidates), so that the other modalities learn to place an entity alone.",
+    )
     fusion: Literal["complementarity", "attention", "mean"] = Field(
         "complementarity",
         description="MoCME fusion: complementarity-guided, gate/attention only (MoMoK style), or plain mean.",
@@ -48,6 +66,11 @@ class ModelConfig(BaseModel):
     inter: bool = Field(True, description="MoCME: inter-modal complementarity term in the modality weights.")
     lambda_intra: float = Field(1.0, description="MoCME: weight of the intra-modal complementarity.")
     lambda_inter: float = Field(1.0, description="MoCME: weight of the inter-modal complementarity.")
+    inter_measure: Literal["orthogonal", "cosine"] = Field(
+        "orthogonal",
+        description="MoCME: inter-modal complementarity of a modality: the relative norm of its part orthogonal to "
+        "the others (orthogonal), or 1 - its mean cosine to them (cosine: the first reading, a no-op for M = 2).",
+    )
     attention_dim: int = Field(32, ge=1, description="MoCME: width of the relation query q_r and of W.")
     projection_dim: int = Field(32, ge=1, description="MoCME: width of the projection P used by inter-modal cosines.")
     modality_scorers: bool = Field(True, description="MoCME: a scorer per modality besides the unified one.")

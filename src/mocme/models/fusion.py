@@ -23,25 +23,49 @@ MIN_TEMPERATURE = 0.05
 class ModalityExperts(nn.Module):
     """``K`` experts turning one modality's input into ``K`` views: ``(n, d_in) -> (n, K, d)``.
 
-    Linear experts (each with its own bias) are one ``Linear(d_in, K·d)``; MLP experts add a hidden
-    layer per expert, batched as one grouped multiply. Weights start as ``N(0, 1/d_in)`` and biases
-    at 0, so every view starts at about the norm of its input (PyTorch's default ``Linear`` start
-    shrinks it by about √3, which slows training markedly on real graphs).
+    ``kind``:
+    - ``linear``: each expert ``A_k x + b_k``, all of them one ``Linear(d_in, K·d)``;
+    - ``mlp``: a hidden layer per expert, batched as one grouped multiply;
+    - ``residual`` (``d_in = d``): ``x + B_k A_k x`` with rank-``rank`` factors and ``B_k = 0`` at the
+      start, so every view starts as the input itself (the structural modality anchored on its
+      embedding: structure-only MoCME starts as its scoring function's baseline).
+
+    Weights start as ``N(0, s²)`` with ``s = 1/√d_in`` (every view about the norm of its input;
+    PyTorch's default ``Linear`` start shrinks it by about √3, which slows training markedly on real
+    graphs) or ``s = init_scale`` (views as small as kbc-style structural vectors); biases at 0.
     """
 
-    def __init__(self, d_in: int, dim: int, experts: int, kind: str = "linear", hidden: int = 0):
+    def __init__(
+        self,
+        d_in: int,
+        dim: int,
+        experts: int,
+        kind: str = "linear",
+        hidden: int = 0,
+        rank: int = 16,
+        init_scale: float | None = None,
+    ):
         super().__init__()
         self.experts, self.dim, self.kind = experts, dim, kind
+        if kind == "residual":
+            if d_in != dim:
+                raise ValueError(f"residual experts need d_in = d, not {d_in} and {dim}")
+            self.down = nn.Parameter(torch.randn(dim, experts * rank) / math.sqrt(dim))
+            self.up = nn.Parameter(torch.zeros(experts, rank, dim))
+            return
         width = dim if kind == "linear" else hidden or dim  # of the first layer's output, per expert
         self.first = nn.Linear(d_in, experts * width)
         with torch.no_grad():
-            self.first.weight.normal_(0.0, 1.0 / math.sqrt(d_in))
+            self.first.weight.normal_(0.0, init_scale if init_scale is not None else 1.0 / math.sqrt(d_in))
             self.first.bias.zero_()
         if kind != "linear":
             self.second = nn.Parameter(torch.randn(experts, width, dim) / math.sqrt(width))
             self.second_bias = nn.Parameter(torch.zeros(experts, dim))
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.kind == "residual":
+            low = (x @ self.down).view(len(x), self.experts, -1)  # (n, K, rank)
+            return torch.baddbmm(x.unsqueeze(0), low.transpose(0, 1), self.up).transpose(0, 1)
         out = self.first(x).view(len(x), self.experts, -1)
         if self.kind == "linear":
             return out
@@ -172,15 +196,34 @@ class IntraModalFusion(nn.Module):
 class InterModalFusion(nn.Module):
     """Modality weights over the modalities each entity has, and the unified embedding.
 
-    ``α^m = masked_softmax_m((q_r · W e^m + λ_inter c^m) / τ)`` with
-    ``c^m = 1 - mean_{n≠m, available} cos(P e^m, P e^n)``; a missing modality gets weight exactly 0.
+    ``α^m = masked_softmax_m((q_r · W e^m + λ_inter c^m) / τ)``; a missing modality gets weight
+    exactly 0. The complementarity ``c^m`` of modality ``m`` is what it adds beyond the others the
+    entity has: the norm of the part of ``P e^m`` orthogonal to the span of the other available
+    ``P e^n``, divided by the mean norm of the available ``P e^n`` (0 when ``m`` is alone). Unlike
+    ``1 - cos``, this is not the same for both modalities of a pair, so it carries information
+    with two modalities (structure and text). ``measure: cosine`` is the first reading,
+    ``c^m = 1 - mean_{n≠m} cos(P e^m, P e^n)``, which cancels in the softmax when ``M = 2``.
+
+    ``unified``: ``convex`` is ``e* = Σ_m α^m e^m``; ``anchored`` keeps the structural embedding
+    whole where the entity has it, ``e* = e^s + Σ_{m≠s} α^m e^m``, so an entity gaining a modality
+    is moved by it rather than shrunk towards it (where structure is unavailable, ``e*`` is the
+    convex mix of the modalities it has).
     """
 
     def __init__(
-        self, dim: int, contexts: int, mode: str, lambda_inter: float, attention_dim: int, projection_dim: int
+        self,
+        dim: int,
+        contexts: int,
+        mode: str,
+        lambda_inter: float,
+        attention_dim: int,
+        projection_dim: int,
+        unified: str = "convex",
+        measure: str = "orthogonal",
     ):
         super().__init__()
-        self.mode, self.lambda_inter = mode, lambda_inter
+        self.mode, self.lambda_inter, self.unified = mode, lambda_inter, unified
+        self.measure = orthogonal_complementarity if measure == "orthogonal" else cosine_complementarity
         self.key = nn.Linear(dim, attention_dim, bias=False)
         self.query = nn.Parameter(torch.randn(contexts, attention_dim) / math.sqrt(attention_dim))
         self.projection = nn.Linear(dim, projection_dim, bias=False)
@@ -189,8 +232,8 @@ class InterModalFusion(nn.Module):
     def forward(self, modal: list[Tensor], available: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
         """Fuse modalities.
 
-        Shapes: ``modal`` ``M`` tensors ``(n, d)``, ``available`` ``(n, M)`` bool, ``context``
-        ``(n,)``; returns ``e*`` ``(n, d)`` and ``α`` ``(n, M)``.
+        Shapes: ``modal`` ``M`` tensors ``(n, d)`` (structure first), ``available`` ``(n, M)``
+        bool, ``context`` ``(n,)``; returns ``e*`` ``(n, d)`` and ``α`` ``(n, M)``.
         """
         if self.mode == "mean":
             alpha = available.to(modal[0].dtype) / available.sum(1, keepdim=True)
@@ -206,20 +249,57 @@ class InterModalFusion(nn.Module):
                 keys, projected = self.key(stacked), None
             logits = (keys * query).sum(-1).T
             if projected is not None:
-                logits = logits + self.lambda_inter * self.complementarity(projected, available)
+                logits = logits + self.lambda_inter * self.measure(projected, available)
             logits = logits / self.log_temperature.exp().clamp_min(MIN_TEMPERATURE)
             alpha = torch.softmax(logits.masked_fill(~available, -math.inf), dim=-1)
+        if self.unified == "anchored" and len(modal) > 1:
+            structure = available[:, :1]
+            rest = alpha[:, 1:].sum(1, keepdim=True)
+            # where structure is available it counts whole; elsewhere the others' weights already sum to 1
+            joint = torch.where(structure, modal[0], torch.zeros_like(modal[0]))
+            scale = torch.where(structure, torch.ones_like(rest), 1 / rest.clamp_min(1e-12))
+            for m in range(1, len(modal)):
+                joint = torch.addcmul(joint, alpha[:, m : m + 1] * scale, modal[m])
+            return joint, alpha
         joint = alpha[:, :1] * modal[0]
         for m in range(1, len(modal)):
             joint = torch.addcmul(joint, alpha[:, m : m + 1], modal[m])
         return joint, alpha
 
-    @staticmethod
-    def complementarity(projected: Tensor, available: Tensor) -> Tensor:
-        """``c^m`` from the projections ``P e^m`` ``(M, n, p)`` over available pairs (0 when alone); ``(n, M)``."""
-        cos = cosines(projected.transpose(0, 1).contiguous())
-        pair = available.unsqueeze(1) & available.unsqueeze(2)
-        pair = pair & ~torch.eye(projected.shape[0], dtype=torch.bool, device=projected.device)
-        others = pair.sum(-1)
-        mean_cos = (cos * pair).sum(-1) / others.clamp_min(1)
-        return torch.where(others > 0, 1 - mean_cos, torch.zeros_like(mean_cos))
+
+def orthogonal_complementarity(projected: Tensor, available: Tensor) -> Tensor:
+    """``c^m`` from the projections ``P e^m`` ``(M, n, p)`` over the available ones; ``(n, M)``.
+
+    ``|(P e^m)_⊥|² = G_mm - g_mᵀ G_o⁻¹ g_m`` with ``G`` the Gram matrix of the projections,
+    ``G_o`` its block of the other available modalities and ``g_m`` their products with ``m``.
+    """
+    vectors = projected.transpose(0, 1)  # (n, M, p), at least float32 under mixed precision
+    vectors = vectors.to(torch.promote_types(vectors.dtype, torch.float32))
+    gram = vectors @ vectors.transpose(-1, -2)  # (n, M, M)
+    modalities = gram.shape[-1]
+    norms = gram.diagonal(dim1=-2, dim2=-1).clamp_min(1e-12).sqrt()  # (n, M)
+    mean_norm = (norms * available).sum(1) / available.sum(1).clamp_min(1)
+    columns = []
+    eye = torch.eye(modalities, device=gram.device, dtype=gram.dtype)
+    for m in range(modalities):
+        others = available.clone()
+        others[:, m] = False
+        pair = others.unsqueeze(1) & others.unsqueeze(2)
+        # the others' Gram block; unavailable rows and columns become the identity (and drop out)
+        block = torch.where(pair, gram, eye) + 1e-6 * eye * norms.pow(2).mean(1).view(-1, 1, 1).clamp_min(1e-12)
+        coupling = torch.where(others, gram[:, :, m], torch.zeros_like(gram[:, :, m]))
+        explained = (coupling * torch.linalg.solve(block, coupling.unsqueeze(-1)).squeeze(-1)).sum(1)
+        residual = (gram[:, m, m] - explained).clamp_min(1e-12).sqrt()
+        alone = ~others.any(1) | ~available[:, m]
+        columns.append(torch.where(alone, torch.zeros_like(residual), residual / mean_norm.clamp_min(1e-12)))
+    return torch.stack(columns, 1).to(projected.dtype)
+
+
+def cosine_complementarity(projected: Tensor, available: Tensor) -> Tensor:
+    """``c^m = 1 - mean_{n≠m, available} cos(P e^m, P e^n)`` (0 when alone); ``(M, n, p) -> (n, M)``."""
+    cos = cosines(projected.transpose(0, 1).contiguous())
+    pair = available.unsqueeze(1) & available.unsqueeze(2)
+    pair = pair & ~torch.eye(projected.shape[0], dtype=torch.bool, device=projected.device)
+    others = pair.sum(-1)
+    mean_cos = (cos * pair).sum(-1) / others.clamp_min(1)
+    return torch.where(others > 0, 1 - mean_cos, torch.zeros_like(mean_cos))

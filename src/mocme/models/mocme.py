@@ -106,6 +106,9 @@ class MoCME(KGModel):
         self.neutral = 2 * kg.num_relations
 
         self.entity = nn.Parameter(torch.randn(kg.num_entities, dim) / math.sqrt(dim))
+        if config.init_scale is not None:  # kbc: every vector small, so that N3 and Adagrad start near the origin
+            with torch.no_grad():
+                self.entity.normal_(0.0, config.init_scale)
         self.register_buffer("structure_mask", _structure_mask(kg, config.unseen_structure), persistent=False)
         for name, modality in kg.modalities.items():
             features = (
@@ -117,7 +120,10 @@ class MoCME(KGModel):
         self.intra = nn.ModuleDict()
         for name in self.modalities:
             d_in = dim if name == STRUCTURE else kg.modalities[name].dim
-            self.experts[name] = ModalityExperts(d_in, dim, experts, config.expert, config.expert_hidden)
+            kind = "residual" if name == STRUCTURE and config.structure_expert == "residual" else config.expert
+            self.experts[name] = ModalityExperts(
+                d_in, dim, experts, kind, config.expert_hidden, config.expert_rank, config.init_scale
+            )
             self.intra[name] = IntraModalFusion(
                 d_in,
                 experts,
@@ -132,9 +138,17 @@ class MoCME(KGModel):
             config.lambda_inter,
             config.attention_dim,
             config.projection_dim,
+            config.unified,
+            config.inter_measure,
         )
         self.scorer_names = [*(self.modalities if config.modality_scorers else []), JOINT]
         self.scorers = nn.ModuleDict({name: _interaction(config, 2 * kg.num_relations) for name in self.scorer_names})
+        if config.init_scale is not None:
+            with torch.no_grad():
+                for scorer in self.scorers.values():
+                    relation = getattr(scorer, "relation", None)
+                    if isinstance(relation, nn.Parameter):
+                        relation.normal_(0.0, config.init_scale)
         self._register_load_state_dict_pre_hook(_read_old_scorer_keys)
         self.dropout = Dropout(config.dropout)
         self._cache: Encoding | None = None
@@ -169,7 +183,20 @@ class MoCME(KGModel):
         if penalties:
             penalty = self.config.diversity * torch.stack(penalties).mean()
             self._penalty = penalty if self._penalty is None else self._penalty + penalty
-        return EntityParts(views, base, self._available(ids))
+        return EntityParts(views, base, self._structure_dropped(self._available(ids)))
+
+    def _structure_dropped(self, available: Tensor) -> Tensor:
+        """While training, structure marked unavailable for ``model.structure_dropout`` of the entities
+        that have another modality; ``(n, M) -> (n, M)``."""
+        rate = self.config.structure_dropout
+        if not (self.training and rate) or available.shape[1] < 2:
+            return available
+        drop = (torch.rand(len(available), device=available.device) < rate) & available[:, 1:].any(1)
+        if not drop.any():
+            return available
+        available = available.clone()
+        available[:, 0] &= ~drop
+        return available
 
     def fuse(self, parts: EntityParts, context: Tensor | None = None, dropout: bool = True) -> Encoding:
         """Encodings of the entities of ``parts`` in relation contexts ``(n,)`` (neutral when ``None``)."""
@@ -247,27 +274,37 @@ class MoCME(KGModel):
         return {JOINT: scorers[JOINT]} if self.config.joint == "unified" else scorers
 
     def combine(self, scorers: dict[str, ScorerScores]) -> Tensor:
-        """``log Σ_h w_h σ(s_h)`` over the deciding scorers defined at each (query, candidate).
+        """``log Σ_h w_h σ(s_h)`` over the deciding scorers, every candidate on one scale.
 
-        Weights are equal, or each scorer's confidence ``1 - H(softmax(s_h)) / log C`` per query;
-        with ``joint: unified`` this is ``log σ(s_joint)``. Working in log space keeps near-certain
-        answers apart instead of rounding them to 1.
+        Where a modality scorer is undefined (the query or the candidate lacks its modality) the
+        unified scorer's probability stands in for it, so every candidate is scored by the same
+        number of terms whatever modalities it has. Weights are equal, or each scorer's confidence
+        ``1 - H(softmax(s_h)) / log C`` per query; with ``joint: unified`` this is ``log σ(s_joint)``.
+        Working in log space keeps near-certain answers apart instead of rounding them to 1.
         """
+        deciding = self.deciding(scorers)
+        unified = deciding[JOINT].scores
+        unified_log_prob, unified_log_weight = F.logsigmoid(unified), self._log_confidence(unified, None)
         log_probs, log_weights = [], []
-        for scorer in self.deciding(scorers).values():
-            scores = scorer.scores
-            available = (
-                torch.ones_like(scores, dtype=torch.bool)
-                if scorer.available is None
-                else scorer.available.expand_as(scores)
+        for name, scorer in deciding.items():
+            if name == JOINT or scorer.available is None:
+                log_probs.append(F.logsigmoid(scorer.scores))
+                log_weights.append(self._log_confidence(scorer.scores, None))
+                continue
+            available = scorer.available.expand_as(scorer.scores)
+            log_probs.append(torch.where(available, F.logsigmoid(scorer.scores), unified_log_prob))
+            log_weights.append(
+                torch.where(available, self._log_confidence(scorer.scores, available), unified_log_weight)
             )
-            log_weight = torch.zeros_like(scores)
-            if self.config.joint == "confidence":
-                log_weight = log_weight + _confidence(scores, available).clamp_min(1e-6).log().unsqueeze(1)
-            log_probs.append(F.logsigmoid(scores))
-            log_weights.append(log_weight.masked_fill(~available, -math.inf))
         log_w = torch.stack(log_weights)
         return torch.logsumexp(torch.stack(log_probs) + log_w, 0) - torch.logsumexp(log_w, 0)
+
+    def _log_confidence(self, scores: Tensor, available: Tensor | None) -> Tensor:
+        """``(B, C)`` log-weights of one scorer in the decision: 0, or its log confidence per query."""
+        if self.config.joint != "confidence":
+            return torch.zeros_like(scores)
+        available = torch.ones_like(scores, dtype=torch.bool) if available is None else available
+        return _confidence(scores, available).clamp_min(1e-6).log().unsqueeze(1).expand_as(scores)
 
     def score_all(self, queries: Tensor, candidates: Candidates = None) -> Tensor:
         if self.config.joint == "confidence":
