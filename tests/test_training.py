@@ -189,3 +189,56 @@ def test_an_empty_test_split_trains_and_says_there_is_nothing_to_score(tmp_path)
         result = pipeline.train(config, tmp_path / "run")
     assert len(result.kg.test) == 0
     assert "test" not in result.metrics and "valid" in result.metrics
+
+
+STRONG_RECIPE = {
+    "epochs": 12,
+    "eval_every": 4,
+    "batch_size": 128,
+    "optimizer": "adagrad",
+    "lr": 0.1,
+    "negatives": "one_vs_all",
+    "regularizer": "n3",
+    "regularizer_weight": 0.01,
+}
+RECIPE_MOCME = {"structure_expert": "residual", "unified": "anchored", "modality_scorers": False, "joint": "unified"}
+
+
+def strong_recipe_mrr(tmp_path, name: str, model: dict, dataset: dict | None = None, **training) -> tuple[float, dict]:
+    config = validate_config(
+        {
+            "seed": 0,
+            "dataset": {"synthetic": {"num_entities": 300}, **(dataset or {})},
+            "model": {"dim": 32, "dropout": 0.0, "init_scale": 1e-3, **model},
+            "training": {**STRONG_RECIPE, **training},
+        }
+    )
+    result = pipeline.train(config, tmp_path / name)
+    curve = [
+        r["valid"]["both.realistic.inverse_harmonic_mean_rank"] for r in result.directory.trace() if "valid" in r
+    ]
+    return result.metrics["valid"]["both"]["realistic"]["inverse_harmonic_mean_rank"], {"curve": curve}
+
+
+def test_structure_only_mocme_tracks_its_structural_scorer_on_the_strong_recipe(tmp_path):
+    """Residual structural experts start as the embedding: structure-only MoCME is ComplEx-N3 plus a low-rank term."""
+    baseline, base_curve = strong_recipe_mrr(tmp_path, "complex", {"name": "complex"}, {"modalities": []})
+    mocme, mocme_curve = strong_recipe_mrr(
+        tmp_path, "mocme", {"interaction": "complex", **RECIPE_MOCME}, {"modalities": []}
+    )
+    assert mocme >= baseline - 0.01, (mocme_curve, base_curve)
+    for ours, theirs in zip(mocme_curve["curve"], base_curve["curve"], strict=True):
+        assert ours >= theirs - 0.02, (mocme_curve, base_curve)  # epoch for epoch
+
+
+def test_mocme_with_features_beats_its_structural_scorer_on_the_strong_recipe(tmp_path):
+    baseline, _ = strong_recipe_mrr(tmp_path, "complex", {"name": "complex"}, {"modalities": []})
+    mocme, _ = strong_recipe_mrr(
+        tmp_path,
+        "mocme",
+        {"interaction": "complex", **RECIPE_MOCME},
+        negatives="egns",
+        pool="all",
+        egns={"loss": "softmax", "warmup_epochs": 2, "temperature_start": 2.0, "temperature_end": 0.5},
+    )
+    assert mocme > baseline + 0.03, (mocme, baseline)
