@@ -214,9 +214,7 @@ def strong_recipe_mrr(tmp_path, name: str, model: dict, dataset: dict | None = N
         }
     )
     result = pipeline.train(config, tmp_path / name)
-    curve = [
-        r["valid"]["both.realistic.inverse_harmonic_mean_rank"] for r in result.directory.trace() if "valid" in r
-    ]
+    curve = [r["valid"]["both.realistic.inverse_harmonic_mean_rank"] for r in result.directory.trace() if "valid" in r]
     return result.metrics["valid"]["both"]["realistic"]["inverse_harmonic_mean_rank"], {"curve": curve}
 
 
