@@ -193,8 +193,19 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
         "valid": _headline(metrics["valid"]),
         "test": _headline(metrics["test"]),
         "valid_curve": [[r["epoch"], r["valid"][MRR]] for r in trace if "valid" in r],
+        "valid_time_curve": _time_curve(trace),
         "run_dir": job["run_dir"],
     } | {key: job[key] for key in ("valid_heads", "valid_heads_queries") if key in job}
+
+
+def _time_curve(trace: list[dict[str, Any]]) -> list[list[float]]:
+    """``[seconds, mrr]`` at every validated epoch: wall-clock seconds of training and validation so far."""
+    elapsed, curve = 0.0, []
+    for record in trace:
+        elapsed += record.get("seconds", 0.0)
+        if "valid" in record:
+            curve.append([round(elapsed, 1), record["valid"][MRR]])
+    return curve
 
 
 def with_head_metrics(row: dict[str, Any]) -> dict[str, Any]:
@@ -435,9 +446,39 @@ def curves_figure(rows: list[dict[str, Any]]) -> Any | None:
     return figure
 
 
+def time_figure(rows: list[dict[str, Any]]) -> Any | None:
+    """Time to quality: validation MRR (realistic, %) against wall-clock minutes, one panel per dataset.
+
+    Rows written before ``valid_time_curve`` existed are placed at ``epoch × seconds_per_epoch``.
+    """
+    from mocme.plots import color, subplots
+
+    curves = {}
+    for r in rows:
+        if r["variant"] not in MAIN_VARIANTS or not r.get("valid_curve"):
+            continue
+        curve = r.get("valid_time_curve") or [[e * (r.get("seconds_per_epoch") or 0), v] for e, v in r["valid_curve"]]
+        curves[r["dataset"], r["variant"]] = curve
+    datasets = _datasets_in(dataset for dataset, _ in curves)
+    if not datasets:
+        return None
+    figure, axes = subplots(1, len(datasets), figsize=(3.2 * len(datasets) + 0.6, 3.0), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        for index, variant in enumerate(MAIN_VARIANTS):
+            if (dataset, variant) in curves:
+                seconds, mrr = zip(*curves[dataset, variant], strict=True)
+                minutes = [t / 60 for t in seconds]
+                ax.plot(minutes, [100 * v for v in mrr], marker="o", markersize=3, color=color(index), label=variant)
+        ax.set_title(dataset)
+        ax.set_xlabel("wall-clock minutes (2-core CPU)")
+    axes[0][0].set_ylabel("valid MRR, realistic (%)")
+    figure.legend(*axes[0][0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=2)
+    return figure
+
+
 def write_figures(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
-    """``<out>.svg`` (test MRR), ``<out>_curves.svg`` (validation curves) and
-    ``<out>_ablation_<dataset>.svg``; none when matplotlib is not installed."""
+    """``<out>.svg`` (test MRR), ``<out>_curves.svg`` (validation curves), ``<out>_time.svg`` (time
+    to quality) and ``<out>_ablation_<dataset>.svg``; none when matplotlib is not installed."""
     from mocme.extras import MissingExtraError
     from mocme.plots import require_matplotlib, save_figure
 
@@ -446,7 +487,11 @@ def write_figures(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
     except MissingExtraError:
         return []
     written = []
-    figures = {out.with_suffix(".svg"): main_figure(rows), out.with_name(f"{out.name}_curves.svg"): curves_figure(rows)}
+    figures = {
+        out.with_suffix(".svg"): main_figure(rows),
+        out.with_name(f"{out.name}_curves.svg"): curves_figure(rows),
+        out.with_name(f"{out.name}_time.svg"): time_figure(rows),
+    }
     for dataset in sorted({r["dataset"] for r in rows if r["variant"] in ABLATION_VARIANTS}):
         figures[out.with_name(f"{out.name}_ablation_{dataset}.svg")] = ablation_figure(rows, dataset)
     for path, figure in figures.items():

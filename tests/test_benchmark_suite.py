@@ -103,7 +103,10 @@ def test_results_and_figures_are_written(suite: Any, tmp_path: Path) -> None:
         "mmkgc.svg",
         "mmkgc_ablation_MKG-Y.svg",
         "mmkgc_curves.svg",
+        "mmkgc_time.svg",
     ]
+    time = (out.parent / "mmkgc_time.svg").read_text()
+    assert "wall-clock minutes" in time and "MKG-Y" in time
 
 
 def test_no_figure_without_rows(suite: Any) -> None:
