@@ -12,9 +12,11 @@ from mocme.config import validate_config
 from mocme.data import generate
 from mocme.data.synthetic import SyntheticModality, SyntheticSpec
 from mocme.errors import DataWarning, NumericalError
+from mocme.models import ModelConfig, build_model
 from mocme.models.mocme import MoCME
+from mocme.training.config import TrainingConfig
 from mocme.training.trainer import Trainer
-from tests.conftest import small_run_config
+from tests.conftest import small_run_config, synthetic_graph
 
 
 def tiny_config(**training):
@@ -240,3 +242,20 @@ def test_mocme_with_features_beats_its_structural_scorer_on_the_strong_recipe(tm
         egns={"loss": "softmax", "warmup_epochs": 2, "temperature_start": 2.0, "temperature_end": 0.5},
     )
     assert mocme > baseline + 0.03, (mocme, baseline)
+
+
+def test_module_lr_gives_the_non_embedding_parameters_their_own_learning_rate():
+    from mocme.training.trainer import _optimizer, is_embedding
+
+    kg = synthetic_graph(60)
+    model = build_model(ModelConfig(name="mocme", dim=8, interaction="complex"), kg)
+    optimizer = _optimizer(model, TrainingConfig(optimizer="adagrad", lr=0.1, module_lr=0.002))
+    embeddings, modules = optimizer.param_groups
+    assert (embeddings["lr"], modules["lr"]) == (0.1, 0.002)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)] for p in embeddings["params"]} == {"entity", "scorers.joint.relation"} | {
+        f"scorers.{m}.relation" for m in model.scorer_names if m != "joint"
+    }
+    assert any(n.startswith("experts.") for n in (names[id(p)] for p in modules["params"]))
+    assert not is_embedding("experts.text.first.weight") and is_embedding("interaction.relation")
+    assert len(_optimizer(model, TrainingConfig(optimizer="adagrad")).param_groups) == 1

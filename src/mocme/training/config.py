@@ -48,6 +48,13 @@ class TrainingConfig(BaseModel):
         "or Adagrad (kbc's choice for 1vsAll with N3).",
     )
     lr: float = Field(5e-3, gt=0, description="Learning rate.")
+    module_lr: float | None = Field(
+        None,
+        gt=0,
+        description="Learning rate of the parameters that are not embedding vectors (MoCME's experts, gates and "
+        "fusion; TuckER's core); null: training.lr. Adagrad moves every parameter by about its learning rate at "
+        "first, which the embedding tables of the kbc recipe want and a shared weight matrix does not.",
+    )
     weight_decay: float = Field(0.0, ge=0, description="Weight decay (L2 for Adam and Adagrad, decoupled for AdamW).")
     schedule: Literal["none", "cosine", "step", "plateau"] = Field("none", description="Learning-rate schedule.")
     warmup_epochs: int = Field(

@@ -248,12 +248,28 @@ def _compiled(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _optimizer(model: KGModel, config: TrainingConfig) -> torch.optim.Optimizer:
-    """Adam or AdamW as one fused kernel over all parameters on devices that have it (CPU, CUDA); or Adagrad."""
+    """Adam or AdamW as one fused kernel over all parameters on devices that have it (CPU, CUDA); or Adagrad.
+
+    With ``training.module_lr``, the parameters that are not embedding vectors form a second group
+    with that learning rate (see :func:`is_embedding`).
+    """
+    params: Any = model.parameters()
+    if config.module_lr is not None:
+        named = list(model.named_parameters())
+        params = [
+            {"params": [p for n, p in named if is_embedding(n)]},
+            {"params": [p for n, p in named if not is_embedding(n)], "lr": config.module_lr},
+        ]
     if config.optimizer == "adagrad":
-        return torch.optim.Adagrad(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+        return torch.optim.Adagrad(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     fused = model.device.type in ("cpu", "cuda")
-    return cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+
+
+def is_embedding(name: str) -> bool:
+    """Whether parameter ``name`` is a table of embedding vectors: the entity table or a scorer's relation vectors."""
+    return name == "entity" or name.rsplit(".", 1)[-1] == "relation"
 
 
 @contextlib.contextmanager
