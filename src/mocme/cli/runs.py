@@ -186,7 +186,12 @@ def evaluate(
     split: Annotated[str, typer.Option("--split", help="valid or test.")] = "valid",
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="best or last.")] = "best",
     breakdown: Annotated[
-        bool, typer.Option("--breakdown", help="Also show relation categories and modalities.")
+        bool,
+        typer.Option(
+            "--breakdown",
+            help="Also show metrics per relation category, per modality of the answer, and by whether the query "
+            "and answer entities were seen in training (the inductive case).",
+        ),
     ] = False,
     scorers: Annotated[
         bool,
