@@ -191,14 +191,6 @@ def add_entities(
             if vector is not None:
                 rows[i], mask[i] = vector, True
         new[name] = Modality(name, rows, mask, "new entities")
-    has_input = torch.stack([m.mask for m in new.values()]).any(0)
-    for entity, has in zip(entities, has_input.tolist(), strict=True):
-        if not has:
-            encodable = ", ".join(encoded) or "none of this run's modalities is made from text"
-            raise MocmeError(
-                f"{entity.location()}: new entity {entity.name!r} has no input for any modality of this run "
-                f"({', '.join(kg.modalities)}); give its text (encoded for: {encodable}) or a feature vector"
-            )
     names = [e.name for e in entities]
     extended_kg = kg.with_new_entities(names, new, [e.text for e in entities])
     extended = model.with_new_entities(kg, {n: m.features for n, m in new.items()}, {n: m.mask for n, m in new.items()})
@@ -258,6 +250,11 @@ def _check(entities: list[NewEntity], kg: MultiModalKG) -> None:
                 f"(first at {first[entity.name].location()})"
             )
         first[entity.name] = entity
+        if entity.text is None and not entity.features:
+            raise MocmeError(
+                f"{entity.location()}: new entity {entity.name[:60]!r} has no input for any modality of this run "
+                f"({have}); give its text or a feature vector"
+            )
         for name, vector in entity.features.items():
             where = entity.location(name)
             if name not in kg.modalities:
