@@ -296,3 +296,15 @@ def test_minilm_re_encodes_new_entities_as_it_encoded_the_run(tmp_path, capsys):
     extended, _ = add_entities(model, kg, {"Paris again": "Paris", "somewhere": "Zurich"})
     assert torch.allclose(extended.features_text[-2], model.features_text[kg.entities.id("Paris")], atol=1e-5)
     assert torch.allclose(extended.features_text[-1], model.features_text[kg.entities.id("Lyon")], atol=1e-5)
+
+
+def test_cli_evaluate_breakdown_shows_the_seen_groups(held_out, capsys):
+    _, _, run_dir = held_out
+    code, out, _ = run_cli(capsys, "evaluate", str(run_dir), "--split", "test", "--breakdown", "--quiet")
+    assert code == 0 and "query and answer seen in training" in out and "triples" in out
+    code, out, _ = run_cli(capsys, "evaluate", str(run_dir), "--split", "test", "--json", "--quiet")
+    groups = json.loads(out)["by_seen"]
+    saved = json.loads((run_dir / "metrics.json").read_text())["test"]["by_seen"]
+    assert groups == saved and sum(g["triples"] for n, g in groups.items() if n in ("seen", "unseen")) == len(
+        load_run(run_dir)[1].test
+    )
