@@ -167,7 +167,10 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
 
     ``seconds_per_epoch`` is the median epoch (validation included), which one slow epoch on a
     shared machine does not move; ``train_seconds`` the sum of all epochs; ``valid_curve`` the
-    validation MRR (realistic) at every validated epoch, as ``[epoch, mrr]`` pairs.
+    validation MRR (realistic) at every validated epoch, as ``[epoch, mrr]`` pairs;
+    ``test_by_seen`` the test metrics by whether the query and answer entities were seen in
+    training (``seen``, ``unseen``, ``query_unseen``, ``answer_unseen``, ``both_unseen``; each with
+    its queries and triples), for runs whose ``metrics.json`` has them.
     """
     from mocme.rundir import RunDirectory
 
@@ -176,7 +179,11 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
     config = directory.load_config()
     trace = directory.trace()
     epoch_seconds = [r["seconds"] for r in trace if "seconds" in r]
-    return {
+    by_seen = {
+        group: _headline(values) | {"triples": values["triples"]}
+        for group, values in metrics["test"].get("by_seen", {}).items()
+    }
+    row = {
         "dataset": job["dataset"],
         "variant": job["variant"],
         "overrides": job["overrides"],
@@ -195,7 +202,10 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
         "valid_curve": [[r["epoch"], r["valid"][MRR]] for r in trace if "valid" in r],
         "valid_time_curve": _time_curve(trace),
         "run_dir": job["run_dir"],
-    } | {key: job[key] for key in ("valid_heads", "valid_heads_queries") if key in job}
+    }
+    if by_seen:
+        row["test_by_seen"] = by_seen
+    return row | {key: job[key] for key in ("valid_heads", "valid_heads_queries") if key in job}
 
 
 def _time_curve(trace: list[dict[str, Any]]) -> list[list[float]]:
@@ -305,6 +315,19 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                     f"{r['selected_epoch']}/{r['epochs_trained']} | {r['seconds_per_epoch']} | "
                     f"{r.get('recipe', MOCME_CONFIG)}{', bf16' if r.get('precision') == 'bf16' else ''}, {r['dim']} |"
                 )
+            unseen = [r for r in chosen if "unseen" in r.get("test_by_seen", {})]
+            if unseen:
+                group = unseen[0]["test_by_seen"]["unseen"]
+                out += [
+                    "",
+                    f"Test triples with an entity unseen in training ({group['triples']:,} triples, "
+                    f"{group['count']:,} queries), MRR / Hits@10: "
+                    + "; ".join(
+                        f"{r['variant']} {_pct(_unseen(r)['inverse_harmonic_mean_rank'])} / "
+                        f"{_pct(_unseen(r)['hits_at_10'])}"
+                        for r in sorted(unseen, key=lambda r: -_unseen(r)["inverse_harmonic_mean_rank"])
+                    ),
+                ]
             by_head = [r for r in chosen if "valid_heads" in r]
             if by_head:
                 out += [
@@ -332,6 +355,11 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                     "on test): " + "; ".join(f"{m} {a:.2f} / {b:.2f} / {c:.2f}" for m, (a, b, c) in published.items()),
                 ]
     return "\n".join(out) + "\n"
+
+
+def _unseen(row: dict[str, Any]) -> dict[str, float]:
+    """Realistic test metrics of a row on the triples with an entity unseen in training."""
+    return row["test_by_seen"]["unseen"]["realistic"]
 
 
 def _heads_split_note(row: dict[str, Any]) -> str:

@@ -4,8 +4,10 @@ Each folder of ``tests/bad_inputs`` is one case: its input files, ``cmd`` (the C
 shell-like line) and ``expected`` (a substring of the one-line error, naming file and line). A case
 with an ``accepted`` marker must succeed instead; its ``expected`` is then found in the output
 (stdout, stdout as one-line JSON, or a one-line warning on stderr). In ``cmd`` and ``expected``,
-``{case}`` is the case folder, ``{graph}`` a valid 6-entity graph (``_graph``) and ``{out}`` a fresh
-folder for outputs. Binary inputs come from ``make_binary_cases.py``.
+``{case}`` is the case folder, ``{graph}`` a valid 6-entity graph (``_graph``), ``{run}`` a MoCME run
+trained on it with a 3-d ``text`` feature modality (read from a ``.npy`` file, so there is no text
+encoder to re-make it with) and ``{out}`` a fresh folder for outputs. Binary inputs come from
+``make_binary_cases.py``.
 
 A failing case must exit with status 2, print exactly one ``error: ...`` line and nothing on stdout,
 show no traceback, and leave every file as it was: no partial output, no run directory.
@@ -50,12 +52,38 @@ def test_corpus_is_large_and_well_formed():
     assert 0 < len(accepted) < len(CASES) / 2
 
 
+@pytest.fixture(scope="session")
+def corpus_run(tmp_path_factory) -> Path:
+    """A tiny MoCME run on ``_graph`` with one feature modality, ``text`` (3-d, from a ``.npy`` file)."""
+    import numpy as np
+
+    from mocme.config import validate_config
+    from mocme.pipeline import train
+
+    root = tmp_path_factory.mktemp("corpus-run")
+    graph = shutil.copytree(ROOT / "_graph", root / "graph")
+    features = root / "text.npy"
+    np.save(features, np.arange(18, dtype=np.float32).reshape(6, 3) / 10)
+    config = validate_config(
+        {
+            "dataset": {"name": str(graph), "features": {"text": {"path": str(features)}}},
+            "model": {"dim": 4, "relation_dim": 2, "attention_dim": 4, "projection_dim": 4},
+            "training": {"epochs": 1, "batch_size": 4, "num_negatives": 2, "egns": {"keep": 2}},
+        }
+    )
+    train(config, root / "run")
+    return root / "run"
+
+
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input(case, tmp_path, monkeypatch, capsys):
+def test_bad_input(case, tmp_path, monkeypatch, capsys, request):
     work = tmp_path / "case"
     shutil.copytree(ROOT / case, work)
     shutil.copytree(ROOT / "_graph", tmp_path / "graph")
     places = {"{case}": str(work), "{graph}": str(tmp_path / "graph"), "{out}": str(tmp_path / "out")}
+    if "{run}" in (work / "cmd").read_text(encoding="utf-8"):
+        places["{run}"] = str(request.getfixturevalue("corpus_run"))
+        capsys.readouterr()  # nothing of the training belongs to the case
 
     def fill(text: str) -> str:
         for placeholder, value in places.items():

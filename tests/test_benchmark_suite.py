@@ -114,3 +114,32 @@ def test_no_figure_without_rows(suite: Any) -> None:
     assert suite.main_figure([]) is None
     assert suite.curves_figure([]) is None
     assert suite.ablation_figure(_rows(), "WN18RR") is None
+
+
+def test_rows_carry_the_seen_breakdown_of_the_test_split(suite: Any, tmp_path: Path) -> None:
+    """A finished run's row has ``test_by_seen``; the table quotes the triples with an unseen entity."""
+    from mocme.cli import main
+
+    run_dir = tmp_path / "run"
+    tiny = ["--set", "dataset.synthetic.num_entities=120", "--set", "model.dim=8", "--set", "model.relation_dim=4"]
+    assert main(["train", "--quiet", "--out", str(run_dir), *tiny, "--set", "training.epochs=1"]) == 0
+    row = suite.summarize(
+        {"dataset": "MKG-Y", "variant": "MoCME (structure + text)", "overrides": [], "run_dir": str(run_dir)}
+    )
+    saved = json.loads((run_dir / "metrics.json").read_text())["test"]["by_seen"]
+    assert set(row["test_by_seen"]) == set(saved) == {"seen"}  # the synthetic split keeps every entity in train
+    seen = row["test_by_seen"]["seen"]
+    assert seen["realistic"] == saved["seen"]["both"]["realistic"] and seen["triples"] == saved["seen"]["triples"]
+    assert seen["count"] == row["test"]["count"]
+
+    unseen = {"unseen": {**_split(0.12, 40), "triples": 20}}
+    rows = [
+        _row("MKG-Y", "MoCME (structure + text)", 0.32, test_by_seen=unseen),
+        _row("MKG-Y", "TuckER (structure, 1vsAll)", 0.30, test_by_seen={"unseen": {**_split(0.02, 40), "triples": 20}}),
+    ]
+    mkgy = suite.markdown(rows).split("## MKG-Y\n")[1]
+    assert (
+        "Test triples with an entity unseen in training (20 triples, 40 queries), MRR / Hits@10: "
+        "MoCME (structure + text) 12.00 / 24.00; TuckER (structure, 1vsAll) 2.00 / 4.00" in mkgy
+    )
+    assert "unseen in training" not in suite.markdown(_rows())

@@ -98,3 +98,34 @@ def test_negative_infinity_candidates_rank_last():
         scores, torch.tensor([0]), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
     )
     assert (opt.item(), pess.item()) == (2.0, 2.0)
+
+
+def test_seen_breakdown_groups_the_splits_own_ranks():
+    """Queries grouped by whether their entities occur in training; the ranks are the split's own."""
+    from mocme.data import MultiModalKG, Vocabulary
+    from mocme.evaluation import evaluate, rank_triples, side_metrics
+    from mocme.tables import breakdown_table
+    from tests.conftest import TableModel
+
+    train = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 0, 3], [3, 1, 4]])  # e5 and e6 never occur in training
+    test = torch.tensor([[0, 0, 5], [5, 1, 1], [1, 0, 3], [5, 0, 6], [2, 1, 4]])
+    kg = MultiModalKG(
+        "seen", Vocabulary(f"e{i}" for i in range(7)), Vocabulary(["r", "s"]), train, torch.zeros(0, 3), test
+    )
+    model = TableModel(torch.randn(7, 4, 7, generator=torch.Generator().manual_seed(0)))
+    metrics = evaluate(model, kg, "test")
+    groups = metrics["by_seen"]
+    assert {name: (g["both"]["count"], g["triples"]) for name, g in groups.items()} == {
+        "seen": (4, 2),  # both directions of (1, r, 3) and (2, s, 4)
+        "unseen": (6, 3),
+        "query_unseen": (2, 2),  # (5, s, 1) asked as (5, s, ?) and (0, r, 5) asked as (?, r, 5)
+        "answer_unseen": (2, 2),
+        "both_unseen": (2, 1),
+    }
+    ranks = rank_triples(model, kg, test)
+    unseen = torch.tensor([True, True, False, True, False] * 2)  # the triple of each query has an unseen entity
+    expected = side_metrics(ranks.optimistic[unseen], ranks.pessimistic[unseen], ranks.is_head[unseen])
+    assert {k: v for k, v in groups["unseen"].items() if k != "triples"} == expected
+    table = breakdown_table(metrics)
+    assert "query and answer seen in training" in table and "query seen, answer unseen" in table
+    assert table.splitlines()[0].split()[-2:] == ["queries", "triples"]

@@ -1,8 +1,8 @@
 """``mocme.train``: one call from a config (object, mapping, YAML file or keyword sections) to a run.
 
 Everything else the top-level package offers is re-exported as it is: :func:`mocme.evaluate` is
-:func:`mocme.evaluation.evaluate`, :func:`mocme.predict` is :func:`mocme.prediction.predict`, and
-so on (see :mod:`mocme`).
+:func:`mocme.evaluation.evaluate`, :func:`mocme.predict` is :func:`mocme.inductive.predict` (which is
+:func:`mocme.prediction.predict` with ``new_entities``), and so on (see :mod:`mocme`).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from mocme.evaluation.evaluator import SEEN_GROUPS
 from mocme.evaluation.metrics import short_name
 
 
@@ -66,16 +67,19 @@ def scorers_table(per_scorer: dict[str, dict[str, Any]], title: str | None = Non
 
 
 def breakdown_table(metrics: dict[str, Any]) -> str:
-    """Realistic MRR and Hits@10 (both sides) per relation category and per modality availability."""
+    """Realistic MRR and Hits@10 (both sides) per relation category, per modality availability and
+    by whether the query and answer entities were seen in training (with the triples of each group)."""
     rows = []
     for category, values in metrics.get("by_relation_category", {}).items():
-        rows.append([f"relations {category}", *_summary(values)])
+        rows.append([f"relations {category}", *_summary(values), None])
     for modality, groups in metrics.get("by_modality", {}).items():
         for label, values in groups.items():
-            rows.append([f"answer {label}: {modality}", *_summary(values)])
+            rows.append([f"answer {label}: {modality}", *_summary(values), None])
+    for group, values in metrics.get("by_seen", {}).items():
+        rows.append([SEEN_GROUPS.get(group, group), *_summary(values), values.get("triples")])
     if not rows:
         return ""
-    return render(["group", "MRR", "Hits@1", "Hits@10", "queries"], rows)
+    return render(["group", "MRR", "Hits@1", "Hits@10", "queries", "triples"], rows)
 
 
 def _summary(values: dict[str, Any]) -> list[Any]:

@@ -186,7 +186,12 @@ def evaluate(
     split: Annotated[str, typer.Option("--split", help="valid or test.")] = "valid",
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="best or last.")] = "best",
     breakdown: Annotated[
-        bool, typer.Option("--breakdown", help="Also show relation categories and modalities.")
+        bool,
+        typer.Option(
+            "--breakdown",
+            help="Also show metrics per relation category, per modality of the answer, and by whether the query "
+            "and answer entities were seen in training (the inductive case).",
+        ),
     ] = False,
     scorers: Annotated[
         bool,
@@ -245,6 +250,27 @@ def predict(
         bool, typer.Option("--exclude-known", help="Hide answers already in the graph (train/valid/test).")
     ] = False,
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="best or last.")] = "best",
+    new_entities: Annotated[
+        Path | None,
+        typer.Option(
+            "--new-entities",
+            help="Entities that are not in the graph, as 'name<TAB>text' lines: MoCME places each from its text "
+            "(encoded by the encoder that made the run's text features) and its --feature vectors, without "
+            "retraining; a name is then usable as --head/--tail and is ranked among the answers.",
+            show_default=False,
+        ),
+    ] = None,
+    features: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--feature",
+            "-f",
+            help="Feature vectors of new entities for the run's modality NAME: NAME=PATH to 'name<TAB>v1 v2 ...' "
+            "lines (.tsv), a dict keyed by name (.pt, .npz, .safetensors), or a matrix (.npy, .pt) whose rows "
+            "follow the order of --new-entities; raw values, as the run's feature file holds them (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ranked answers of (HEAD, RELATION, ?) or (?, RELATION, TAIL), by entity and relation names.
@@ -252,14 +278,25 @@ def predict(
     With --explain, each answer shows the probability every scorer gives it (one scorer per
     modality plus the unified one) and the modality that drove it; for MoCME also the query entity's
     modality weights (alpha) and expert-view weights (beta) in this relation's context.
+    With --new-entities and/or --feature, a MoCME run also places entities it never saw from
+    their modalities (structure is unavailable for them), as query entities and as answers.
     """
+    from mocme.cli.data import _named_paths
     from mocme.pipeline import load_run
     from mocme.prediction import predict as run_predict
     from mocme.tables import render
 
     if head is None and tail is None:
         fail("give --head (to predict tails) or --tail (to predict heads)")
+    feature_paths = _named_paths("--feature", features)
     _, kg, model = load_run(run_dir, checkpoint)
+    added: list[str] = []
+    if new_entities is not None or feature_paths:
+        from mocme.inductive import add_entities, read_new_entities
+
+        entities = read_new_entities(new_entities, feature_paths, list(kg.modalities))
+        model, kg = add_entities(model, kg, entities)
+        added = [e.name for e in entities]
     if head is not None:
         result = run_predict(
             model,
@@ -277,7 +314,7 @@ def predict(
             model, kg, tail, relation, direction="head", top=top, exclude_known=exclude_known, explain=explain
         )
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        typer.echo(json.dumps({**result.to_dict(), "new_entities": added}, indent=2))
         return
     asked = f"({result.entity}, {relation}, ?)" if result.direction == "tail" else f"(?, {relation}, {result.entity})"
     scorers_shown = list(result.candidates[0].scorers) if explain and result.candidates else []
@@ -286,7 +323,8 @@ def predict(
         headers.append("driver")
     rows = []
     for c in result.candidates:
-        row = [c.rank, c.entity, c.score, c.known or "", *(c.scorers.get(h) for h in scorers_shown)]
+        known = c.known or ("new entity" if c.entity in added else "")
+        row = [c.rank, c.entity, c.score, known, *(c.scorers.get(h) for h in scorers_shown)]
         if explain and len(scorers_shown) > 1:
             row.append(c.driver or "")
         rows.append(row)
@@ -294,15 +332,28 @@ def predict(
     if result.target is not None:
         t = result.target
         typer.echo(f"\nrank of {t.entity}: {t.rank:g} (score {t.score:.4f}{', known: ' + t.known if t.known else ''})")
+    if added:
+        modalities = {name: [m for m in kg.modalities if kg.modalities[m].mask[kg.entities.id(name)]] for name in added}
+        placed = ", ".join(f"{name} ({' + '.join(modalities[name])})" for name in added)
+        typer.echo(f"\nnew entities, placed from their modalities (structure unavailable): {placed}")
     if result.modality_weights is not None:
         typer.echo(f"\nWhat built the representation of {result.entity} in the context of {relation}:")
         rows = [
-            [name, "missing", "(the entity has no such features)"]
+            [name, "missing", _missing(name, result.entity in added)]
             if weight is None
             else [name, f"{weight:.4f}", " ".join(f"{b:.2f}" for b in (result.view_weights or {}).get(name, []))]
             for name, weight in result.modality_weights.items()
         ]
         typer.echo(render(["modality", "alpha", "view weights beta"], rows))
+
+
+def _missing(modality: str, new: bool) -> str:
+    """Why an entity's representation has no part from ``modality``."""
+    if modality != "structure":
+        return "(the entity has no such features)"
+    if new:
+        return "(unavailable: a new entity has no trained structural embedding)"
+    return "(unavailable: the entity is in no training triple)"
 
 
 @app.command("config")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -140,6 +141,82 @@ class MultiModalKG:
         )
         view.__dict__.update({k: v for k, v in self.__dict__.items() if k in _CACHED})
         return view
+
+    def with_new_entities(
+        self, names: Sequence[str], modalities: dict[str, Modality], texts: Sequence[str | None] | None = None
+    ) -> MultiModalKG:
+        """This graph with ``n`` entities appended (ids ``N`` to ``N + n - 1``) that take part in no triple.
+
+        Args:
+            names: the new entities' names, none of them already in the graph.
+            modalities: every modality of this graph, for the new entities only (``n`` rows each).
+            texts: the new entities' texts (``None`` = no text), kept when this graph has entity text.
+        """
+        if set(modalities) != set(self.modalities):
+            raise MocmeError(f"{self.name}: new entities need every modality ({', '.join(self.modalities)})")
+        clash = next((name for name in names if name in self.entities), None)
+        if clash is not None:
+            raise MocmeError(f"{self.name}: entity {clash!r} is already in the graph")
+        try:
+            entities = Vocabulary([*self.entities, *names])
+        except ValueError as err:
+            raise MocmeError(f"{self.name}: new entities: {err}") from None
+        extended = {}
+        for name, modality in self.modalities.items():
+            new = modalities[name]
+            if new.features.shape != (len(names), modality.dim):
+                raise MocmeError(
+                    f"modality {name!r}: new entities need {len(names)} rows of dimension {modality.dim}, "
+                    f"got {tuple(new.features.shape)}"
+                )
+            extended[name] = Modality(
+                name,
+                torch.cat([modality.features, new.features]),
+                torch.cat([modality.mask, new.mask]),
+                modality.source,
+            )
+        entity_text = None
+        if self.entity_text is not None:
+            entity_text = [*self.entity_text, *(texts if texts is not None else [None] * len(names))]
+        return MultiModalKG(
+            self.name, entities, self.relations, self.train, self.valid, self.test, extended, entity_text
+        )
+
+    def without_entities(self, names: Sequence[str]) -> MultiModalKG:
+        """This graph without the named entities and every triple they take part in.
+
+        The other entities keep their order (their ids close up); their modalities and texts stay.
+        With :meth:`with_new_entities` (or :func:`mocme.inductive.add_entities`) it sets up the
+        inductive case: entities held out of training entirely, added back after it.
+        """
+        drop = torch.zeros(self.num_entities, dtype=torch.bool)
+        unknown = next((name for name in names if name not in self.entities), None)
+        if unknown is not None:
+            raise MocmeError(f"{self.name}: no entity {unknown!r}")
+        drop[torch.tensor([self.entities.id(name) for name in names], dtype=torch.long)] = True
+        keep = ~drop
+        new_id = torch.cumsum(keep, 0) - 1
+
+        def kept(triples: Tensor) -> Tensor:
+            rows = triples[keep[triples[:, 0]] & keep[triples[:, 2]]]
+            return torch.stack([new_id[rows[:, 0]], rows[:, 1], new_id[rows[:, 2]]], 1)
+
+        modalities = {
+            name: Modality(name, m.features[keep], m.mask[keep], m.source) for name, m in self.modalities.items()
+        }
+        entity_text = None
+        if self.entity_text is not None:
+            entity_text = [text for text, k in zip(self.entity_text, keep.tolist(), strict=True) if k]
+        return MultiModalKG(
+            self.name,
+            Vocabulary(name for name, k in zip(self.entities, keep.tolist(), strict=True) if k),
+            self.relations,
+            kept(self.train),
+            kept(self.valid),
+            kept(self.test),
+            modalities,
+            entity_text,
+        )
 
     # -- held-out hygiene --------------------------------------------------------------------
     def redundant_held_out(self, split: Split) -> Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mocme.data.readers import read_openke_vocabulary
+from mocme.data.readers import read_openke_vocabulary, read_vector_lines
 from mocme.data.vocab import Vocabulary
 from mocme.errors import DataError
 from mocme.extras import require
@@ -204,3 +204,47 @@ def align_matrix(
             f"{missing} of {n} dataset entities are not listed (first: {first[:60]!r}); pass --partial to mask them",
         )
     return features, mask, int((~known).sum())
+
+
+# -- vectors of entities by name ---------------------------------------------------------------------
+TEXT_SUFFIXES = (".tsv", ".txt")
+
+
+def read_entity_vectors(path: PathLike, order: Sequence[str] | None = None) -> list[tuple[str, Tensor, str]]:
+    """One vector per entity name: ``(name, vector (d,), where)``, ``where`` naming the file and line or entry.
+
+    - ``.tsv`` / ``.txt``: ``name<TAB>v1 v2 ... vd`` lines;
+    - a mapping from names to vectors (a dict saved with ``torch.save``, an ``.npz``, a
+      ``.safetensors`` or HDF5 file with one entry per name);
+    - a matrix ``(rows, d)`` (``.npy``, ``.pt``, ...) whose row i belongs to the i-th name of ``order``.
+    """
+    path = resolve(path)
+    if path.suffix.lower() in TEXT_SUFFIXES:
+        return [(name, vector, f"{path}:{line}") for name, vector, line in read_vector_lines(path)]
+    with open_published(path) as data:
+        if isinstance(data, Mapping):
+            rows = [
+                (str(k), as_tensor(path, v, f"entry {k!r}").reshape(-1), f"{path}: entry {k!r}")
+                for k, v in data.items()
+            ]
+        else:
+            matrix = as_tensor(path, data, "matrix")
+            if matrix.ndim == 1:
+                matrix = matrix.unsqueeze(0)
+            if matrix.ndim != 2:
+                raise DataError(path, f"expected a matrix (rows x dim), got shape {tuple(matrix.shape)}")
+            if order is None:
+                raise DataError(
+                    path,
+                    "holds a matrix without entity names: give 'name<TAB>values' lines (.tsv), a dict keyed by "
+                    "name, or list the names in the new-entities file (rows in its order)",
+                )
+            if len(matrix) != len(order):
+                raise DataError(path, f"has {len(matrix)} rows but {len(order)} new entities are listed")
+            rows = [(name, matrix[i], f"{path}: row {i}") for i, name in enumerate(order)]
+    for _, vector, where in rows:
+        if not torch.isfinite(vector).all():
+            raise DataError(where, "contains a NaN or an infinite value")
+        if not len(vector):
+            raise DataError(where, "is empty")
+    return rows

@@ -246,6 +246,65 @@ def read_entity_text(path: PathLike, entities: Vocabulary, strict: bool = True) 
     return texts
 
 
+# -- entities that are not in a graph ----------------------------------------------------------------
+def read_new_entity_text(path: PathLike) -> list[tuple[str, str | None, int]]:
+    """Read ``name<TAB>text`` lines of entities that are not in a graph: ``(name, text, line)`` each.
+
+    An empty text is ``None`` (the entity has no text). Each name is listed once.
+    """
+    path, lines = _lines(path)
+    out: list[tuple[str, str | None, int]] = []
+    first_seen: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        name, sep, text = line.partition("\t")
+        name = name.strip()
+        if not sep:
+            raise DataError(path, "expected 'name<TAB>text'", number)
+        _check_new_name(path, name, number, first_seen)
+        out.append((name, " ".join(text.split()) or None, number))
+    return out
+
+
+def read_vector_lines(path: PathLike) -> list[tuple[str, Tensor, int]]:
+    """Read ``name<TAB>v1 v2 ... vd`` lines (values apart by spaces or tabs): ``(name, vector (d,), line)`` each."""
+    path, lines = _lines(path)
+    out: list[tuple[str, Tensor, int]] = []
+    first_seen: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        name, sep, rest = line.partition("\t")
+        name = name.strip()
+        if not sep or not rest.strip():
+            raise DataError(path, "expected 'name<TAB>values' (numbers apart by spaces or tabs)", number)
+        _check_new_name(path, name, number, first_seen)
+        try:
+            vector = torch.tensor([float(value) for value in rest.split()])
+        except ValueError:
+            bad = next(v for v in rest.split() if not _is_float(v))
+            raise DataError(path, f"value {bad[:40]!r} is not a number", number) from None
+        if out and len(vector) != len(out[0][1]):
+            raise DataError(path, f"{len(vector)} values, but line {out[0][2]} has {len(out[0][1])}", number)
+        if not torch.isfinite(vector).all():
+            raise DataError(path, "contains a NaN or an infinite value", number)
+        out.append((name, vector, number))
+    return out
+
+
+def _check_new_name(path: Path, name: str, number: int, first_seen: dict[str, int]) -> None:
+    if not name:
+        raise DataError(path, "empty entity name", number)
+    if name in first_seen:
+        raise DataError(path, f"entity {name[:60]!r} listed twice (first on line {first_seen[name]})", number)
+    first_seen[name] = number
+
+
+def _is_float(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
 # -- feature files -------------------------------------------------------------------------------
 FEATURE_SUFFIXES = (".safetensors", ".npy", ".pt", ".pth")
 

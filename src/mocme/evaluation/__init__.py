@@ -1,7 +1,17 @@
 """Filtered ranking evaluation: ranks, metrics and breakdowns."""
 
 from mocme.evaluation.categories import CATEGORIES, relation_categories
-from mocme.evaluation.evaluator import Evaluator, Ranks, ScoresAllEntities, Sharding, evaluate, rank_triples, summarize
+from mocme.evaluation.evaluator import (
+    SEEN_GROUPS,
+    Evaluator,
+    Ranks,
+    ScoresAllEntities,
+    Sharding,
+    evaluate,
+    rank_triples,
+    seen_breakdown,
+    summarize,
+)
 from mocme.evaluation.metrics import (
     RANK_TYPES,
     SELECTION_METRIC,
@@ -16,6 +26,7 @@ from mocme.evaluation.ranking import filtered_ranks
 __all__ = [
     "CATEGORIES",
     "RANK_TYPES",
+    "SEEN_GROUPS",
     "SELECTION_METRIC",
     "SIDES",
     "Evaluator",
@@ -28,6 +39,7 @@ __all__ = [
     "rank_metrics",
     "rank_triples",
     "relation_categories",
+    "seen_breakdown",
     "short_name",
     "side_metrics",
     "summarize",

@@ -47,13 +47,14 @@ class Ranks:
     is_head: Tensor  # bool (Q,)
     relations: Tensor  # long (Q,), original relation id (without the reciprocal offset)
     targets: Tensor  # long (Q,)
+    entities: Tensor  # long (Q,), the query entity (the triple's other entity)
 
     @property
     def realistic(self) -> Tensor:
         return (self.optimistic + self.pessimistic) / 2
 
 
-RANK_FIELDS = ("optimistic", "pessimistic", "is_head", "relations", "targets")
+RANK_FIELDS = ("optimistic", "pessimistic", "is_head", "relations", "targets", "entities")
 
 
 def query_batch_size(num_entities: int, memory_mb: float = 512.0, max_batch: int = 512) -> int:
@@ -130,7 +131,7 @@ def rank_triples(
                     rows = cols = torch.zeros(0, dtype=torch.long)
                 optimistic[chunk], pessimistic[chunk] = filtered_ranks(scores, t, rows, cols)
     relations = queries[:, 1] % kg.num_relations
-    return Ranks(optimistic, pessimistic, is_head, relations, targets)
+    return Ranks(optimistic, pessimistic, is_head, relations, targets, queries[:, 0].clone())
 
 
 def _device_of(model: Any) -> torch.device:
@@ -141,7 +142,8 @@ def _device_of(model: Any) -> torch.device:
 
 
 def summarize(ranks: Ranks, kg: MultiModalKG, ks: Sequence[int] = DEFAULT_KS) -> dict[str, Any]:
-    """Metrics overall, per relation category and per modality availability of the answer."""
+    """Metrics overall, per relation category, per modality availability of the answer, and by
+    whether the query and answer entities were seen in training (:func:`seen_breakdown`)."""
     result: dict[str, Any] = side_metrics(ranks.optimistic, ranks.pessimistic, ranks.is_head, ks)
     categories = relation_categories(kg.train, kg.num_relations)[ranks.relations]
     result["by_relation_category"] = {
@@ -157,7 +159,53 @@ def summarize(ranks: Ranks, kg: MultiModalKG, ks: Sequence[int] = DEFAULT_KS) ->
             for label, selected in (("present", has), ("absent", ~has))
             if bool(selected.any())
         }
+    result["by_seen"] = seen_breakdown(ranks, kg, ks)
     return result
+
+
+SEEN_GROUPS = {
+    "seen": "query and answer seen in training",
+    "unseen": "query or answer unseen",
+    "query_unseen": "query unseen, answer seen",
+    "answer_unseen": "query seen, answer unseen",
+    "both_unseen": "query and answer unseen",
+}
+"""The groups of :func:`seen_breakdown` and what each holds."""
+
+
+def seen_breakdown(ranks: Ranks, kg: MultiModalKG, ks: Sequence[int] = DEFAULT_KS) -> dict[str, Any]:
+    """Metrics of the queries grouped by whether their entities occur in a training triple.
+
+    The inductive case: ``unseen`` holds every query of a triple with an entity that no training
+    triple has (both directions of it), split into ``query_unseen``, ``answer_unseen`` and
+    ``both_unseen``; ``seen`` holds the rest. The ranks are the split's own, only grouped. Each
+    non-empty group has the metrics of :func:`~mocme.evaluation.metrics.side_metrics` and
+    ``triples``, the number of the split's triples with a query in the group.
+    """
+    seen = torch.zeros(kg.num_entities, dtype=torch.bool)
+    seen[kg.train[:, 0]] = True
+    seen[kg.train[:, 2]] = True
+    query, answer = seen[ranks.entities], seen[ranks.targets]
+
+    def members(query: Tensor, answer: Tensor) -> dict[str, Tensor]:
+        both = query & answer
+        return {
+            "seen": both,
+            "unseen": ~both,
+            "query_unseen": ~query & answer,
+            "answer_unseen": query & ~answer,
+            "both_unseen": ~query & ~answer,
+        }
+
+    groups = members(query, answer)
+    mirrored = members(answer, query)  # the same triple's query in the other direction
+    tail = ~ranks.is_head
+    out = {}
+    for name, selected in groups.items():
+        if bool(selected.any()):
+            out[name] = side_metrics(*_select(ranks, selected), ks)
+            out[name]["triples"] = int((tail & (selected | mirrored[name])).sum())
+    return out
 
 
 def _select(ranks: Ranks, selected: Tensor) -> tuple[Tensor, Tensor, Tensor]:

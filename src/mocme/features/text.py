@@ -92,6 +92,34 @@ def model_identity(model: str) -> tuple[str, str]:
     return model, f"hub:{model}"
 
 
+def recorded_encoder(info: dict, sidecar: PathLike) -> str:
+    """The ``model`` that loads the encoder a text feature sidecar records, checked to be the same one.
+
+    The sidecar stores the model's display name and fingerprint (see :func:`model_identity`); the
+    encoder found now must have the same fingerprint, or texts would not be encoded as the features
+    of the run were. Raises :class:`MocmeError` in one line when it cannot be found or differs.
+    """
+    display, fingerprint = info.get("model"), info.get("model_fingerprint")
+    if info.get("kind") != "text" or not display or not fingerprint:
+        raise MocmeError(f"{sidecar}: records no text encoder (kind {info.get('kind')!r})")
+    if fingerprint.startswith("hub:"):
+        model = fingerprint.removeprefix("hub:")
+    elif display.split(" ", 1)[0] == DEFAULT_MODEL:
+        model = DEFAULT_MODEL
+    else:
+        model = display  # a local folder, recorded by its resolved path
+        if not Path(model).exists():
+            raise MocmeError(f"{sidecar}: the text encoder that made these features, {model}, is no longer there")
+    current_display, current = model_identity(model)
+    if current != fingerprint:
+        raise MocmeError(
+            f"{sidecar}: these features were made with {display}, but the encoder found now is {current_display} "
+            f"with other weights (fingerprint {current[:12]}, recorded {fingerprint[:12]}), so texts would not be "
+            "encoded the same way"
+        )
+    return model
+
+
 def load_text_encoder(model: str = DEFAULT_MODEL, device: str = "cpu"):
     """A ``sentence_transformers.SentenceTransformer`` for a name, a local folder, or the default."""
     resolved = resolve_device(device)

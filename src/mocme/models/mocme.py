@@ -16,6 +16,7 @@ encoding only (as TuckER's input dropout does); candidates are encoded without n
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -341,6 +342,45 @@ class MoCME(KGModel):
         penalty, self._penalty = self._penalty, None
         return penalty if penalty is not None else torch.zeros((), device=self.device)
 
+    def with_new_entities(self, kg: MultiModalKG, features: dict[str, Tensor], masks: dict[str, Tensor]) -> MoCME:
+        """A copy of this model over ``N + n`` entities: the ``N`` it was trained on, then ``n`` new ones.
+
+        Inductive prediction: a new entity has no structural embedding (a zero vector, its
+        ``structure_mask`` False), so its encoding comes from the feature modalities it has, through
+        the trained experts and fusion, and the structure scorer is undefined for it. Nothing is
+        trained; the new entities are candidates and query entities like the others.
+
+        Args:
+            kg: the graph this model was built from; its raw features give the standardisation
+                statistics, so new rows are standardised exactly as the training rows were.
+            features: for every feature modality, the new entities' raw rows, shape ``(n, d)``.
+            masks: for every feature modality, shape ``(n,)`` bool: which new entities have it.
+        """
+        names = self.modalities[1:]
+        if set(features) != set(names) or set(masks) != set(names):
+            raise ValueError(f"need features and masks of every modality ({', '.join(names)})")
+        if kg.num_entities != self.num_entities or list(kg.modalities) != names:
+            raise ValueError(f"{kg!r} is not the graph this model was built from")
+        n = len(next(iter(masks.values()))) if names else 0
+        extended = copy.deepcopy(self)
+        extended.num_entities = self.num_entities + n
+        extended._cache = extended._penalty = None
+        with torch.no_grad():
+            extended.entity = nn.Parameter(torch.cat([self.entity, self.entity.new_zeros(n, self.entity.shape[1])]))
+            extended.structure_mask = torch.cat([self.structure_mask, self.structure_mask.new_zeros(n)])
+            for name in names:
+                mask = masks[name].to(self.structure_mask.device, torch.bool)
+                rows = features[name].to(self.entity.device, torch.float32)
+                if rows.shape != (n, kg.modalities[name].dim) or mask.shape != (n,):
+                    raise ValueError(f"modality {name!r}: rows {tuple(rows.shape)}, mask {tuple(mask.shape)}")
+                if self.config.normalize_features:
+                    reference = kg.modalities[name]
+                    rows = _standardize_like(rows, reference.features.to(rows.device), reference.mask.to(rows.device))
+                rows = torch.where(mask.unsqueeze(1), rows, torch.zeros_like(rows))
+                setattr(extended, f"features_{name}", torch.cat([getattr(self, f"features_{name}"), rows]))
+                setattr(extended, f"mask_{name}", torch.cat([getattr(self, f"mask_{name}"), mask]))
+        return extended
+
     @contextlib.contextmanager
     def precomputed(self) -> Iterator[None]:
         """Encode every entity once (neutral context, in blocks) and reuse it for all candidates."""
@@ -428,6 +468,14 @@ def _standardize(features: Tensor, mask: Tensor) -> Tensor:
     out = torch.zeros_like(features)
     out[mask] = (rows - rows.mean(0)) / (rows.std(0).clamp_min(1e-6) * math.sqrt(features.shape[1]))
     return out
+
+
+def _standardize_like(rows: Tensor, features: Tensor, mask: Tensor) -> Tensor:
+    """``rows`` ``(n, d)`` standardised with the statistics :func:`_standardize` takes from ``features[mask]``."""
+    if mask.sum() < 2:
+        return rows
+    reference = features[mask]
+    return (rows - reference.mean(0)) / (reference.std(0).clamp_min(1e-6) * math.sqrt(features.shape[1]))
 
 
 def _gate_only(fusion: str) -> str:
