@@ -254,9 +254,10 @@ def predict(
         Path | None,
         typer.Option(
             "--new-entities",
-            help="Entities that are not in the graph, as 'name<TAB>text' lines: MoCME places each from its text "
-            "(encoded by the encoder that made the run's text features) and its --feature vectors, without "
-            "retraining; a name is then usable as --head/--tail and is ranked among the answers.",
+            help="Entities that are not in the graph, as lines of a name, a tab and its text: MoCME places each "
+            "from its text (encoded by the encoder that made the run's text features) and its --feature "
+            "vectors, without retraining; a name is then usable as --head/--tail and is ranked among the "
+            "answers.",
             show_default=False,
         ),
     ] = None,
@@ -265,9 +266,10 @@ def predict(
         typer.Option(
             "--feature",
             "-f",
-            help="Feature vectors of new entities for the run's modality NAME: NAME=PATH to 'name<TAB>v1 v2 ...' "
-            "lines (.tsv), a dict keyed by name (.pt, .npz, .safetensors), or a matrix (.npy, .pt) whose rows "
-            "follow the order of --new-entities; raw values, as the run's feature file holds them (repeatable).",
+            help="Feature vectors of new entities for the run's modality NAME: NAME=PATH to a .tsv of lines of a "
+            "name, a tab and its values, a dict keyed by name (.pt, .npz, .safetensors), or a matrix (.npy, "
+            ".pt) whose rows follow the order of --new-entities; raw values, as the run's feature file holds "
+            "them (repeatable).",
             show_default=False,
         ),
     ] = None,
