@@ -446,32 +446,12 @@ def ablation_figure(rows: list[dict[str, Any]], dataset: str) -> Any | None:
 
 def curves_figure(rows: list[dict[str, Any]]) -> Any | None:
     """Validation MRR (realistic, %) against epoch for the main variants, one panel per dataset."""
-    from mocme.plots import color, subplots
-
     curves = {
         (r["dataset"], r["variant"]): r["valid_curve"]
         for r in rows
         if r["variant"] in MAIN_VARIANTS and r.get("valid_curve")
     }
-    datasets = _datasets_in(dataset for dataset, _ in curves)
-    if not datasets:
-        return None
-    figure, axes = subplots(1, len(datasets), figsize=(3.2 * len(datasets) + 0.6, 3.0), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        for index, variant in enumerate(MAIN_VARIANTS):
-            if (dataset, variant) in curves:
-                epochs, mrr = zip(*curves[dataset, variant], strict=True)
-                ax.plot(epochs, [100 * v for v in mrr], marker="o", markersize=3, color=color(index), label=variant)
-        ax.set_title(dataset)
-        ax.set_xlabel("epoch")
-    axes[0][0].set_ylabel("valid MRR, realistic (%)")
-    figure.legend(
-        *axes[0][0].get_legend_handles_labels(),
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.06),
-        ncol=len(MAIN_VARIANTS),
-    )
-    return figure
+    return _curve_panels(curves, "epoch", 1.0, len(MAIN_VARIANTS))
 
 
 def time_figure(rows: list[dict[str, Any]]) -> Any | None:
@@ -479,14 +459,21 @@ def time_figure(rows: list[dict[str, Any]]) -> Any | None:
 
     Rows written before ``valid_time_curve`` existed are placed at ``epoch × seconds_per_epoch``.
     """
-    from mocme.plots import color, subplots
-
     curves = {}
     for r in rows:
         if r["variant"] not in MAIN_VARIANTS or not r.get("valid_curve"):
             continue
         curve = r.get("valid_time_curve") or [[e * (r.get("seconds_per_epoch") or 0), v] for e, v in r["valid_curve"]]
         curves[r["dataset"], r["variant"]] = curve
+    return _curve_panels(curves, "wall-clock minutes (2-core CPU)", 1 / 60, 2)
+
+
+def _curve_panels(
+    curves: dict[tuple[str, str], list[list[float]]], xlabel: str, x_scale: float, legend_columns: int
+) -> Any | None:
+    """One panel per dataset of ``[x, mrr]`` curves of the main variants (``x`` times ``x_scale``)."""
+    from mocme.plots import color, subplots
+
     datasets = _datasets_in(dataset for dataset, _ in curves)
     if not datasets:
         return None
@@ -494,13 +481,24 @@ def time_figure(rows: list[dict[str, Any]]) -> Any | None:
     for ax, dataset in zip(axes[0], datasets, strict=True):
         for index, variant in enumerate(MAIN_VARIANTS):
             if (dataset, variant) in curves:
-                seconds, mrr = zip(*curves[dataset, variant], strict=True)
-                minutes = [t / 60 for t in seconds]
-                ax.plot(minutes, [100 * v for v in mrr], marker="o", markersize=3, color=color(index), label=variant)
+                x, mrr = zip(*curves[dataset, variant], strict=True)
+                ax.plot(
+                    [v * x_scale for v in x],
+                    [100 * v for v in mrr],
+                    marker="o",
+                    markersize=3,
+                    color=color(index),
+                    label=variant,
+                )
         ax.set_title(dataset)
-        ax.set_xlabel("wall-clock minutes (2-core CPU)")
+        ax.set_xlabel(xlabel)
     axes[0][0].set_ylabel("valid MRR, realistic (%)")
-    figure.legend(*axes[0][0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=2)
+    figure.legend(
+        *axes[0][0].get_legend_handles_labels(),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.06),
+        ncol=legend_columns,
+    )
     return figure
 
 
