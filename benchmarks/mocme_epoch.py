@@ -43,6 +43,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -187,24 +188,55 @@ def _measure(version: str, args: argparse.Namespace, profile_out: Path | None = 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _alternating_rounds(
+    args: argparse.Namespace,
+    versions: tuple[str, str],
+    key: str,
+    label: str,
+    compare: Callable[[dict[str, dict[str, Any]]], float],
+) -> list[dict[str, Any]]:
+    """``args.repeats`` rounds measuring both ``versions``, their order alternating; every run keeps
+    its round and the round's comparison ``compare(pair)`` under ``key``."""
+    runs: list[dict[str, Any]] = []
+    for round_ in range(args.repeats):
+        order = versions if round_ % 2 == 0 else versions[::-1]
+        pair = {version: _measure(version, args) for version in order}
+        value = compare(pair)
+        for version in order:
+            run = pair[version]
+            runs.append({**run, "round": round_, key: value})
+            print(
+                f"round {round_ + 1} {version:>9}: {run['step_seconds'] * 1000:6.0f} ms/step, epoch "
+                f"{run['epoch_seconds']:6.0f} s (cpu {run['cpu_seconds'] / run['steps'] * 1000:.0f} ms/step, "
+                f"load {run['load']:.1f})",
+                flush=True,
+            )
+        print(f"round {round_ + 1}: {label} {value:.2f}×", flush=True)
+    return runs
+
+
+def _medians(runs: list[dict[str, Any]], versions: tuple[str, ...]) -> dict[str, Any]:
+    """Median step and epoch seconds of each version's runs."""
+    return {
+        version: {
+            "step_seconds_median": statistics.median(r["step_seconds"] for r in runs if r["version"] == version),
+            "epoch_seconds_median": statistics.median(r["epoch_seconds"] for r in runs if r["version"] == version),
+        }
+        for version in versions
+    }
+
+
 def _drive_recipe(args: argparse.Namespace) -> int:
     """MoCME on the strong recipe beside its structural scorer (ComplEx-N3), same dimension, fp32."""
     args.data_dir = _data_dir(args.data_dir, args.dataset)
     _ensure_features(args)
-    runs: list[dict[str, Any]] = []
-    for round_ in range(args.repeats):
-        order = RECIPE_VERSIONS if round_ % 2 == 0 else RECIPE_VERSIONS[::-1]
-        pair = {version: _measure(version, args) for version in order}
-        ratio = pair["mocme"]["epoch_seconds"] / pair["structure"]["epoch_seconds"]
-        for version in order:
-            run = pair[version]
-            runs.append({**run, "round": round_, "ratio": ratio})
-            print(
-                f"round {round_ + 1} {version:>9}: {run['step_seconds'] * 1000:6.0f} ms/step, epoch "
-                f"{run['epoch_seconds']:6.0f} s (load {run['load']:.1f})",
-                flush=True,
-            )
-        print(f"round {round_ + 1}: MoCME / structure {ratio:.2f}×", flush=True)
+    runs = _alternating_rounds(
+        args,
+        RECIPE_VERSIONS,
+        "ratio",
+        "MoCME / structure",
+        lambda p: p["mocme"]["epoch_seconds"] / p["structure"]["epoch_seconds"],
+    )
     profiles = {}
     if args.profile:
         for version in RECIPE_VERSIONS:
@@ -212,13 +244,7 @@ def _drive_recipe(args: argparse.Namespace) -> int:
             _measure(version, args, path)
             profiles[version] = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
     ratios = [r["ratio"] for r in runs if r["version"] == "mocme"]
-    summary: dict[str, Any] = {
-        version: {
-            "step_seconds_median": statistics.median(r["step_seconds"] for r in runs if r["version"] == version),
-            "epoch_seconds_median": statistics.median(r["epoch_seconds"] for r in runs if r["version"] == version),
-        }
-        for version in RECIPE_VERSIONS
-    }
+    summary: dict[str, Any] = _medians(runs, RECIPE_VERSIONS)
     summary |= {"ratio_median": statistics.median(ratios), "ratio_max": max(ratios), "target": RECIPE_TARGET}
     configs = {v: _recipe_config(args, v) for v in RECIPE_VERSIONS}
     report = {
@@ -246,21 +272,13 @@ def _drive(args: argparse.Namespace) -> int:
     args.data_dir = _data_dir(args.data_dir)
     _ensure_baseline(Path(args.baseline))
     _ensure_features(args)
-    runs: list[dict[str, Any]] = []
-    for round_ in range(args.repeats):
-        order = ("first", "current") if round_ % 2 == 0 else ("current", "first")
-        pair = {version: _measure(version, args) for version in order}
-        speedup = pair["first"]["epoch_seconds"] / pair["current"]["epoch_seconds"]
-        for version in order:
-            run = pair[version]
-            runs.append({**run, "round": round_, "speedup": speedup})
-            print(
-                f"round {round_ + 1} {version:>7}: {run['step_seconds'] * 1000:6.0f} ms/step, epoch "
-                f"{run['epoch_seconds']:6.0f} s (cpu {run['cpu_seconds'] / run['steps'] * 1000:.0f} ms/step, "
-                f"load {run['load']:.1f})",
-                flush=True,
-            )
-        print(f"round {round_ + 1}: speed-up {speedup:.2f}×", flush=True)
+    runs = _alternating_rounds(
+        args,
+        ("first", "current"),
+        "speedup",
+        "speed-up",
+        lambda p: p["first"]["epoch_seconds"] / p["current"]["epoch_seconds"],
+    )
     profiles = {}
     if args.profile:
         for version in ("first", "current"):
@@ -270,13 +288,7 @@ def _drive(args: argparse.Namespace) -> int:
             _measure(version, args, path)
             profiles[version] = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
     speedups = [r["speedup"] for r in runs if r["version"] == "current"]
-    summary = {
-        version: {
-            "step_seconds_median": statistics.median(r["step_seconds"] for r in runs if r["version"] == version),
-            "epoch_seconds_median": statistics.median(r["epoch_seconds"] for r in runs if r["version"] == version),
-        }
-        for version in ("first", "current")
-    }
+    summary: dict[str, Any] = _medians(runs, ("first", "current"))
     summary["speedup_median"] = statistics.median(speedups)
     summary["speedup_min"] = min(speedups)
     summary["target"] = TARGET
