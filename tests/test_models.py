@@ -326,12 +326,41 @@ def test_candidates_with_and_without_a_modality_are_scored_on_one_scale():
     torch.testing.assert_close(decision, expected)
 
 
+def test_factorised_residual_views_equal_the_dense_views_in_value_and_gradient():
+    from mocme.models.fusion import DenseViews, ModalityExperts, view_complementarity
+
+    torch.manual_seed(0)
+    experts = ModalityExperts(8, 8, experts=3, kind="residual", rank=2).double()
+    with torch.no_grad():
+        experts.up.normal_()  # views that differ from the input
+    x = torch.randn(5, 8, dtype=torch.double, requires_grad=True)
+    logits = torch.randn(5, 3, dtype=torch.double, requires_grad=True)
+
+    def backpropagate(views):
+        fused = views.weighted_sum(torch.softmax(logits, -1))  # fusion's weights come from a softmax
+        (fused.sin().sum() + view_complementarity(views).pow(2).sum()).backward()
+
+    factorised = experts(x)
+    dense = DenseViews(factorised.dense())
+    torch.testing.assert_close(factorised.gram(), dense.gram())
+    weights = torch.softmax(logits, -1)
+    torch.testing.assert_close(factorised.weighted_sum(weights), dense.weighted_sum(weights))
+    grads = []
+    for views in (factorised, DenseViews(experts(x).dense())):
+        backpropagate(views)
+        grads.append([t.grad.clone() for t in (x, logits, experts.down, experts.up)])
+        for t in (x, logits, experts.down, experts.up):
+            t.grad = None
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def test_residual_structure_experts_start_as_the_structural_embedding():
     kg = small_graph()
     _, model = make("mocme", {"structure_expert": "residual", "init_scale": 1e-3, "interaction": "complex"}, kg)
     ids = torch.arange(kg.num_entities)
     with torch.no_grad():
-        views = model.entity_parts(ids, dropout=False).views[0]
+        views = model.entity_parts(ids, dropout=False).views[0].dense()
         encoding = model.encode(ids, torch.zeros_like(ids), dropout=False)
     torch.testing.assert_close(views, model.entity.detach().unsqueeze(1).expand_as(views))
     torch.testing.assert_close(encoding.modal[0], model.entity.detach())

@@ -2,7 +2,9 @@
 
 ``tests/data/strategy_losses_fb4e557.json`` holds the per-epoch losses of every strategy that
 existed before the strategy registry, recorded at commit fb4e557 with the configs built by
-:func:`legacy_config`; the registry must reproduce them.
+:func:`legacy_config`; the registry must reproduce them, up to float32 rounding grown over three
+epochs of training (relative 1e-3: rewriting the fusion's arithmetic, as factorising the expert views
+did, moves the last bits of every step).
 """
 
 from __future__ import annotations
@@ -61,7 +63,10 @@ def test_existing_strategies_keep_their_losses(tmp_path, case):
         config = legacy_config(dict(LEGACY[case]["training"]))
     result = pipeline.train(config, tmp_path / "run")
     losses = [r["losses"] for r in result.directory.trace()]
-    assert losses == LEGACY[case]["losses"]
+    expected = LEGACY[case]["losses"]
+    assert [list(epoch) for epoch in losses] == [list(epoch) for epoch in expected]
+    for epoch, legacy in zip(losses, expected, strict=True):
+        assert epoch == pytest.approx(legacy, rel=1e-3)
 
 
 # -- every strategy against a brute-force reference, on a tiny graph -----------------------------------

@@ -20,15 +20,102 @@ from torch import Tensor, nn
 MIN_TEMPERATURE = 0.05
 
 
+class Views:
+    """The ``K`` expert views of ``n`` entities, ``(n, K, d)``, as whatever representation is cheapest.
+
+    Fusion needs only two things of the views: their Gram matrices (for the cosines of the
+    complementarity terms) and weighted sums. :class:`DenseViews` holds the ``(n, K, d)`` tensor;
+    :class:`ResidualViews` holds the factors of ``x + B_k A_k x`` and never forms it.
+    """
+
+    experts: int
+    dtype: torch.dtype
+    _cos: Tensor | None = None
+
+    def gram(self) -> Tensor:
+        """``G_ij = <v_i, v_j>`` in at least float32; ``(n, K, K)``."""
+        raise NotImplementedError
+
+    def weighted_sum(self, weights: Tensor) -> Tensor:
+        """``Σ_k w_k v_k``; ``weights`` ``(n, K)`` -> ``(n, d)``."""
+        raise NotImplementedError
+
+    def dense(self) -> Tensor:
+        """The views themselves, ``(n, K, d)`` (for inspection; fusion does not need them)."""
+        raise NotImplementedError
+
+    def cosines(self) -> Tensor:
+        """Pairwise cosines ``G_ij / (|v_i| |v_j|)`` with ``|v| = max(√G_ii, 1e-12)``; ``(n, K, K)``, computed once."""
+        if self._cos is None:
+            gram = self.gram()
+            norms = gram.diagonal(dim1=-2, dim2=-1).clamp_min(1e-24).sqrt()
+            self._cos = gram / (norms.unsqueeze(-1) * norms.unsqueeze(-2))
+        return self._cos
+
+
+class DenseViews(Views):
+    """Views held as one ``(n, K, d)`` tensor."""
+
+    def __init__(self, views: Tensor):
+        self.views, self.experts, self.dtype = views, views.shape[1], views.dtype
+
+    def gram(self) -> Tensor:
+        return _Gram.apply(self.views)
+
+    def weighted_sum(self, weights: Tensor) -> Tensor:
+        return _WeightedSum.apply(weights, self.views)
+
+    def dense(self) -> Tensor:
+        return self.views
+
+
+class ResidualViews(Views):
+    """Views ``v_k = x + u_k`` with ``u_k = l_k B_k`` of rank ``r``, kept as their factors.
+
+    Shapes: ``x`` ``(n, d)``, ``low`` ``(n, K, r)`` (``l_k = x A_k``), ``up`` ``(K, r, d)`` (``B_k``).
+    Every product below is over ``n × K·r`` or ``(K·r)²`` numbers instead of ``n × K × d``.
+    """
+
+    def __init__(self, x: Tensor, low: Tensor, up: Tensor):
+        self.x, self.low, self.up, self.experts, self.dtype = x, low, up, up.shape[0], x.dtype
+
+    def gram(self) -> Tensor:
+        """``G_ij = |x|² + <x, u_i> + <x, u_j> + <u_i, u_j>``, with ``<u_i, u_j> = l_i B_i B_jᵀ l_jᵀ``."""
+        with torch.autocast(self.x.device.type, enabled=False):
+            dtype = torch.promote_types(self.x.dtype, torch.float32)
+            x, low, up = self.x.to(dtype), self.low.to(dtype), self.up.to(dtype)
+            n, experts, rank = low.shape
+            flat = up.reshape(experts * rank, -1)  # (K·r, d)
+            along = (low * (x @ flat.T).view(n, experts, rank)).sum(-1)  # (n, K): <x, u_k>
+            coupling = (flat @ flat.T).view(experts, rank, experts * rank)  # B_i B_jᵀ, rows of expert i
+            mixed = torch.bmm(low.transpose(0, 1), coupling).view(experts, n, experts, rank)  # l_i B_i B_jᵀ
+            between = (mixed.permute(1, 0, 2, 3) * low.unsqueeze(1)).sum(-1)  # (n, K, K): <u_i, u_j>
+            squared = (x * x).sum(-1).view(n, 1, 1)
+            return squared + along.unsqueeze(2) + along.unsqueeze(1) + between
+
+    def weighted_sum(self, weights: Tensor) -> Tensor:
+        """``x + [w_k l_k]_k B`` for weights that sum to 1: one ``(n, K·r) x (K·r, d)`` product.
+
+        (The gradient ``<g, x>`` that ``(Σ_k w_k) x`` would add to every ``w_k`` alike is removed by
+        the softmax the weights come from.)
+        """
+        mixed = (weights.unsqueeze(-1) * self.low).flatten(1)
+        return torch.addmm(self.x, mixed, self.up.flatten(0, 1))
+
+    def dense(self) -> Tensor:
+        return torch.baddbmm(self.x.unsqueeze(0), self.low.transpose(0, 1), self.up).transpose(0, 1)
+
+
 class ModalityExperts(nn.Module):
-    """``K`` experts turning one modality's input into ``K`` views: ``(n, d_in) -> (n, K, d)``.
+    """``K`` experts turning one modality's input into ``K`` views: ``(n, d_in) -> Views (n, K, d)``.
 
     ``kind``:
     - ``linear``: each expert ``A_k x + b_k``, all of them one ``Linear(d_in, K·d)``;
     - ``mlp``: a hidden layer per expert, batched as one grouped multiply;
     - ``residual`` (``d_in = d``): ``x + B_k A_k x`` with rank-``rank`` factors and ``B_k = 0`` at the
       start, so every view starts as the input itself (the structural modality anchored on its
-      embedding: structure-only MoCME starts as its scoring function's baseline).
+      embedding: structure-only MoCME starts as its scoring function's baseline). These views are
+      kept as their factors (:class:`ResidualViews`).
 
     Weights start as ``N(0, s²)`` with ``s = 1/√d_in`` (every view about the norm of its input;
     PyTorch's default ``Linear`` start shrinks it by about √3, which slows training markedly on real
@@ -62,73 +149,39 @@ class ModalityExperts(nn.Module):
             self.second = nn.Parameter(torch.randn(experts, width, dim) / math.sqrt(width))
             self.second_bias = nn.Parameter(torch.zeros(experts, dim))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Views:
         if self.kind == "residual":
-            low = (x @ self.down).view(len(x), self.experts, -1)  # (n, K, rank)
-            return torch.baddbmm(x.unsqueeze(0), low.transpose(0, 1), self.up).transpose(0, 1)
+            return ResidualViews(x, (x @ self.down).view(len(x), self.experts, -1), self.up)
         out = self.first(x).view(len(x), self.experts, -1)
         if self.kind == "linear":
-            return out
-        return torch.einsum("nkh,khd->nkd", F.gelu(out), self.second) + self.second_bias
+            return DenseViews(out)
+        return DenseViews(torch.einsum("nkh,khd->nkd", F.gelu(out), self.second) + self.second_bias)
 
 
 def cosines(vectors: Tensor) -> Tensor:
     """Pairwise cosines of the ``K`` vectors of each entity; ``(n, K, d) -> (n, K, K)``."""
-    return _Cosines.apply(vectors)
+    return DenseViews(vectors).cosines()
 
 
-class _Cosines(torch.autograd.Function):
-    """``cos_ij = G_ij / (|v_i| |v_j|)`` from the Gram matrix ``G = V Vᵀ``, with ``|v| = max(√G_ii, 1e-12)``.
+class _Gram(torch.autograd.Function):
+    """``G = V Vᵀ`` per entity, ``(n, K, d) -> (n, K, K)``, in at least float32 under mixed precision.
 
-    The backward pass works on the ``(n, K, K)`` matrices and ends in one product
-    ``∂V = (A + Aᵀ) V`` (``A = ∂G``), instead of autograd's two products and a sum over ``(n, K, d)``.
+    The backward pass is one product ``∂V = (A + Aᵀ) V`` (``A = ∂G``), instead of autograd's two
+    products and a sum over ``(n, K, d)``.
     """
 
     @staticmethod
     def forward(ctx, vectors: Tensor) -> Tensor:
-        with torch.autocast(vectors.device.type, enabled=False):  # at least float32 under mixed precision
-            vectors = vectors.to(torch.promote_types(vectors.dtype, torch.float32))
-            gram = vectors @ vectors.transpose(-1, -2)
-        squared = gram.diagonal(dim1=-2, dim2=-1)
-        floor = 1e-24  # |v| >= 1e-12, as in F.normalize (a literal: torch.compile cannot lift globals here)
-        norms = squared.clamp_min(floor).sqrt()
-        cos = gram / (norms.unsqueeze(-1) * norms.unsqueeze(-2))
-        ctx.save_for_backward(vectors, cos, norms, squared > floor)
-        return cos
+        with torch.autocast(vectors.device.type, enabled=False):
+            wide = vectors.to(torch.promote_types(vectors.dtype, torch.float32))
+            ctx.save_for_backward(wide)
+            ctx.dtype = vectors.dtype
+            return wide @ wide.transpose(-1, -2)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
-        vectors, cos, norms, above_eps = ctx.saved_tensors
-        direct = grad / (norms.unsqueeze(-1) * norms.unsqueeze(-2))  # ∂L/∂G through the numerator
-        product = grad * cos
-        grad_norms = -(product.sum(-1) + product.sum(-2)) / norms
-        diagonal = grad_norms * above_eps / (2 * norms)  # ∂L/∂G_ii through |v_i| = √G_ii
-        a = direct + torch.diag_embed(diagonal)
-        return (a + a.transpose(-1, -2)) @ vectors
-
-
-def view_complementarity(views: Tensor) -> Tensor:
-    """``c_k = 1 - mean_{j≠k} cos(v_k, v_j)``: how much view ``k`` adds; ``(n, K, d) -> (n, K)``."""
-    experts = views.shape[-2]
-    if experts == 1:
-        return views.new_zeros(views.shape[:-1])
-    cos = cosines(views)
-    return 1 - (cos.sum(-1) - cos.diagonal(dim1=-2, dim2=-1)) / (experts - 1)
-
-
-def view_redundancy(views: Tensor) -> Tensor:
-    """Mean squared cosine between distinct views (the diversity penalty); ``(n, K, d) -> ()``."""
-    experts = views.shape[1]
-    if experts == 1:
-        return views.new_zeros(())
-    cos = cosines(views)
-    off_diagonal = ~torch.eye(experts, dtype=torch.bool, device=views.device)
-    return cos[:, off_diagonal].pow(2).mean()
-
-
-def weighted_sum(weights: Tensor, vectors: Tensor) -> Tensor:
-    """``Σ_k w_k v_k`` per entity; ``weights`` ``(n, K)``, ``vectors`` ``(n, K, d)`` -> ``(n, d)``."""
-    return _WeightedSum.apply(weights, vectors)
+        (wide,) = ctx.saved_tensors
+        return ((grad + grad.transpose(-1, -2)) @ wide).to(ctx.dtype)
 
 
 class _WeightedSum(torch.autograd.Function):
@@ -150,6 +203,23 @@ class _WeightedSum(torch.autograd.Function):
         return grad_weights, grad_vectors
 
 
+def view_complementarity(views: Views) -> Tensor:
+    """``c_k = 1 - mean_{j≠k} cos(v_k, v_j)``: how much view ``k`` adds; ``(n, K)``."""
+    if views.experts == 1:
+        return views.cosines().new_zeros(views.cosines().shape[:-1])
+    cos = views.cosines()
+    return 1 - (cos.sum(-1) - cos.diagonal(dim1=-2, dim2=-1)) / (views.experts - 1)
+
+
+def view_redundancy(views: Views) -> Tensor:
+    """Mean squared cosine between distinct views (the diversity penalty); ``()``."""
+    cos = views.cosines()
+    if views.experts == 1:
+        return cos.new_zeros(())
+    off_diagonal = ~torch.eye(views.experts, dtype=torch.bool, device=cos.device)
+    return cos[:, off_diagonal].pow(2).mean()
+
+
 class IntraModalFusion(nn.Module):
     """View weights ``β = softmax((g(x, r) + λ_intra c) / τ_r)`` and ``e^m = Σ_k β_k v_k``.
 
@@ -165,7 +235,7 @@ class IntraModalFusion(nn.Module):
         self.relation_gate = nn.Parameter(torch.zeros(contexts, experts))
         self.log_temperature = nn.Parameter(torch.zeros(contexts))
 
-    def base_logits(self, x: Tensor, views: Tensor) -> Tensor | None:
+    def base_logits(self, x: Tensor, views: Views) -> Tensor | None:
         """The context-free part of the view logits, ``g(x) + λ_intra c``; ``(n, K)`` (``None`` for mean)."""
         if self.mode == "mean":
             return None
@@ -174,21 +244,21 @@ class IntraModalFusion(nn.Module):
             logits = logits + self.lambda_intra * view_complementarity(views)
         return logits
 
-    def fuse(self, views: Tensor, base: Tensor | None, context: Tensor) -> tuple[Tensor, Tensor]:
+    def fuse(self, views: Views, base: Tensor | None, context: Tensor) -> tuple[Tensor, Tensor]:
         """Weigh the views in each entity's context.
 
-        Shapes: ``views`` ``(n, K, d)``, ``base`` ``(n, K)`` from :meth:`base_logits`, ``context``
+        Shapes: ``views`` ``(n, K, d)`` (as :class:`Views`), ``base`` ``(n, K)`` from :meth:`base_logits`, ``context``
         ``(n,)``; returns ``e`` ``(n, d)`` and ``β`` ``(n, K)``.
         """
         if base is None:
-            beta = views.new_full(views.shape[:2], 1.0 / views.shape[1])
-            return views.mean(1), beta
+            beta = context.new_full((len(context), views.experts), 1.0 / views.experts, dtype=views.dtype)
+            return views.weighted_sum(beta), beta
         logits = base + F.embedding(context, self.relation_gate)
         temperature = F.embedding(context, self.log_temperature.unsqueeze(1)).exp().clamp_min(MIN_TEMPERATURE)
         beta = torch.softmax(logits / temperature, dim=-1)
-        return weighted_sum(beta, views), beta
+        return views.weighted_sum(beta), beta
 
-    def forward(self, x: Tensor, views: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, views: Views, context: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` ``(n, d_in)``, ``views`` ``(n, K, d)``, ``context`` ``(n,)`` -> ``e`` ``(n, d)``, ``β`` ``(n, K)``."""
         return self.fuse(views, self.base_logits(x, views), context)
 
@@ -256,7 +326,7 @@ class InterModalFusion(nn.Module):
             structure = available[:, :1]
             rest = alpha[:, 1:].sum(1, keepdim=True)
             # where structure is available it counts whole; elsewhere the others' weights already sum to 1
-            joint = torch.where(structure, modal[0], torch.zeros_like(modal[0]))
+            joint = modal[0] * structure.to(modal[0].dtype)
             scale = torch.where(structure, torch.ones_like(rest), 1 / rest.clamp_min(1e-12))
             for m in range(1, len(modal)):
                 joint = torch.addcmul(joint, alpha[:, m : m + 1] * scale, modal[m])

@@ -39,7 +39,7 @@ from mocme.models.base import (
 )
 from mocme.models.config import ModelConfig
 from mocme.models.dropout import Dropout
-from mocme.models.fusion import InterModalFusion, IntraModalFusion, ModalityExperts, view_redundancy
+from mocme.models.fusion import InterModalFusion, IntraModalFusion, ModalityExperts, Views, view_redundancy
 from mocme.models.interactions import INTERACTIONS, Interaction, TuckER
 
 STRUCTURE = "structure"
@@ -85,12 +85,12 @@ class EntityParts:
     """The context-free part of the encodings of ``n`` entities (the same in every relation context).
 
     Attributes:
-        views: per modality, ``(n, K, d)`` expert views.
+        views: per modality, the ``(n, K, d)`` expert views (factorised where that is cheaper).
         base: per modality, ``(n, K)`` context-free view logits ``g(x) + λ c`` (``None`` for mean fusion).
         available: ``(n, M)`` bool.
     """
 
-    views: list[Tensor]
+    views: list[Views]
     base: list[Tensor | None]
     available: Tensor
 
