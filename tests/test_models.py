@@ -340,13 +340,15 @@ def test_factorised_residual_views_equal_the_dense_views_in_value_and_gradient()
         fused = views.weighted_sum(torch.softmax(logits, -1))  # fusion's weights come from a softmax
         (fused.sin().sum() + view_complementarity(views).pow(2).sum()).backward()
 
-    factorised = experts(x)
+    gate = torch.nn.Linear(8, 3).double()
+    factorised, gated = experts(x, gate)
+    torch.testing.assert_close(gated, gate(x))
     dense = DenseViews(factorised.dense())
     torch.testing.assert_close(factorised.gram(), dense.gram())
     weights = torch.softmax(logits, -1)
     torch.testing.assert_close(factorised.weighted_sum(weights), dense.weighted_sum(weights))
     grads = []
-    for views in (factorised, DenseViews(experts(x).dense())):
+    for views in (factorised, DenseViews(experts(x, gate)[0].dense())):
         backpropagate(views)
         grads.append([t.grad.clone() for t in (x, logits, experts.down, experts.up)])
         for t in (x, logits, experts.down, experts.up):

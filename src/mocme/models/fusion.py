@@ -72,25 +72,28 @@ class DenseViews(Views):
 class ResidualViews(Views):
     """Views ``v_k = x + u_k`` with ``u_k = l_k B_k`` of rank ``r``, kept as their factors.
 
-    Shapes: ``x`` ``(n, d)``, ``low`` ``(n, K, r)`` (``l_k = x A_k``), ``up`` ``(K, r, d)`` (``B_k``).
+    Shapes: ``x`` ``(n, d)``, ``low`` ``(n, K, r)`` (``l_k = x A_k``), ``up`` ``(K, r, d)`` (``B_k``),
+    ``projected`` ``(n, K, r)`` (``x B_kᵀ``).
     Every product below is over ``n × K·r`` or ``(K·r)²`` numbers instead of ``n × K × d``.
     """
 
-    def __init__(self, x: Tensor, low: Tensor, up: Tensor):
-        self.x, self.low, self.up, self.experts, self.dtype = x, low, up, up.shape[0], x.dtype
+    def __init__(self, x: Tensor, low: Tensor, up: Tensor, projected: Tensor):
+        self.x, self.low, self.up, self.projected = x, low, up, projected
+        self.experts, self.dtype = up.shape[0], x.dtype
 
     def gram(self) -> Tensor:
-        """``G_ij = |x|² + <x, u_i> + <x, u_j> + <u_i, u_j>``, with ``<u_i, u_j> = l_i B_i B_jᵀ l_jᵀ``."""
+        """``G_ij = |x|² + <x, u_i> + <x, u_j> + <u_i, u_j>``, with ``<x, u_i> = l_i (x B_iᵀ)ᵀ`` and
+        ``<u_i, u_j> = l_i B_i B_jᵀ l_jᵀ``."""
         with torch.autocast(self.x.device.type, enabled=False):
             dtype = torch.promote_types(self.x.dtype, torch.float32)
             x, low, up = self.x.to(dtype), self.low.to(dtype), self.up.to(dtype)
             n, experts, rank = low.shape
             flat = up.reshape(experts * rank, -1)  # (K·r, d)
-            along = (low * (x @ flat.T).view(n, experts, rank)).sum(-1)  # (n, K): <x, u_k>
+            along = (low * self.projected.to(dtype)).sum(-1)  # (n, K): <x, u_k>
             coupling = (flat @ flat.T).view(experts, rank, experts * rank)  # B_i B_jᵀ, rows of expert i
             mixed = torch.bmm(low.transpose(0, 1), coupling).view(experts, n, experts, rank)  # l_i B_i B_jᵀ
             between = (mixed.permute(1, 0, 2, 3) * low.unsqueeze(1)).sum(-1)  # (n, K, K): <u_i, u_j>
-            squared = (x * x).sum(-1).view(n, 1, 1)
+            squared = torch.linalg.vector_norm(x, dim=-1).square().view(n, 1, 1)
             return squared + along.unsqueeze(2) + along.unsqueeze(1) + between
 
     def weighted_sum(self, weights: Tensor) -> Tensor:
@@ -149,13 +152,21 @@ class ModalityExperts(nn.Module):
             self.second = nn.Parameter(torch.randn(experts, width, dim) / math.sqrt(width))
             self.second_bias = nn.Parameter(torch.zeros(experts, dim))
 
-    def forward(self, x: Tensor) -> Views:
+    def forward(self, x: Tensor, gate: nn.Linear) -> tuple[Views, Tensor]:
+        """The views of ``x`` ``(n, d_in)`` and the view gate's logits ``gate(x)`` ``(n, K)``.
+
+        Residual experts take ``x A_k``, ``x B_kᵀ`` and ``gate(x)`` from one pass over ``x``.
+        """
         if self.kind == "residual":
-            return ResidualViews(x, (x @ self.down).view(len(x), self.experts, -1), self.up)
+            weights = torch.cat([self.down, self.up.flatten(0, 1).T, gate.weight.T], 1)
+            both = x @ weights
+            factors, gated = both[:, : -self.experts], both[:, -self.experts :] + gate.bias
+            low, projected = factors.reshape(len(x), 2 * self.experts, -1).split(self.experts, 1)
+            return ResidualViews(x, low, self.up, projected), gated
         out = self.first(x).view(len(x), self.experts, -1)
-        if self.kind == "linear":
-            return DenseViews(out)
-        return DenseViews(torch.einsum("nkh,khd->nkd", F.gelu(out), self.second) + self.second_bias)
+        if self.kind != "linear":
+            out = torch.einsum("nkh,khd->nkd", F.gelu(out), self.second) + self.second_bias
+        return DenseViews(out), gate(x)
 
 
 def cosines(vectors: Tensor) -> Tensor:
@@ -235,11 +246,12 @@ class IntraModalFusion(nn.Module):
         self.relation_gate = nn.Parameter(torch.zeros(contexts, experts))
         self.log_temperature = nn.Parameter(torch.zeros(contexts))
 
-    def base_logits(self, x: Tensor, views: Views) -> Tensor | None:
-        """The context-free part of the view logits, ``g(x) + λ_intra c``; ``(n, K)`` (``None`` for mean)."""
+    def base_logits(self, gated: Tensor, views: Views) -> Tensor | None:
+        """The context-free part of the view logits, ``g(x) + λ_intra c``, from ``gated = self.gate(x)``
+        (which :meth:`ModalityExperts.forward` returns); ``(n, K)`` (``None`` for mean)."""
         if self.mode == "mean":
             return None
-        logits = self.gate(x)
+        logits = gated
         if self.mode == "complementarity" and self.lambda_intra:
             logits = logits + self.lambda_intra * view_complementarity(views)
         return logits
@@ -257,10 +269,6 @@ class IntraModalFusion(nn.Module):
         temperature = F.embedding(context, self.log_temperature.unsqueeze(1)).exp().clamp_min(MIN_TEMPERATURE)
         beta = torch.softmax(logits / temperature, dim=-1)
         return views.weighted_sum(beta), beta
-
-    def forward(self, x: Tensor, views: Views, context: Tensor) -> tuple[Tensor, Tensor]:
-        """``x`` ``(n, d_in)``, ``views`` ``(n, K, d)``, ``context`` ``(n,)`` -> ``e`` ``(n, d)``, ``β`` ``(n, K)``."""
-        return self.fuse(views, self.base_logits(x, views), context)
 
 
 class InterModalFusion(nn.Module):
@@ -308,15 +316,14 @@ class InterModalFusion(nn.Module):
         if self.mode == "mean":
             alpha = available.to(modal[0].dtype) / available.sum(1, keepdim=True)
         else:
-            stacked = torch.stack(modal)  # (M, n, d)
             query = F.embedding(context, self.query)  # (n, a)
             with_complementarity = self.mode == "complementarity" and bool(self.lambda_inter)
-            if with_complementarity:  # W e and P e in one product
+            if with_complementarity:  # W e and P e in one product per modality
                 weight = torch.cat([self.key.weight, self.projection.weight])
                 sizes = [len(self.key.weight), len(self.projection.weight)]
-                keys, projected = F.linear(stacked, weight).split(sizes, -1)
+                keys, projected = torch.stack([F.linear(e, weight) for e in modal]).split(sizes, -1)
             else:
-                keys, projected = self.key(stacked), None
+                keys, projected = torch.stack([self.key(e) for e in modal]), None
             logits = (keys * query).sum(-1).T
             if projected is not None:
                 logits = logits + self.lambda_inter * self.measure(projected, available)

@@ -176,9 +176,9 @@ class MoCME(KGModel):
         for name in self.modalities:
             x = self._input(name, ids)
             x = self.dropout(x) if dropout else x
-            v = self.experts[name](x)
+            v, gated = self.experts[name](x, self.intra[name].gate)
             views.append(v)
-            base.append(self.intra[name].base_logits(x, v))
+            base.append(self.intra[name].base_logits(gated, v))
             if self.training and self.config.diversity:
                 penalties.append(view_redundancy(v))
         if penalties:
