@@ -13,7 +13,12 @@ is for).
 
     python benchmarks/mmkgc.py --datasets MKG-Y --variants main --set training.epochs=50
     python benchmarks/mmkgc.py --datasets MKG-Y --variants ablation --jobs 4
+    python benchmarks/mmkgc.py --datasets MKG-Y --only "ComplEx-N3 (structure, 1vsAll)" --seeds 0 1 2
     python benchmarks/mmkgc.py --table-only          # rebuild the tables from finished runs
+
+With ``--seeds`` every variant runs once per seed (run directories ``<variant>-seed<N>``); a variant
+whose row for that seed and overrides is already in ``<out>.json`` is not run again, and the tables
+give the mean ± standard deviation over a variant's seeds.
 
 A run directory without ``metrics.json`` (the suite was killed) resumes from its last checkpoint
 when its config is unchanged. Results: ``<out>.json`` (every run) and ``<out>.md`` (tables next to
@@ -202,6 +207,7 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
         "valid_curve": [[r["epoch"], r["valid"][MRR]] for r in trace if "valid" in r],
         "valid_time_curve": _time_curve(trace),
         "run_dir": job["run_dir"],
+        "seed": config.seed,
     }
     if by_seen:
         row["test_by_seen"] = by_seen
@@ -251,9 +257,76 @@ MRR = "both.realistic.inverse_harmonic_mean_rank"  # the headline metric's key i
 REDUNDANT_VALID = {"DB15K": (9904, 897)}
 
 
+# -- seeds -------------------------------------------------------------------------------------------
+def seed_of(row: dict[str, Any]) -> int:
+    """The seed a row trained with (rows written before seeds were recorded used the configs' seed 0)."""
+    return row.get("seed", 0)
+
+
+def same_run(row: dict[str, Any], job: dict[str, Any]) -> bool:
+    """Whether ``row`` is the finished result of ``job``: same dataset, variant, seed and overrides."""
+
+    def others(overrides: list[str]) -> list[str]:
+        return [o for o in overrides if not o.startswith("seed=")]
+
+    return (row["dataset"], row["variant"], seed_of(row)) == (job["dataset"], job["variant"], job["seed"]) and others(
+        row["overrides"]
+    ) == others(job["overrides"])
+
+
+def pooled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (dataset, variant): a variant run with several seeds becomes their mean.
+
+    A pooled row holds the mean of every test / valid metric (and of the unseen-entity breakdown),
+    ``seeds`` (the seeds, ascending), ``test_mrr_sd`` (sample standard deviation of the realistic
+    test MRR) and, for curves, those of its lowest seed; a single run passes through with ``seeds``.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["dataset"], row["variant"]), []).append(row)
+    out = []
+    for group in groups.values():
+        group = sorted(group, key=seed_of)
+        first = {**group[0], "seeds": [seed_of(r) for r in group]}
+        if len(group) > 1:
+            for split in ("valid", "test"):
+                first[split] = _mean_split([r[split] for r in group])
+            mrrs = [r["test"]["realistic"]["inverse_harmonic_mean_rank"] for r in group]
+            first["test_mrr_sd"] = statistics.stdev(mrrs)
+            first["selected_epoch"] = ", ".join(str(r["selected_epoch"]) for r in group)
+            first["epochs_trained"] = ", ".join(str(r["epochs_trained"]) for r in group)
+            first["seconds_per_epoch"] = statistics.median(r["seconds_per_epoch"] or 0 for r in group)
+            unseen = [r["test_by_seen"]["unseen"] for r in group if "unseen" in r.get("test_by_seen", {})]
+            if unseen:
+                first["test_by_seen"] = {
+                    "unseen": _mean_split(unseen) | {"triples": unseen[0]["triples"], "seeds": len(unseen)}
+                }
+            first.pop("valid_heads", None)
+        out.append(first)
+    return out
+
+
+def _mean_split(splits: list[dict[str, Any]]) -> dict[str, Any]:
+    """The metric-wise mean of several ``{kind: {metric: value}, "count": n}`` splits."""
+    kinds = ("realistic", "optimistic", "pessimistic")
+    mean = {kind: {m: statistics.fmean(s[kind][m] for s in splits) for m in splits[0][kind]} for kind in kinds}
+    return mean | {"count": splits[0]["count"]}
+
+
 # -- tables ------------------------------------------------------------------------------------------
 def _pct(value: float) -> str:
     return f"{100 * value:.2f}"
+
+
+def _mrr_cell(row: dict[str, Any]) -> str:
+    """The bold realistic test MRR, with ± its standard deviation over seeds when there are several."""
+    cell = f"**{_pct(row['test']['realistic']['inverse_harmonic_mean_rank'])}**"
+    return cell + (f" ± {_pct(row['test_mrr_sd'])}" if "test_mrr_sd" in row else "")
+
+
+def _variant_cell(row: dict[str, Any]) -> str:
+    seeds = row.get("seeds", [seed_of(row)])
+    return row["variant"] + (f" ({len(seeds)} seeds)" if len(seeds) > 1 else "")
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -262,10 +335,11 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     out.append(
         "Test split, filtered, both directions; **realistic** ranks (optimistic / pessimistic MRR beside). "
         "Every row of a dataset uses the same config, seed and epoch budget and selects its epoch on "
-        "validation; the test split is scored once. Percentages."
+        "validation; the test split is scored once. Percentages. A row over several seeds gives the mean "
+        "(MRR ± its sample standard deviation) and each seed's selected / trained epochs."
     )
     by_dataset: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
+    for row in pooled(rows):
         by_dataset.setdefault(row["dataset"], []).append(row)
     for dataset in _datasets_in(by_dataset):
         main = [r for r in by_dataset[dataset] if r["variant"] in MAIN_VARIANTS]
@@ -305,8 +379,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             for r in sorted(chosen, key=lambda r: -_mrr(r)):
                 t = r["test"]["realistic"]
                 out.append(
-                    f"| {r['variant']} | {' + '.join(r['modalities'])} | "
-                    f"**{_pct(t['inverse_harmonic_mean_rank'])}** | "
+                    f"| {_variant_cell(r)} | {' + '.join(r['modalities'])} | {_mrr_cell(r)} | "
                     f"{_pct(t['hits_at_1'])} | {_pct(t['hits_at_3'])} | {_pct(t['hits_at_10'])} | "
                     f"{t['arithmetic_mean_rank']:.0f} | "
                     f"{_pct(r['test']['optimistic']['inverse_harmonic_mean_rank'])} / "
@@ -323,7 +396,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                     f"Test triples with an entity unseen in training ({group['triples']:,} triples, "
                     f"{group['count']:,} queries), MRR / Hits@10: "
                     + "; ".join(
-                        f"{r['variant']} {_pct(_unseen(r)['inverse_harmonic_mean_rank'])} / "
+                        f"{_variant_cell(r)} {_pct(_unseen(r)['inverse_harmonic_mean_rank'])} / "
                         f"{_pct(_unseen(r)['hits_at_10'])}"
                         for r in sorted(unseen, key=lambda r: -_unseen(r)["inverse_harmonic_mean_rank"])
                     ),
@@ -392,7 +465,7 @@ def main_figure(rows: list[dict[str, Any]]) -> Any | None:
     """
     from mocme.plots import grouped_bars, subplots
 
-    main = [r for r in rows if r["variant"] in MAIN_VARIANTS]
+    main = [r for r in pooled(rows) if r["variant"] in MAIN_VARIANTS]
     datasets = _datasets_in(r["dataset"] for r in main)
     if not datasets:
         return None
@@ -421,7 +494,7 @@ def ablation_figure(rows: list[dict[str, Any]], dataset: str) -> Any | None:
     """
     from mocme.plots import color, subplots
 
-    found = {r["variant"]: r for r in rows if r["dataset"] == dataset and r["variant"] in ABLATION_VARIANTS}
+    found = {r["variant"]: r for r in pooled(rows) if r["dataset"] == dataset and r["variant"] in ABLATION_VARIANTS}
     variants = [v for v in ABLATION_VARIANTS if v in found]
     if not variants:
         return None
@@ -448,7 +521,7 @@ def curves_figure(rows: list[dict[str, Any]]) -> Any | None:
     """Validation MRR (realistic, %) against epoch for the main variants, one panel per dataset."""
     curves = {
         (r["dataset"], r["variant"]): r["valid_curve"]
-        for r in rows
+        for r in pooled(rows)
         if r["variant"] in MAIN_VARIANTS and r.get("valid_curve")
     }
     return _curve_panels(curves, "epoch", 1.0, len(MAIN_VARIANTS))
@@ -460,7 +533,7 @@ def time_figure(rows: list[dict[str, Any]]) -> Any | None:
     Rows written before ``valid_time_curve`` existed are placed at ``epoch × seconds_per_epoch``.
     """
     curves = {}
-    for r in rows:
+    for r in pooled(rows):
         if r["variant"] not in MAIN_VARIANTS or not r.get("valid_curve"):
             continue
         curve = r.get("valid_time_curve") or [[e * (r.get("seconds_per_epoch") or 0), v] for e, v in r["valid_curve"]]
@@ -544,6 +617,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", help="Run only these variant names.")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="Override for every run.")
     parser.add_argument(
+        "--seeds", nargs="+", type=int, help="Run every variant once per seed (default: once, with the config's)."
+    )
+    parser.add_argument(
         "--data-dir", type=Path, default=Path(os.environ.get("MOCME_DATA", ROOT.parent / "shared" / "data"))
     )
     parser.add_argument("--features-dir", type=Path, default=ROOT / "features")
@@ -583,12 +659,12 @@ def main() -> None:
                 if args.no_extract or not needs_text
                 else ensure_text_features(dataset, args.data_dir, args.features_dir)
             )
-            for name, variant in variants.items():
-                recipe, overrides = split_recipe(variant)
-                slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
-                features_override = [f"dataset.features.text.path={features}"] if uses_text(recipe) else []
-                jobs.append(
-                    {
+            for seed in args.seeds or [None]:
+                for name, variant in variants.items():
+                    recipe, overrides = split_recipe(variant)
+                    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+                    features_override = [f"dataset.features.text.path={features}"] if uses_text(recipe) else []
+                    job = {
                         "dataset": dataset,
                         "variant": name,
                         "recipe": recipe,
@@ -597,21 +673,29 @@ def main() -> None:
                             *features_override,
                             *args.overrides,
                             *overrides,
+                            *([] if seed is None else [f"seed={seed}"]),
                         ],
-                        "run_dir": str(args.runs_dir / dataset / slug),
+                        "run_dir": str(args.runs_dir / dataset / (slug if seed is None else f"{slug}-seed{seed}")),
                         "threads": args.threads,
                     }
-                )
+                    if seed is not None:
+                        job["seed"] = seed
+                        if any(same_run(row, job) for row in previous):
+                            print(f"{dataset:10s} {name:35s} seed {seed}: already in {results_path}", flush=True)
+                            continue
+                    jobs.append(job)
         with mp.get_context("spawn").Pool(args.jobs) as pool:
             for row in pool.imap_unordered(run_one, jobs):
                 print(
                     f"{row['dataset']:10s} {row['variant']:35s} test MRR "
                     f"{row['test']['realistic']['inverse_harmonic_mean_rank']:.4f} "
-                    f"(epoch {row['selected_epoch']}/{row['epochs_trained']}, {row['train_seconds']} s)",
+                    f"(seed {row['seed']}, epoch {row['selected_epoch']}/{row['epochs_trained']}, "
+                    f"{row['train_seconds']} s)",
                     flush=True,
                 )
                 # Saved after every run, so a long suite that is stopped keeps what it finished.
-                previous = [r for r in previous if (r["dataset"], r["variant"]) != (row["dataset"], row["variant"])]
+                key = (row["dataset"], row["variant"], row["seed"])
+                previous = [r for r in previous if (r["dataset"], r["variant"], seed_of(r)) != key]
                 previous.append(row)
                 write_results(args.out, previous)
     write_results(args.out, previous)

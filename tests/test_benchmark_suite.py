@@ -143,3 +143,24 @@ def test_rows_carry_the_seen_breakdown_of_the_test_split(suite: Any, tmp_path: P
         "MoCME (structure + text) 12.00 / 24.00; TuckER (structure, 1vsAll) 2.00 / 4.00" in mkgy
     )
     assert "unseen in training" not in suite.markdown(_rows())
+
+
+def test_a_variant_over_seeds_is_one_row_with_mean_and_standard_deviation(suite: Any) -> None:
+    rows = [
+        _row("MKG-Y", "ComplEx-N3 (structure, 1vsAll)", mrr, seed=seed, selected_epoch=epoch)
+        for seed, mrr, epoch in ((2, 0.36, 20), (0, 0.34, 16), (1, 0.35, 18))
+    ]
+    mkgy = suite.markdown([*rows, _row("MKG-Y", "TuckER (structure, 1vsAll)", 0.30)]).split("## MKG-Y\n")[1]
+    assert "| ComplEx-N3 (structure, 1vsAll) (3 seeds) | structure | **35.00** ± 1.00 | 17.50 |" in mkgy
+    assert "| 16, 18, 20/4, 4, 4 |" in mkgy  # each seed's selected / trained epochs, in seed order
+    assert "| TuckER (structure, 1vsAll) | structure | **30.00** | 15.00 |" in mkgy
+    [pooled] = suite.pooled(rows)
+    assert pooled["seeds"] == [0, 1, 2] and pooled["valid_curve"] == rows[1]["valid_curve"]
+
+
+def test_a_seed_already_in_the_results_is_not_run_again(suite: Any) -> None:
+    row = {**_row("MKG-Y", "ComplEx-N3 (structure, 1vsAll)", 0.35), "overrides": ["dataset.data_dir=/d"]}
+    job = {"dataset": "MKG-Y", "variant": row["variant"], "seed": 0, "overrides": ["dataset.data_dir=/d", "seed=0"]}
+    assert suite.same_run(row, job)  # a row from before seeds were recorded used the configs' seed 0
+    assert not suite.same_run(row, {**job, "seed": 1, "overrides": ["dataset.data_dir=/d", "seed=1"]})
+    assert not suite.same_run(row, {**job, "overrides": ["dataset.data_dir=/d", "training.epochs=16", "seed=0"]})
