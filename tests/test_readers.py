@@ -14,6 +14,7 @@ from mocme.data.readers import (
     read_entity_text,
     read_features,
     read_name_triples,
+    read_new_entity_text,
     read_openke_triples,
     read_openke_vocabulary,
     triples_to_ids,
@@ -109,6 +110,14 @@ def test_entity_text(tmp_path):
         read_entity_text(path, vocab, strict=True)
     with pytest.raises(DataError, match="listed twice"):
         read_entity_text(write(tmp_path / "dup.txt", "a\tx\na\ty\n"), vocab)
+
+
+def test_entities_of_a_graph_and_entities_added_later_read_the_same_text(tmp_path):
+    """Both ``name<TAB>text`` readers normalise alike, so an entity's features do not depend on which read it."""
+    path = write(tmp_path / "entity2text.txt", "a\t  two   spaces\tand a tab \nb\t   \nc\tplain\n")
+    of_graph = read_entity_text(path, Vocabulary(["a", "b", "c"]))
+    added = [text for _, text, _ in read_new_entity_text(path)]
+    assert of_graph == added == ["two spaces and a tab", None, "plain"]  # an empty text is no text
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".npy", ".pt"])

@@ -223,6 +223,8 @@ def read_name_list(path: PathLike) -> Vocabulary:
 def read_entity_text(path: PathLike, entities: Vocabulary, strict: bool = True) -> list[str | None]:
     """Read ``name<TAB>text`` lines into a list aligned with ``entities`` (``None`` = no text).
 
+    Texts are normalised (``normalised_text``): an empty one is no text.
+
     With ``strict=False``, names outside the vocabulary are skipped (benchmark text files often
     cover a superset of a split's entities); otherwise they are an error.
     """
@@ -242,8 +244,17 @@ def read_entity_text(path: PathLike, entities: Vocabulary, strict: bool = True) 
         if ident in first_seen:
             raise DataError(path, f"entity {name[:60]!r} listed twice (first on line {first_seen[ident]})", number)
         first_seen[ident] = number
-        texts[ident] = text.strip()
+        texts[ident] = normalised_text(text)
     return texts
+
+
+def normalised_text(text: str) -> str | None:
+    """An entity's text as the encoder sees it: runs of whitespace become one space; empty is ``None``.
+
+    Both readers of ``name<TAB>text`` lines (entities of a graph, entities added after training)
+    use it, so the same line gives the same text, and so the same features, either way.
+    """
+    return " ".join(text.split()) or None
 
 
 # -- entities that are not in a graph ----------------------------------------------------------------
@@ -261,7 +272,7 @@ def read_new_entity_text(path: PathLike) -> list[tuple[str, str | None, int]]:
         if not sep:
             raise DataError(path, "expected 'name<TAB>text'", number)
         _check_new_name(path, name, number, first_seen)
-        out.append((name, " ".join(text.split()) or None, number))
+        out.append((name, normalised_text(text), number))
     return out
 
 
