@@ -50,7 +50,7 @@ def batch(kg, size: int = 12):
 def scorer_loss(model, config: TrainingConfig, temperature):
     strategy = build_strategy(config, model)
     strategy.temperature = temperature  # EGNS: the epoch's temperature, set directly
-    return strategy.scorer_loss(), strategy.regularizer
+    return strategy.scorer_loss(), strategy
 
 
 def run(model, kg, config: TrainingConfig, temperature, memory_mb):
@@ -58,8 +58,19 @@ def run(model, kg, config: TrainingConfig, temperature, memory_mb):
     if config.negatives == "k_vs_all":
         targets = torch.full_like(targets, -1)
     model.zero_grad(set_to_none=True)
-    loss, regularizer = scorer_loss(model, config, temperature)
-    losses = full_step(model, queries, targets, labels, loss, memory_mb, config.batch_size, regularizer=regularizer)
+    loss, strategy = scorer_loss(model, config, temperature)
+    penalised = strategy.penalised_pairs(targets, labels)
+    losses = full_step(
+        model,
+        queries,
+        targets,
+        labels,
+        loss,
+        memory_mb,
+        config.batch_size,
+        regularizer=strategy.regularizer,
+        penalised=penalised,
+    )
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     return {n: float(v) for n, v in losses.items()}, grads
 

@@ -130,6 +130,7 @@ def full_step(
     denominators: Callable[[Tensor], Tensor] | None = None,
     scorer_tables: Callable[[Tensor], dict[str, ScorerTable]] | None = None,
     regularizer: Regularizer | None = None,
+    penalised: tuple[Tensor, Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """One batch scored against every entity; accumulates gradients and returns the detached losses.
 
@@ -143,8 +144,10 @@ def full_step(
         denominators: maps this process's count of averaged terms to the denominator to use
             (data-parallel training: the mean over processes); default: the count itself.
         scorer_tables: replaces ``model.scorer_tables`` (e.g. a compiled version of it).
-        regularizer: N3 or DURA on the factors of the batch's training triples (``(query, label)``
-            pairs), reported as one more loss under its name.
+        regularizer: N3 or DURA on the factors of the batch's training triples, reported as one
+            more loss under its name.
+        penalised: the ``(query row, entity)`` pairs of those triples (see
+            ``_AllEntities.penalised_pairs``); needed with ``regularizer``.
     """
     tables = (scorer_tables or model.scorer_tables)(queries)
     num_entities = model.num_entities
@@ -164,8 +167,9 @@ def full_step(
         tensors += t
         grads += g
     if regularizer is not None:
-        pairs = (torch.arange(len(targets), device=targets.device), targets) if bool((targets >= 0).all()) else labels
-        penalty = sum(regularizer(table, pairs, rows.denominators) for table in tables.values())
+        if penalised is None:
+            raise ValueError("full_step: a regularizer needs the pairs it penalises (penalised=...)")
+        penalty = sum(regularizer(table, penalised, rows.denominators) for table in tables.values())
         losses[regularizer.name] = penalty.detach()
         direct.append(penalty)
     penalty = model.regularization()

@@ -133,6 +133,13 @@ class _AllEntities(Strategy):
         """The loss of one scorer in this step."""
         raise NotImplementedError
 
+    def penalised_pairs(self, targets: Tensor, labels: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """The ``(query row, entity)`` pairs whose factors N3 / DURA penalise: each query with its answer.
+
+        ``targets`` ``(B,)``; ``labels`` every known answer of each query (``(rows, cols)``).
+        """
+        return torch.arange(len(targets), device=targets.device), targets
+
     def step(self, batch: Batch) -> dict[str, Tensor]:
         rows, cols = batch.known.pairs(batch.queries_cpu)
         device = batch.queries.device
@@ -149,6 +156,7 @@ class _AllEntities(Strategy):
             batch.denominators,
             self.scorer_tables,
             self.regularizer,
+            self.penalised_pairs(batch.targets, labels) if self.regularizer is not None else None,
         )
 
 
@@ -235,6 +243,10 @@ class KvsAll(_AllEntities):
 
     def scorer_loss(self) -> ScorerLoss:
         return k_vs_all_loss(self.config.label_smoothing, self.config.k_vs_all_average)
+
+    def penalised_pairs(self, targets: Tensor, labels: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """Each distinct query with every known answer (its queries carry no single answer)."""
+        return labels
 
 
 STRATEGIES: dict[str, type[Strategy]] = {
