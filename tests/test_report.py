@@ -116,7 +116,8 @@ def test_mocme_report_holds_every_part_and_nothing_external(mocme_run, mocme_rep
         assert svg.tag.endswith("svg")
     assert all(url.startswith("data:") for url in page.urls)
     assert "script" not in page.tags
-    assert page.headings == ["Metrics", "Training", "Relation categories", "Modalities", "Run"]
+    assert page.headings == ["Metrics", "Training", "Relation categories", "Seen in training", "Modalities", "Run"]
+    assert "there is no unseen group" in text  # the synthetic split keeps every entity in training
     # config (collapsed), metadata, the three tie policies and the breakdowns
     assert "<details><summary>Resolved config (config.yaml)</summary>" in text
     assert "interaction: tucker" in text
@@ -125,6 +126,19 @@ def test_mocme_report_holds_every_part_and_nothing_external(mocme_run, mocme_rep
         assert label in text
     valid_mrr = mocme_run.metrics["valid"]["both"]["realistic"]["inverse_harmonic_mean_rank"]
     assert f"{valid_mrr:.4f}" in text
+
+
+def test_the_seen_section_gives_each_group_of_the_inductive_case():
+    from mocme.report.build import _seen_section
+
+    def group(mrr: float, count: int, triples: int) -> dict:
+        return {"both": {"realistic": {"inverse_harmonic_mean_rank": mrr}, "count": count}, "triples": triples}
+
+    metrics = {"test": {"by_seen": {"seen": group(0.45, 4550, 2275), "unseen": group(0.03, 776, 388)}}}
+    section = _seen_section(metrics)
+    assert "Seen in training" in section and "inductive case" in section
+    assert "query or answer unseen" in section and "388" in section and "0.0300" in section
+    assert _seen_section({"test": {}}) == ""
 
 
 def test_baseline_report_omits_the_weights_and_says_why(baseline_run, tmp_path):
@@ -416,5 +430,5 @@ def test_report_renders_in_chromium_with_no_console_errors(mocme_report, tmp_pat
     assert {image["alt"] for image in facts["images"]} == EXPECTED_MOCME_FIGURES
     for image in facts["images"]:
         assert image["complete"] and image["width"] > 100 and image["shown"] > 100, image
-    assert facts["headings"] == ["Metrics", "Training", "Relation categories", "Modalities", "Run"]
+    assert facts["headings"] == ["Metrics", "Training", "Relation categories", "Seen in training", "Modalities", "Run"]
     assert any("boom" in e for e in broken_errors) and any("ERR_FILE_NOT_FOUND" in e for e in broken_errors)

@@ -12,6 +12,7 @@ from typing import Any
 
 from mocme.config import RunConfig
 from mocme.errors import DataWarning, MocmeError, RunDirError
+from mocme.evaluation.evaluator import SEEN_GROUPS
 from mocme.evaluation.metrics import RANK_TYPES, short_name
 from mocme.io import write_text_atomic
 from mocme.plots import figure_svg, require_matplotlib, style
@@ -74,6 +75,7 @@ def build_report(directory: RunDirectory, data_dir: str | os.PathLike[str] | Non
             _metrics_section(metrics, config.training.metric),
             _training_section(trace, metrics.get("selected_epoch")),
             _categories_section(metrics),
+            _seen_section(metrics),
             _modalities_section(directory, metrics, config, data_dir),
             _run_section(metadata, config_text),
         ]
@@ -186,6 +188,29 @@ def _categories_section(metrics: dict[str, Any]) -> str:
         table,
         anchor="categories",
     )
+
+
+def _seen_section(metrics: dict[str, Any]) -> str:
+    """Realistic metrics by whether the query and answer entities occur in a training triple."""
+    rows = []
+    names: list[str] = []
+    for split in ("valid", "test"):
+        for group, values in metrics.get(split, {}).get("by_seen", {}).items():
+            realistic = values["both"]["realistic"]
+            names = names or list(realistic)
+            label = SEEN_GROUPS.get(group, group)
+            rows.append([split, label, *(realistic.get(n) for n in names), values["both"]["count"], values["triples"]])
+    if not rows:
+        return ""
+    inductive = any(row[1] != SEEN_GROUPS["seen"] for row in rows)
+    text = (
+        "Triples with an entity that no training triple has are placed by their other modalities alone "
+        "(the inductive case); their rows are the split's own ranks, grouped."
+        if inductive
+        else "Every entity of these splits occurs in a training triple: there is no unseen group."
+    )
+    table = h.table(["split", "group", *(short_name(n) for n in names), "queries", "triples"], rows)
+    return h.section("Seen in training", h.note(text), table, anchor="seen")
 
 
 def _modalities_section(
