@@ -216,9 +216,9 @@ class _WeightedSum(torch.autograd.Function):
 
 def view_complementarity(views: Views) -> Tensor:
     """``c_k = 1 - mean_{j≠k} cos(v_k, v_j)``: how much view ``k`` adds; ``(n, K)``."""
-    if views.experts == 1:
-        return views.cosines().new_zeros(views.cosines().shape[:-1])
     cos = views.cosines()
+    if views.experts == 1:
+        return cos.new_zeros(cos.shape[:-1])
     return 1 - (cos.sum(-1) - cos.diagonal(dim1=-2, dim2=-1)) / (views.experts - 1)
 
 
