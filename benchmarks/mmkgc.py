@@ -22,7 +22,8 @@ give the mean ± standard deviation over a variant's seeds.
 
 A run directory without ``metrics.json`` (the suite was killed) resumes from its last checkpoint
 when its config is unchanged. Results: ``<out>.json`` (every run) and ``<out>.md`` (tables next to
-the published numbers).
+the published numbers). Each finished row is merged into ``<out>.json`` under a file lock, so two
+suites may run side by side (for example one per dataset) without losing each other's rows.
 """
 
 from __future__ import annotations
@@ -610,6 +611,26 @@ def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
     write_figures(out, rows)
 
 
+def record_row(out: Path, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """Put ``row`` into ``<out>.json`` in place of its (dataset, variant, seed) and rewrite the outputs.
+
+    The file is read again under an exclusive ``flock`` on ``<out>.lock``, so suites running side by
+    side (one per dataset, say) each add their rows instead of writing back a list they read at start.
+    Returns every row now recorded.
+    """
+    import fcntl
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results_path = out.with_suffix(".json")
+    with open(out.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = json.loads(results_path.read_text()) if results_path.exists() else []
+        key = (row["dataset"], row["variant"], row["seed"])
+        rows = [r for r in rows if (r["dataset"], r["variant"], seed_of(r)) != key] + [row]
+        write_results(out, rows)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=(*DATASETS, SMOKE))
@@ -694,10 +715,7 @@ def main() -> None:
                     flush=True,
                 )
                 # Saved after every run, so a long suite that is stopped keeps what it finished.
-                key = (row["dataset"], row["variant"], row["seed"])
-                previous = [r for r in previous if (r["dataset"], r["variant"], seed_of(r)) != key]
-                previous.append(row)
-                write_results(args.out, previous)
+                previous = record_row(args.out, row)
     write_results(args.out, previous)
     print(f"wrote {results_path} and {args.out.with_suffix('.md')}")
 

@@ -109,6 +109,17 @@ def test_results_and_figures_are_written(suite: Any, tmp_path: Path) -> None:
     assert "wall-clock minutes" in time and "MKG-Y" in time
 
 
+def test_suites_side_by_side_each_add_their_rows(suite: Any, tmp_path: Path) -> None:
+    out = tmp_path / "mmkgc"
+    first, second = _rows()[:2]
+    suite.write_results(out, [first])
+    # A second suite read the file before `first` landed; recording its row must keep `first`.
+    suite.record_row(out, {**second, "seed": 1})
+    again = {**_row("MKG-Y", first["variant"], 0.5), "seed": 0}
+    rows = suite.record_row(out, again)  # the same (dataset, variant, seed) replaces the old row
+    assert json.loads(out.with_suffix(".json").read_text()) == rows == [{**second, "seed": 1}, again]
+
+
 def test_no_figure_without_rows(suite: Any) -> None:
     pytest.importorskip("matplotlib")
     assert suite.main_figure([]) is None
