@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from mocme import pipeline
 from mocme.cli import main
-from mocme.config import load_config, read_config, validate_config
+from mocme.config import load_config
 from mocme.hpo import PruneOnValidation
-from mocme.hpo.space import parse_search
 
 optuna = pytest.importorskip("optuna")
 
@@ -139,17 +137,3 @@ def test_missing_optuna_names_the_hpo_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
     code, _, err = run(capsys, "hpo", write_config(tmp_path), "--out", str(tmp_path / "study"))
     assert code == 2 and "pip install 'mocme[hpo]'" in err and err.count("\n") == 1
-
-
-SHIPPED_CONFIGS = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml"))
-
-
-@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
-def test_every_shipped_config_validates(path):
-    """Every config under configs/ is a valid run config; an HPO config's search space fits it too."""
-    data, source, lines = read_config(path)
-    search = data.pop("search", None)
-    validate_config(data, source, lines)
-    if path.parent.name == "hpo":
-        assert search is not None, f"{path}: an HPO config needs a search section"
-        parse_search(search, data, source, lines)
