@@ -611,8 +611,8 @@ def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
     write_figures(out, rows)
 
 
-def record_row(out: Path, row: dict[str, Any]) -> list[dict[str, Any]]:
-    """Put ``row`` into ``<out>.json`` in place of its (dataset, variant, seed) and rewrite the outputs.
+def record_row(out: Path, row: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Put ``row`` (if any) into ``<out>.json`` in place of its (dataset, variant, seed), rewrite the outputs.
 
     The file is read again under an exclusive ``flock`` on ``<out>.lock``, so suites running side by
     side (one per dataset, say) each add their rows instead of writing back a list they read at start.
@@ -625,8 +625,9 @@ def record_row(out: Path, row: dict[str, Any]) -> list[dict[str, Any]]:
     with open(out.with_suffix(".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         rows = json.loads(results_path.read_text()) if results_path.exists() else []
-        key = (row["dataset"], row["variant"], row["seed"])
-        rows = [r for r in rows if (r["dataset"], r["variant"], seed_of(r)) != key] + [row]
+        if row is not None:
+            key = (row["dataset"], row["variant"], row["seed"])
+            rows = [r for r in rows if (r["dataset"], r["variant"], seed_of(r)) != key] + [row]
         write_results(out, rows)
     return rows
 
@@ -661,6 +662,7 @@ def main() -> None:
             with_head_metrics(summarize(row)) if Path(row["run_dir"], "metrics.json").exists() else row
             for row in previous
         ]
+        write_results(args.out, previous)
     else:
         if not args.data_dir.is_dir():
             print(f"benchmark data not found at {args.data_dir}; set MOCME_DATA or --data-dir", file=sys.stderr)
@@ -715,8 +717,8 @@ def main() -> None:
                     flush=True,
                 )
                 # Saved after every run, so a long suite that is stopped keeps what it finished.
-                previous = record_row(args.out, row)
-    write_results(args.out, previous)
+                record_row(args.out, row)
+        record_row(args.out)  # the tables from the file, with any side-by-side suite's rows
     print(f"wrote {results_path} and {args.out.with_suffix('.md')}")
 
 
