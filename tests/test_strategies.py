@@ -164,6 +164,8 @@ REFERENCES = {
     "egns": (egns_config(), lambda s: torch.softmax(binary_entropy_from_logits(s) / 0.5, 0)),
     "egns/all": (egns_config(pool="all"), None),
     "egns/softmax": (egns_config(pool="all", egns_loss="softmax"), None),
+    "egns/softmax-masked": (egns_config(pool="all", egns_loss="softmax", mask_known=True), None),
+    "egns/softmax-chunked": (egns_config(pool="all", egns_loss="softmax", memory_mb=0.002), None),
     "egns/softmax-masked-chunked": (
         egns_config(pool="all", egns_loss="softmax", mask_known=True, memory_mb=0.002),
         None,

@@ -236,13 +236,17 @@ def egns_softmax_loss(config: TrainingConfig, temperature: float | None) -> Scor
         return one_vs_all_loss(config.label_smoothing, config.mask_known)
     hardness, smoothing = config.egns.hardness, config.label_smoothing
 
-    def log_weights(scores: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
-        """Unnormalised ``log π`` ``(B, C)``; ``-inf`` off the row's negatives."""
+    def log_weights(scores: Tensor, positive: Tensor, valid: Tensor | None, targets: Tensor) -> Tensor:
+        """Unnormalised ``log π`` ``(B, C)``; ``-inf`` off the row's negatives (invalid, or its answer)."""
         gap = scores - positive.unsqueeze(1)
         out = binary_entropy_from_logits(gap).div_(temperature)
         if hardness:
             out.add_(F.logsigmoid(gap), alpha=hardness)
-        return out.masked_fill_(~negative, -math.inf)
+        if valid is not None:
+            out.masked_fill_(~valid, -math.inf)
+        answer = targets >= 0
+        out[answer.nonzero().squeeze(1), targets[answer]] = -math.inf
+        return out
 
     def loss(leaf: _Leaves, rows: Rows) -> tuple[Tensor, None]:
         head = leaf.table
@@ -253,39 +257,45 @@ def egns_softmax_loss(config: TrainingConfig, temperature: float | None) -> Scor
             positive = head.interaction.score_gathered(head.query, head.table, rows.targets.unsqueeze(1))
             positive = positive.squeeze(1).float()
 
-        def chunk(scores: Tensor, available: Tensor | None, start: int, end: int) -> tuple[Tensor, Tensor, Tensor]:
-            """The chunk's softmax candidates, answer column (``-1``: none) and ``log π`` (unnormalised)."""
+        def chunk(
+            scores: Tensor, available: Tensor | None, start: int, end: int
+        ) -> tuple[Tensor | None, Tensor, Tensor]:
+            """The chunk's softmax candidates (``None``: all), answer column (``-1``: none) and ``log π``
+            (unnormalised). A row's answer, when in the chunk, is always among its candidates."""
             valid = _softmax_valid(available, others, start, end, weight)
-            valid = torch.ones_like(scores, dtype=torch.bool) if valid is None else valid
             inside = (rows.targets >= start) & (rows.targets < end)
             targets = torch.where(inside, rows.targets - start, -1)
-            negative = valid.clone()
-            negative[inside.nonzero().squeeze(1), targets[inside]] = False
-            return valid, targets, log_weights(scores.detach().float(), positive, negative)
+            return valid, targets, log_weights(scores.detach().float(), positive, valid, targets)
 
         # pass 1, without gradients: each row's normaliser of π, its negatives and softmax candidates,
-        # and log Σ_neg exp(s + log π) (a single chunk reuses the scores of pass 2)
+        # and log Σ_neg exp(s + log π) (a single chunk reuses the scores and log π in pass 2)
         single = len(rows.chunks) == 1
         first = leaf.scores(*rows.chunks[0]) if single else None
         lse_w = torch.full_like(positive, -math.inf)
         lse_sw = torch.full_like(positive, -math.inf)
         negatives, count = torch.zeros_like(positive), torch.zeros_like(positive)
+        kept = None
         with torch.no_grad():
             for start, end in rows.chunks:
                 scores, available = (first[0], first[2]) if first is not None else head.scores(start, end)
-                valid, _, lw = chunk(scores, available, start, end)
+                kept = chunk(scores, available, start, end)
+                valid, targets, lw = kept
                 lse_w = torch.logaddexp(lse_w, torch.logsumexp(lw, 1))
                 lse_sw = torch.logaddexp(lse_sw, torch.logsumexp(scores.detach().float() + lw, 1))
-                negatives += torch.isfinite(lw).sum(1)
-                count += valid.sum(1)
+                candidates = valid.sum(1) if valid is not None else torch.full_like(count, end - start)
+                count += candidates
+                negatives += candidates - (targets >= 0).float()
+        kept = kept if single else None  # chunks of several are recomputed, within the memory budget
         has_negative = torch.isfinite(lse_w)
         shift = torch.where(has_negative, negatives.clamp_min(1).log() - lse_w, 0.0)  # log N⁻ - log Σ exp(lw)
         lse = torch.where(has_negative, torch.logaddexp(positive, lse_sw + shift), positive)
         total = head.query.new_zeros((), dtype=torch.float32)
         for start, end in rows.chunks:
             scores, table_rows, available = first if first is not None else leaf.scores(start, end)
-            valid, targets, lw = chunk(scores, available, start, end)
-            offsets = (lw + shift.unsqueeze(1)).masked_fill_(~valid, 0.0)
+            valid, targets, lw = kept if kept is not None else chunk(scores, available, start, end)
+            offsets = lw.add_(shift.unsqueeze(1))
+            if valid is not None:
+                offsets.masked_fill_(~valid, 0.0)
             answer = targets >= 0
             offsets[answer.nonzero().squeeze(1), targets[answer]] = 0.0
             value = softmax_cross_entropy(scores, targets, valid, smoothing, weight, denom, lse, count, offsets)
