@@ -6,7 +6,8 @@ dimension 32), complementarity fusion, dropout 0.1; EGNS over 64 sampled negativ
 (lr 5e-3), 50 epochs for the EGNS schedule. ``--setting all`` trains as ``configs/db15k.yaml`` does
 instead: EGNS over every entity, batch 1,024, label smoothing 0.1, dropout 0.2. Each measurement
 runs in a fresh subprocess whose ``PYTHONPATH`` points at one version's ``src``: an untimed warm-up
-of 2 steps, then ``--steps`` timed steps of epoch 2 (the EGNS temperature is active) over a seeded
+of 2 steps, then ``--steps`` timed steps of epoch 2 (the EGNS temperature is active; ``--setting recipe``
+times the first epoch after ``training.egns.warmup_epochs``, since a warm-up epoch is plain 1vsAll) over a seeded
 random subset of the training triples. Candidates are drawn from all 12,842 entities, so a step
 costs what it costs in a full epoch; the epoch time is the step time × the steps of a full epoch
 (``--steps 0`` times a whole epoch instead). Rounds alternate the versions, and the speed-up is
@@ -144,7 +145,9 @@ def _worker(args: argparse.Namespace) -> None:
 
     torch.manual_seed(0)
     model = build_model(model_config, kg)
-    Trainer(model, subset(WARMUP_STEPS), config, seed=1).train_epoch(1)
+    # 0-based: the first epoch whose EGNS weights are not uniform (the first working version's warm-up is 1)
+    epoch = max(1, config.egns.warmup_epochs) if args.setting == "recipe" else 1
+    Trainer(model, subset(WARMUP_STEPS), config, seed=1).train_epoch(epoch)
     timed = subset(args.steps)
     trainer = Trainer(model, timed, config, seed=2)
     steps = math.ceil(2 * len(timed.train) / config.batch_size)
@@ -152,11 +155,11 @@ def _worker(args: argparse.Namespace) -> None:
         from torch.profiler import ProfilerActivity, profile
 
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            trainer.train_epoch(1)
+            trainer.train_epoch(epoch)
         table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=48)
         Path(args.profile_out).write_text(table)
     started, cpu = time.perf_counter(), time.process_time()
-    record = trainer.train_epoch(1)
+    record = trainer.train_epoch(epoch)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     result = {
         "version": args.version,
