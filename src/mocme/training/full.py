@@ -236,7 +236,7 @@ def egns_softmax_loss(config: TrainingConfig, temperature: float | None) -> Scor
         return one_vs_all_loss(config.label_smoothing, config.mask_known)
     hardness, smoothing = config.egns.hardness, config.label_smoothing
 
-    def log_weights(scores: Tensor, positive: Tensor, valid: Tensor | None, targets: Tensor) -> Tensor:
+    def log_weights(scores: Tensor, positive: Tensor, valid: Tensor | None, answer_at: tuple[Tensor, Tensor]) -> Tensor:
         """Unnormalised ``log π`` ``(B, C)``; ``-inf`` off the row's negatives (invalid, or its answer)."""
         gap = scores - positive.unsqueeze(1)
         out = binary_entropy_from_logits(gap).div_(temperature)
@@ -244,8 +244,7 @@ def egns_softmax_loss(config: TrainingConfig, temperature: float | None) -> Scor
             out.add_(F.logsigmoid(gap), alpha=hardness)
         if valid is not None:
             out.masked_fill_(~valid, -math.inf)
-        answer = targets >= 0
-        out[answer.nonzero().squeeze(1), targets[answer]] = -math.inf
+        out[answer_at] = -math.inf
         return out
 
     def loss(leaf: _Leaves, rows: Rows) -> tuple[Tensor, None]:
@@ -259,13 +258,16 @@ def egns_softmax_loss(config: TrainingConfig, temperature: float | None) -> Scor
 
         def chunk(
             scores: Tensor, available: Tensor | None, start: int, end: int
-        ) -> tuple[Tensor | None, Tensor, Tensor]:
-            """The chunk's softmax candidates (``None``: all), answer column (``-1``: none) and ``log π``
-            (unnormalised). A row's answer, when in the chunk, is always among its candidates."""
+        ) -> tuple[Tensor | None, Tensor, tuple[Tensor, Tensor], Tensor]:
+            """The chunk's softmax candidates (``None``: all), answer column (``-1``: none), the answers'
+            ``(rows, columns)`` and ``log π`` (unnormalised). A row's answer, when in the chunk, is always
+            among its candidates."""
             valid = _softmax_valid(available, others, start, end, weight)
             inside = (rows.targets >= start) & (rows.targets < end)
             targets = torch.where(inside, rows.targets - start, -1)
-            return valid, targets, log_weights(scores.detach().float(), positive, valid, targets)
+            answer_rows = inside.nonzero().squeeze(1)
+            answer_at = (answer_rows, targets[answer_rows])
+            return valid, targets, answer_at, log_weights(scores.detach().float(), positive, valid, answer_at)
 
         # pass 1, without gradients: each row's normaliser of π, its negatives and softmax candidates,
         # and log Σ_neg exp(s + log π) (a single chunk reuses the scores and log π in pass 2)
@@ -279,7 +281,7 @@ def egns_softmax_loss(config: TrainingConfig, temperature: float | None) -> Scor
             for start, end in rows.chunks:
                 scores, available = (first[0], first[2]) if first is not None else head.scores(start, end)
                 kept = chunk(scores, available, start, end)
-                valid, targets, lw = kept
+                valid, targets, _, lw = kept
                 lse_w = torch.logaddexp(lse_w, torch.logsumexp(lw, 1))
                 lse_sw = torch.logaddexp(lse_sw, torch.logsumexp(scores.detach().float() + lw, 1))
                 candidates = valid.sum(1) if valid is not None else torch.full_like(count, end - start)
@@ -292,12 +294,11 @@ def egns_softmax_loss(config: TrainingConfig, temperature: float | None) -> Scor
         total = head.query.new_zeros((), dtype=torch.float32)
         for start, end in rows.chunks:
             scores, table_rows, available = first if first is not None else leaf.scores(start, end)
-            valid, targets, lw = kept if kept is not None else chunk(scores, available, start, end)
+            valid, targets, answer_at, lw = kept if kept is not None else chunk(scores, available, start, end)
             offsets = lw.add_(shift.unsqueeze(1))
             if valid is not None:
                 offsets.masked_fill_(~valid, 0.0)
-            answer = targets >= 0
-            offsets[answer.nonzero().squeeze(1), targets[answer]] = 0.0
+            offsets[answer_at] = 0.0
             value = softmax_cross_entropy(scores, targets, valid, smoothing, weight, denom, lse, count, offsets)
             value.backward()
             leaf.collect(table_rows, start, end)
