@@ -4,7 +4,10 @@
 existed before the strategy registry, recorded at commit fb4e557 with the configs built by
 :func:`legacy_config`; the registry must reproduce them, up to float32 rounding grown over three
 epochs of training (relative 1e-3: rewriting the fusion's arithmetic, as factorising the expert views
-did, moves the last bits of every step).
+did, moves the last bits of every step). Top-k selection of negatives is discontinuous: a rounding
+difference that swaps two candidates at the k-th weight changes a loss term, so those cases get 1e-2
+(across torch's AVX-512, AVX2 and scalar kernels on one machine, egns-all-topk's third epoch moved by
+up to 3.2e-3, and differently on the machine that recorded it).
 """
 
 from __future__ import annotations
@@ -65,8 +68,9 @@ def test_existing_strategies_keep_their_losses(tmp_path, case):
     losses = [r["losses"] for r in result.directory.trace()]
     expected = LEGACY[case]["losses"]
     assert [list(epoch) for epoch in losses] == [list(epoch) for epoch in expected]
+    rel = 1e-2 if LEGACY[case]["training"].get("egns", {}).get("selection") == "topk" else 1e-3
     for epoch, legacy in zip(losses, expected, strict=True):
-        assert epoch == pytest.approx(legacy, rel=1e-3)
+        assert epoch == pytest.approx(legacy, rel=rel)
 
 
 # -- every strategy against a brute-force reference, on a tiny graph -----------------------------------
