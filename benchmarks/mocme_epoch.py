@@ -31,6 +31,7 @@ Usage::
     .venv/bin/python benchmarks/mocme_epoch.py [--data-dir DIR] [--features FILE] [--repeats 3]
         [--steps 40] [--threads 2] [--setting sampled|all] [--profile]
     .venv/bin/python benchmarks/mocme_epoch.py --setting recipe --dataset MKG-Y [--steps 10] [--profile]
+        [--set model.expert=shared ...]
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def _recipe_config(args: argparse.Namespace, version: str):
         overrides = [f"dataset.data_dir={args.data_dir}"]
     else:
         path = REPO / "configs" / f"{name}-1vsall.yaml"
-        overrides = [f"dataset.data_dir={args.data_dir}", f"dataset.features.text.path={args.features}"]
+        overrides = [f"dataset.data_dir={args.data_dir}", f"dataset.features.text.path={args.features}", *args.set]
     return load_config(path, [*overrides, "training.precision=fp32"])
 
 
@@ -183,6 +184,7 @@ def _measure(version: str, args: argparse.Namespace, profile_out: Path | None = 
     command = [sys.executable, __file__, "--worker", version, "--data-dir", str(args.data_dir)]
     command += ["--features", str(args.features), "--threads", str(args.threads), "--steps", str(args.steps)]
     command += ["--setting", args.setting, "--precision", args.precision, "--dataset", args.dataset]
+    command += [f"--set={override}" for override in args.set]
     if profile_out is not None:
         command += ["--profile-out", str(profile_out)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
@@ -255,6 +257,7 @@ def _drive_recipe(args: argparse.Namespace) -> int:
         "setting": "recipe",
         "dataset": args.dataset,
         "precision": "fp32",
+        "overrides": args.set,
         "configs": {v: c.model_dump(mode="json", include={"model", "training"}) for v, c in configs.items()},
         "runs": runs,
         "summary": summary,
@@ -337,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=("fp32", "bf16"),
         default="fp32",
         help="This version's training arithmetic (training.precision); the first working one is always fp32.",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="--setting recipe: override in MoCME's config, e.g. --set model.expert=shared (repeatable).",
     )
     parser.add_argument("--profile", action="store_true", help="Also write a torch.profiler table per version.")
     parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="JSON report.")

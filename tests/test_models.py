@@ -326,32 +326,36 @@ def test_candidates_with_and_without_a_modality_are_scored_on_one_scale():
     torch.testing.assert_close(decision, expected)
 
 
-def test_factorised_residual_views_equal_the_dense_views_in_value_and_gradient():
+@pytest.mark.parametrize("kind, d_in", [("residual", 8), ("shared", 6)])
+def test_factorised_views_equal_the_dense_views_in_value_and_gradient(kind, d_in):
     from mocme.models.fusion import DenseViews, ModalityExperts, view_complementarity
 
     torch.manual_seed(0)
-    experts = ModalityExperts(8, 8, experts=3, kind="residual", rank=2).double()
+    experts = ModalityExperts(d_in, 8, experts=3, kind=kind, rank=2).double()
     with torch.no_grad():
-        experts.up.normal_()  # views that differ from the input
-    x = torch.randn(5, 8, dtype=torch.double, requires_grad=True)
+        experts.up.normal_()  # views that differ from their shared part
+    x = torch.randn(5, d_in, dtype=torch.double, requires_grad=True)
     logits = torch.randn(5, 3, dtype=torch.double, requires_grad=True)
 
     def backpropagate(views):
         fused = views.weighted_sum(torch.softmax(logits, -1))  # fusion's weights come from a softmax
         (fused.sin().sum() + view_complementarity(views).pow(2).sum()).backward()
 
-    gate = torch.nn.Linear(8, 3).double()
+    gate = torch.nn.Linear(d_in, 3).double()
     factorised, gated = experts(x, gate)
     torch.testing.assert_close(gated, gate(x))
+    shared = x if kind == "residual" else experts.first(x)  # v_k = shared + (x A_k) B_k
+    by_hand = shared.unsqueeze(1) + torch.einsum("nkr,krd->nkd", (x @ experts.down).view(5, 3, 2), experts.up)
+    torch.testing.assert_close(factorised.dense(), by_hand)
     dense = DenseViews(factorised.dense())
     torch.testing.assert_close(factorised.gram(), dense.gram())
     weights = torch.softmax(logits, -1)
     torch.testing.assert_close(factorised.weighted_sum(weights), dense.weighted_sum(weights))
-    grads = []
+    grads, leaves = [], [x, logits, *experts.parameters()]
     for views in (factorised, DenseViews(experts(x, gate)[0].dense())):
         backpropagate(views)
-        grads.append([t.grad.clone() for t in (x, logits, experts.down, experts.up)])
-        for t in (x, logits, experts.down, experts.up):
+        grads.append([t.grad.clone() for t in leaves])
+        for t in leaves:
             t.grad = None
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b)

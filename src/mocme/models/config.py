@@ -38,14 +38,18 @@ class ModelConfig(BaseModel):
     )
 
     experts: int = Field(3, ge=1, description="MoCME: experts (views) per modality, K.")
-    expert: Literal["linear", "mlp"] = Field("linear", description="MoCME: expert type.")
+    expert: Literal["linear", "mlp", "shared"] = Field(
+        "linear",
+        description="MoCME: expert type: linear (each expert its own map), mlp, or shared (one map shared by "
+        "the experts plus a rank-model.expert_rank correction each; a K-th of linear's cost for wide inputs).",
+    )
     expert_hidden: int = Field(0, ge=0, description="MoCME: hidden width of MLP experts (0 = dim).")
     structure_expert: Literal["same", "residual"] = Field(
         "same",
         description="MoCME: the structural modality's experts: the same kind as model.expert, or 'residual' "
         "(x + low-rank, starting as the identity: structure-only MoCME starts as its scorer's baseline).",
     )
-    expert_rank: int = Field(16, ge=1, description="MoCME: rank of each residual expert's correction.")
+    expert_rank: int = Field(16, ge=1, description="MoCME: rank of each residual or shared expert's correction.")
     unified: Literal["convex", "anchored"] = Field(
         "convex",
         description="MoCME: unified embedding e* = Σ α^m e^m (convex), or anchored on structure: e^s kept whole "

@@ -72,7 +72,8 @@ class DenseViews(Views):
 class ResidualViews(Views):
     """Views ``v_k = x + u_k`` with ``u_k = l_k B_k`` of rank ``r``, kept as their factors.
 
-    Shapes: ``x`` ``(n, d)``, ``low`` ``(n, K, r)`` (``l_k = x A_k``), ``up`` ``(K, r, d)`` (``B_k``),
+    Shapes: ``x`` ``(n, d)`` the views' shared part, ``low`` ``(n, K, r)`` (``l_k = z A_k`` of the
+    experts' input ``z``: ``x`` itself for residual experts), ``up`` ``(K, r, d)`` (``B_k``),
     ``projected`` ``(n, K, r)`` (``x B_kᵀ``).
     Every product below is over ``n × K·r`` or ``(K·r)²`` numbers instead of ``n × K × d``.
     """
@@ -117,8 +118,10 @@ class ModalityExperts(nn.Module):
     - ``mlp``: a hidden layer per expert, batched as one grouped multiply;
     - ``residual`` (``d_in = d``): ``x + B_k A_k x`` with rank-``rank`` factors and ``B_k = 0`` at the
       start, so every view starts as the input itself (the structural modality anchored on its
-      embedding: structure-only MoCME starts as its scoring function's baseline). These views are
-      kept as their factors (:class:`ResidualViews`).
+      embedding: structure-only MoCME starts as its scoring function's baseline);
+    - ``shared``: one shared map ``W x + b`` plus each expert's rank-``rank`` correction ``B_k A_k x``
+      (``B_k = 0`` at the start): about a ``K``-th of ``linear``'s products for a wide input.
+    Residual and shared views are kept as their factors (:class:`ResidualViews`).
 
     Weights start as ``N(0, s²)`` with ``s = 1/√d_in`` (every view about the norm of its input;
     PyTorch's default ``Linear`` start shrinks it by about √3, which slows training markedly on real
@@ -137,25 +140,27 @@ class ModalityExperts(nn.Module):
     ):
         super().__init__()
         self.experts, self.dim, self.kind = experts, dim, kind
-        if kind == "residual":
-            if d_in != dim:
+        if kind in ("residual", "shared"):
+            if kind == "residual" and d_in != dim:
                 raise ValueError(f"residual experts need d_in = d, not {d_in} and {dim}")
-            self.down = nn.Parameter(torch.randn(dim, experts * rank) / math.sqrt(dim))
+            self.down = nn.Parameter(torch.randn(d_in, experts * rank) / math.sqrt(d_in))
             self.up = nn.Parameter(torch.zeros(experts, rank, dim))
-            return
-        width = dim if kind == "linear" else hidden or dim  # of the first layer's output, per expert
-        self.first = nn.Linear(d_in, experts * width)
+            if kind == "residual":
+                return
+        width = dim if kind in ("linear", "shared") else hidden or dim  # of the first layer's output, per expert
+        self.first = nn.Linear(d_in, width if kind == "shared" else experts * width)
         with torch.no_grad():
             self.first.weight.normal_(0.0, init_scale if init_scale is not None else 1.0 / math.sqrt(d_in))
             self.first.bias.zero_()
-        if kind != "linear":
+        if kind == "mlp":
             self.second = nn.Parameter(torch.randn(experts, width, dim) / math.sqrt(width))
             self.second_bias = nn.Parameter(torch.zeros(experts, dim))
 
     def forward(self, x: Tensor, gate: nn.Linear) -> tuple[Views, Tensor]:
         """The views of ``x`` ``(n, d_in)`` and the view gate's logits ``gate(x)`` ``(n, K)``.
 
-        Residual experts take ``x A_k``, ``x B_kᵀ`` and ``gate(x)`` from one pass over ``x``.
+        Residual experts take ``x A_k``, ``x B_kᵀ`` and ``gate(x)`` from one pass over ``x``; shared
+        experts take ``x A_k`` and ``gate(x)`` from one, and ``(W x + b) B_kᵀ`` from the shared part.
         """
         if self.kind == "residual":
             weights = torch.cat([self.down, self.up.flatten(0, 1).T, gate.weight.T], 1)
@@ -163,8 +168,15 @@ class ModalityExperts(nn.Module):
             factors, gated = both[:, : -self.experts], both[:, -self.experts :] + gate.bias
             low, projected = factors.reshape(len(x), 2 * self.experts, -1).split(self.experts, 1)
             return ResidualViews(x, low, self.up, projected), gated
+        if self.kind == "shared":
+            shared = self.first(x)
+            both = x @ torch.cat([self.down, gate.weight.T], 1)
+            low, gated = both[:, : -self.experts], both[:, -self.experts :] + gate.bias
+            low = low.reshape(len(x), self.experts, -1)
+            projected = (shared @ self.up.flatten(0, 1).T).view_as(low)
+            return ResidualViews(shared, low, self.up, projected), gated
         out = self.first(x).view(len(x), self.experts, -1)
-        if self.kind != "linear":
+        if self.kind == "mlp":
             out = torch.einsum("nkh,khd->nkd", F.gelu(out), self.second) + self.second_bias
         return DenseViews(out), gate(x)
 

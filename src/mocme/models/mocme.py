@@ -156,22 +156,24 @@ class MoCME(KGModel):
         self._penalty: Tensor | None = None
 
     # -- encoding ------------------------------------------------------------------------------
-    def _input(self, name: str, ids: Tensor) -> Tensor:
-        return F.embedding(ids, self.entity if name == STRUCTURE else getattr(self, f"features_{name}"))
+    def _input(self, name: str, ids: Tensor | None) -> Tensor:
+        """Modality ``name``'s input rows of entities ``ids`` (``None``: every entity, the table itself)."""
+        table = self.entity if name == STRUCTURE else getattr(self, f"features_{name}")
+        return table if ids is None else F.embedding(ids, table)
 
-    def _available(self, ids: Tensor) -> Tensor:
+    def _available(self, ids: Tensor | None) -> Tensor:
         """``(n, M)`` bool: which modalities each entity has (structure: see :func:`_structure_mask`)."""
-        columns = [self.structure_mask[ids]]
-        columns += [getattr(self, f"mask_{name}")[ids] for name in self.modalities[1:]]
-        return torch.stack(columns, 1)
+        masks = [self.structure_mask, *(getattr(self, f"mask_{name}") for name in self.modalities[1:])]
+        return torch.stack(masks if ids is None else [mask[ids] for mask in masks], 1)
 
     @property
     def structure_partial(self) -> bool:
         """Whether some entity lacks a trained structural embedding (so the structure scorer is masked)."""
         return not bool(self.structure_mask.all())
 
-    def entity_parts(self, ids: Tensor, dropout: bool = True) -> EntityParts:
-        """The views and context-free view logits of entities ``ids`` ``(n,)``; inputs dropped out if ``dropout``."""
+    def entity_parts(self, ids: Tensor | None, dropout: bool = True) -> EntityParts:
+        """The views and context-free view logits of entities ``ids`` ``(n,)`` (``None``: every entity, read
+        without copying its tables); inputs dropped out if ``dropout``."""
         views, base, penalties = [], [], []
         for name in self.modalities:
             x = self._input(name, ids)
@@ -214,8 +216,9 @@ class MoCME(KGModel):
             modal, joint = [self.dropout(m) for m in modal], self.dropout(joint)
         return Encoding(modal, joint, parts.available, alpha, torch.stack(betas, 1))
 
-    def encode(self, ids: Tensor, context: Tensor | None = None, dropout: bool = True) -> Encoding:
-        """Encode entities ``ids`` ``(n,)`` in relation contexts ``(n,)`` (neutral when ``None``).
+    def encode(self, ids: Tensor | None, context: Tensor | None = None, dropout: bool = True) -> Encoding:
+        """Encode entities ``ids`` ``(n,)`` (``None``: every entity) in relation contexts ``(n,)`` (neutral
+        when ``None``).
 
         ``dropout``: perturb inputs and fused embeddings while training (the query side); candidates
         are encoded with ``dropout=False``.
@@ -227,8 +230,7 @@ class MoCME(KGModel):
         query = self.encode(queries[:, 0], queries[:, 1])
         if self._cache is not None:
             return query, self._cache if cset.ids is None else self._cache.take(cset.ids)
-        ids = torch.arange(self.num_entities, device=queries.device) if cset.ids is None else cset.ids
-        return query, self.encode(ids, dropout=False)
+        return query, self.encode(cset.ids, dropout=False)
 
     # -- scoring -------------------------------------------------------------------------------------
     def scorer_tables(self, queries: Tensor) -> dict[str, ScorerTable]:

@@ -255,6 +255,13 @@ def egns_softmax_loss(config: TrainingConfig, temperature: float | None) -> Scor
         with torch.no_grad():
             positive = head.interaction.score_gathered(head.query, head.table, rows.targets.unsqueeze(1))
             positive = positive.squeeze(1).float()
+        whole = len(rows.chunks) == 1 and others is None and head.query_available is None
+        if whole and not hardness and math.log(2) / temperature < _EXP_SAFE and bool((rows.targets >= 0).all()):
+            scores, table_rows, _ = leaf.scores(*rows.chunks[0])  # every entity a candidate of every row
+            value = _egns_softmax_whole(scores, rows.targets, positive, temperature, smoothing, weight, denom)
+            value.backward()
+            leaf.collect(table_rows, *rows.chunks[0])
+            return value.detach(), None
 
         def chunk(
             scores: Tensor, available: Tensor | None, start: int, end: int
@@ -306,6 +313,71 @@ def egns_softmax_loss(config: TrainingConfig, temperature: float | None) -> Scor
         return total + (weight * lse).sum() / denom, None
 
     return loss
+
+
+_EXP_SAFE = 80.0  # exp of a log-weight below this cannot overflow float32
+
+
+def _egns_softmax_whole(
+    scores: Tensor,
+    targets: Tensor,
+    positive: Tensor,
+    temperature: float,
+    smoothing: float,
+    weight: Tensor,
+    denom: float,
+) -> Tensor:
+    """The entropy-guided 1vsAll of :func:`egns_softmax_loss` when one block holds every entity of every row.
+
+    Same value and gradient as the general path, in about half the passes over the ``(B, N)`` scores:
+    the log-weights ``H/τ`` lie in ``[0, log 2 / τ]``, so ``exp`` of them needs no shift, and the
+    softmax's numerators ``exp(s - m) exp(H/τ)`` are formed once and become the gradient in place.
+    ``scores`` ``(B, N)`` (with gradients), ``targets`` ``(B,)`` (every row's answer), ``positive`` ``(B,)``
+    the answers' scores (detached), ``weight`` ``(B,)``.
+    """
+    s = scores.detach().float()
+    rows = torch.arange(len(s), device=s.device)
+    answer = s[rows, targets]  # the answer's score in the softmax (``positive``, its own product, in the weights)
+    with torch.no_grad():
+        gap = s - positive.unsqueeze(1)
+        log_weights = F.softplus(gap).addcmul_(gap, torch.sigmoid(gap), value=-1).mul_(1 / temperature)
+        del gap
+        log_weights[rows, targets] = -math.inf
+        weights = log_weights.exp_()  # exp(H/τ) of the negatives, 0 at each row's answer
+        log_sum_w = weights.sum(1).log()
+        top = s.amax(1)
+        numerators = torch.sub(s, top.unsqueeze(1)).exp_().mul_(weights)  # exp(s - m + H/τ)
+        del weights, log_weights
+        log_sum_sw = numerators.sum(1).log() + top
+        negatives = s.shape[1] - 1
+        has_negative = torch.isfinite(log_sum_w)
+        shift = torch.where(has_negative, math.log(max(negatives, 1)) - log_sum_w, 0.0)  # log N⁻ - log Σ exp(H/τ)
+        lse = torch.where(has_negative, torch.logaddexp(positive, log_sum_sw + shift), positive)
+        scale = weight / denom
+        grad = numerators.mul_(((top + shift - lse).exp() * scale).unsqueeze(1))  # p_j of the negatives
+        grad[rows, targets] = ((answer - lse).exp() - (1 - smoothing)) * scale
+        value = (weight * (lse - (1 - smoothing) * answer)).sum() / denom
+        if smoothing:
+            share = smoothing / s.shape[1]
+            grad.sub_((share * scale).unsqueeze(1))
+            value = value - (share * scale * s.sum(1)).sum()
+    return _Precomputed.apply(scores, value, grad)
+
+
+class _Precomputed(torch.autograd.Function):
+    """A loss ``value`` of ``scores`` whose gradient ``grad`` was formed in the forward pass."""
+
+    @staticmethod
+    def forward(ctx, scores: Tensor, value: Tensor, grad: Tensor) -> Tensor:
+        ctx.save_for_backward(grad)
+        ctx.dtype = scores.dtype
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        (grad,) = ctx.saved_tensors
+        grad = grad if bool(grad_output == 1) else grad * grad_output
+        return grad.to(ctx.dtype), None, None
 
 
 def _other_answers(labels: tuple[Tensor, Tensor], targets: Tensor) -> tuple[Tensor, Tensor]:
