@@ -52,6 +52,7 @@ MOCME_CONFIG = "mocme"  # configs/<dataset>.yaml; "mocme-NAME" is configs/<datas
 MAIN_VARIANTS: dict[str, list[str]] = {  # in the order they run
     "ComplEx-N3 (structure, 1vsAll)": ["recipe:complex-n3"],
     "MoCME (structure + text, 1vsAll)": ["recipe:mocme-1vsall"],
+    "MoCME (structure + text, 1vsAll, shared experts)": ["recipe:mocme-1vsall", "model.expert=shared"],
     "MoCME (structure only, 1vsAll)": ["recipe:mocme-1vsall", *STRUCTURE_ONLY],
     "TuckER (structure, 1vsAll)": ["recipe:tucker"],
     "MoCME (structure + text)": [],

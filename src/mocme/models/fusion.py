@@ -94,7 +94,7 @@ class ResidualViews(Views):
             coupling = (flat @ flat.T).view(experts, rank, experts * rank)  # B_i B_jᵀ, rows of expert i
             mixed = torch.bmm(low.transpose(0, 1), coupling).view(experts, n, experts, rank)  # l_i B_i B_jᵀ
             between = (mixed.permute(1, 0, 2, 3) * low.unsqueeze(1)).sum(-1)  # (n, K, K): <u_i, u_j>
-            squared = torch.linalg.vector_norm(x, dim=-1).square().view(n, 1, 1)
+            squared = _SquaredNorm.apply(x).view(n, 1, 1)
             return squared + along.unsqueeze(2) + along.unsqueeze(1) + between
 
     def weighted_sum(self, weights: Tensor) -> Tensor:
@@ -205,6 +205,21 @@ class _Gram(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> Tensor:
         (wide,) = ctx.saved_tensors
         return ((grad + grad.transpose(-1, -2)) @ wide).to(ctx.dtype)
+
+
+class _SquaredNorm(torch.autograd.Function):
+    """``|x|²`` of each row, ``(n, d) -> (n,)``; backward one product ``2 g x`` (the norm's own backward
+    divides ``x`` by the norm and multiplies again)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return torch.linalg.vector_norm(x, dim=-1).square()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return (2 * grad).unsqueeze(1) * x
 
 
 class _WeightedSum(torch.autograd.Function):

@@ -59,16 +59,19 @@ def check_chunking(config: TrainingConfig, chunk: int, num_entities: int) -> Non
 
 @dataclass
 class _Leaves:
-    """Detached copies of one scorer's query vectors and the gradients the chunks send them."""
+    """Detached copies of one scorer's query vectors and the gradients the chunks send them.
+
+    ``table_grad`` sums the chunks' gradients in float32; a chunk of the whole table hands its
+    gradient over as it is (no zeroed ``(N, d)`` buffer to add it to).
+    """
 
     table: ScorerTable
     query: Tensor
-    table_grad: Tensor
+    table_grad: Tensor | None = None
 
     @classmethod
     def of(cls, table: ScorerTable) -> _Leaves:
-        query = table.query.detach().requires_grad_()
-        return cls(table, query, torch.zeros_like(table.table, dtype=torch.float32))
+        return cls(table, table.query.detach().requires_grad_())
 
     def scores(self, start: int, end: int) -> tuple[Tensor, Tensor, Tensor | None]:
         """Chunk scores with gradients into the copies; also the detached table rows and availability."""
@@ -77,8 +80,14 @@ class _Leaves:
         return head.scores, rows, head.available
 
     def collect(self, rows: Tensor, start: int, end: int) -> None:
-        if rows.grad is not None:
-            self.table_grad[start:end] += rows.grad
+        if rows.grad is None:
+            return
+        if self.table_grad is None:
+            if start == 0 and end == len(self.table.table):
+                self.table_grad = rows.grad
+                return
+            self.table_grad = torch.zeros_like(self.table.table, dtype=torch.float32)
+        self.table_grad[start:end] += rows.grad
 
     def roots(self) -> tuple[list[Tensor], list[Tensor]]:
         """The real tensors and their accumulated gradients, for the final backward pass."""
@@ -86,7 +95,7 @@ class _Leaves:
         if self.query.grad is not None:
             tensors.append(self.table.query)
             grads.append(self.query.grad.to(self.table.query.dtype))
-        if self.table.table.requires_grad:
+        if self.table.table.requires_grad and self.table_grad is not None:
             tensors.append(self.table.table)
             grads.append(self.table_grad.to(self.table.table.dtype))
         return tensors, grads
