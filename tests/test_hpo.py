@@ -62,6 +62,10 @@ def test_a_search_writes_trials_best_config_and_continues_its_study(tmp_path, ca
     assert len(optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}").trials) == 4
     assert (out / "trial-0003" / "config.yaml").is_file()
     assert len({tuple(sorted(t["params"].items())) for t in summary["trials"]}) == 4  # no repeated proposals
+    assert all(t["seconds"] > 0 for t in summary["trials"])  # each trial's wall-clock, from start to end
+
+    code, stdout, _ = run(capsys, "hpo", config, "--trials", "0", "--out", str(out), "--quiet")  # show it
+    assert code == 0 and "4 trials (0 added)" in stdout and "seconds" in stdout
 
 
 def test_a_study_refuses_a_changed_config(tmp_path, capsys):

@@ -33,7 +33,10 @@ def hpo(
         ),
     ],
     trials: Annotated[
-        int, typer.Option("--trials", "-n", min=1, help="Trials to add (a continued study keeps its earlier ones).")
+        int,
+        typer.Option(
+            "--trials", "-n", min=0, help="Trials to add (a continued study keeps its earlier ones; 0: show it)."
+        ),
     ] = 20,
     sets: SetOption = None,
     out: Annotated[
@@ -146,12 +149,13 @@ def summary_table(summary: StudySummary) -> str:
             row.state,
             row.value,
             row.epochs,
+            None if row.seconds is None else round(row.seconds),
             *(_short(row.params[key]) if key in row.params else "" for key in keys),
         ]
         for row in summary.trials
     ]
     title = f"Study {summary.name!r}: {len(summary.trials)} trials ({summary.added} added), storage {summary.storage}"
-    lines = [render(["", "trial", "state", metric, "epochs", *keys], rows, title=title)]
+    lines = [render(["", "trial", "state", metric, "epochs", "seconds", *keys], rows, title=title)]
     if summary.best_config is not None and summary.best is not None:
         lines.append(
             f"\nbest: trial {summary.best.number} ({summary.best.run_dir}); its config: {summary.best_config}\n"

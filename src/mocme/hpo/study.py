@@ -44,6 +44,7 @@ class TrialRow:
     value: float | None  # best validation metric of the run (its selected checkpoint)
     epochs: int | None  # epochs trained (the epoch it was pruned at, for a pruned trial)
     params: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None  # wall-clock from start to end (None while running)
     run_dir: str | None = None
 
 
@@ -220,4 +221,9 @@ def _row(trial: Any) -> TrialRow:
         epochs=epochs,
         params=dict(trial.params),
         run_dir=trial.user_attrs.get("run_dir"),
+        seconds=(
+            (trial.datetime_complete - trial.datetime_start).total_seconds()
+            if trial.datetime_start and trial.datetime_complete
+            else None
+        ),
     )
