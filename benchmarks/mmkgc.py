@@ -13,6 +13,7 @@ is for).
 
     python benchmarks/mmkgc.py --datasets MKG-Y --variants main --set training.epochs=50
     python benchmarks/mmkgc.py --datasets MKG-Y --variants ablation --jobs 4
+    python benchmarks/mmkgc.py --datasets MKG-Y --variants ablation-1vsall --seeds 0 1 2 --jobs 2 --threads 1
     python benchmarks/mmkgc.py --datasets MKG-Y --only "ComplEx-N3 (structure, 1vsAll)" --seeds 0 1 2
     python benchmarks/mmkgc.py --table-only          # rebuild the tables from finished runs
 
@@ -74,6 +75,24 @@ ABLATION_VARIANTS: dict[str, list[str]] = {
     "negatives: self-adversarial": ["training.negatives=self_adversarial", "training.pool=sampled"],
     "negatives: Bernoulli sampled": ["training.negatives=bernoulli", "training.pool=sampled"],
     "no text (structure only)": STRUCTURE_ONLY,
+}
+# MoCME on the 1vsAll recipe (shared text experts), one switch per row; its full model and its
+# structure-only row are the main table's runs of the same name (run once, shown in both tables).
+SHARED = ["recipe:mocme-1vsall", "model.expert=shared"]
+ABLATION_1VSALL_VARIANTS: dict[str, list[str]] = {
+    "MoCME (structure + text, 1vsAll, shared experts)": SHARED,
+    "1vsAll recipe, fusion: mean": [*SHARED, "model.fusion=mean"],
+    "1vsAll recipe, fusion: attention (MoMoK style)": [*SHARED, "model.fusion=attention"],
+    "1vsAll recipe, intra-modal complementarity off": [*SHARED, "model.intra=false"],
+    "1vsAll recipe, inter-modal complementarity off": [*SHARED, "model.inter=false"],
+    "1vsAll recipe, K = 1 expert": [*SHARED, "model.experts=1"],
+    "1vsAll recipe, EGNS off (plain 1vsAll)": [*SHARED, "training.negatives=one_vs_all"],
+    "MoCME (structure only, 1vsAll)": MAIN_VARIANTS["MoCME (structure only, 1vsAll)"],
+}
+# Ablation sets: --variants name -> (table title, variants; the first is the full model).
+ABLATIONS: dict[str, tuple[str, dict[str, list[str]]]] = {
+    "ablation": ("ablations of MoCME", ABLATION_VARIANTS),
+    "ablation-1vsall": ("ablations of MoCME on the 1vsAll recipe", ABLATION_1VSALL_VARIANTS),
 }
 
 # Test, filtered; MRR / Hits@1 / Hits@10 in %, as published (see ../shared/METHOD.md). These used
@@ -344,9 +363,12 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     for row in pooled(rows):
         by_dataset.setdefault(row["dataset"], []).append(row)
     for dataset in _datasets_in(by_dataset):
-        main = [r for r in by_dataset[dataset] if r["variant"] in MAIN_VARIANTS]
-        ablation = [r for r in by_dataset[dataset] if r["variant"] in ABLATION_VARIANTS]
-        for title, chosen in ((f"## {dataset}", main), (f"## {dataset}: ablations of MoCME", ablation)):
+        tables = [(f"## {dataset}", [r for r in by_dataset[dataset] if r["variant"] in MAIN_VARIANTS])]
+        tables += [
+            (f"## {dataset}: {title}", ablation_rows(by_dataset[dataset], variants))
+            for title, variants in ABLATIONS.values()
+        ]
+        for title, chosen in tables:
             if not chosen:
                 continue
             out += ["", title, ""]
@@ -432,6 +454,13 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def ablation_rows(rows: list[dict[str, Any]], variants: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The ``rows`` of an ablation set's ``variants``, or none when every one of them is a main variant
+    (a set whose own rows have not run yet gets no table of the main rows alone)."""
+    chosen = [r for r in rows if r["variant"] in variants]
+    return chosen if any(r["variant"] not in MAIN_VARIANTS for r in chosen) else []
+
+
 def _unseen(row: dict[str, Any]) -> dict[str, float]:
     """Realistic test metrics of a row on the triples with an entity unseen in training."""
     return row["test_by_seen"]["unseen"]["realistic"]
@@ -488,16 +517,17 @@ def main_figure(rows: list[dict[str, Any]]) -> Any | None:
     return figure
 
 
-def ablation_figure(rows: list[dict[str, Any]], dataset: str) -> Any | None:
-    """Test and validation MRR (realistic, %) of each ablation of MoCME on ``dataset``.
+def ablation_figure(rows: list[dict[str, Any]], dataset: str, ablation: str = "ablation") -> Any | None:
+    """Test and validation MRR (realistic, %) of each variant of the ablation set ``ablation`` on ``dataset``.
 
-    One pair of horizontal bars per variant (``ABLATION_VARIANTS`` order); a dashed line marks the
-    full model's test MRR.
+    One pair of horizontal bars per variant (the set's order); a dashed line marks the full model's
+    (the set's first variant) test MRR.
     """
     from mocme.plots import color, subplots
 
-    found = {r["variant"]: r for r in pooled(rows) if r["dataset"] == dataset and r["variant"] in ABLATION_VARIANTS}
-    variants = [v for v in ABLATION_VARIANTS if v in found]
+    title, ablations = ABLATIONS[ablation]
+    found = {r["variant"]: r for r in ablation_rows([r for r in pooled(rows) if r["dataset"] == dataset], ablations)}
+    variants = [v for v in ablations if v in found]
     if not variants:
         return None
     figure, ax = subplots(figsize=(7.0, 0.42 * len(variants) + 1.2))
@@ -506,15 +536,20 @@ def ablation_figure(rows: list[dict[str, Any]], dataset: str) -> Any | None:
         values = [_mrr(found[v], split) for v in variants]
         bars = ax.barh([y + offset for y in ys], values, 0.38, label=split, color=shade)
         ax.bar_label(bars, [f"{v:.2f}" for v in values], padding=2, fontsize=7)
-    if "MoCME (full)" in found:
-        ax.axvline(_mrr(found["MoCME (full)"]), color=color(3), linestyle="--", linewidth=1)
+    full = next(iter(ablations))
+    if full in found:
+        ax.axvline(_mrr(found[full]), color=color(3), linestyle="--", linewidth=1)
     ax.set_yticks(list(ys), variants)
     ax.invert_yaxis()
     ax.grid(axis="y", visible=False)
     ax.margins(x=0.15)
     first = found[variants[0]]
     ax.set_xlabel("MRR, realistic (%)")
-    ax.set_title(f"{dataset}: ablations of MoCME ({first['epochs_budget']} epochs, d {first['dim']})")
+    seeds = len(first.get("seeds", [seed_of(first)]))
+    ax.set_title(
+        f"{dataset}: {title} (at most {first['epochs_budget']} epochs, d {first['dim']}"
+        + (f", mean of {seeds} seeds)" if seeds > 1 else ")")
+    )
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return figure
 
@@ -579,7 +614,7 @@ def _curve_panels(
 
 def write_figures(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
     """``<out>.svg`` (test MRR), ``<out>_curves.svg`` (validation curves), ``<out>_time.svg`` (time
-    to quality) and ``<out>_ablation_<dataset>.svg``; none when matplotlib is not installed."""
+    to quality) and ``<out>_<ablation set>_<dataset>.svg``; none when matplotlib is not installed."""
     from mocme.extras import MissingExtraError
     from mocme.plots import require_matplotlib, save_figure
 
@@ -593,8 +628,9 @@ def write_figures(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
         out.with_name(f"{out.name}_curves.svg"): curves_figure(rows),
         out.with_name(f"{out.name}_time.svg"): time_figure(rows),
     }
-    for dataset in sorted({r["dataset"] for r in rows if r["variant"] in ABLATION_VARIANTS}):
-        figures[out.with_name(f"{out.name}_ablation_{dataset}.svg")] = ablation_figure(rows, dataset)
+    for ablation, (_, variants) in ABLATIONS.items():
+        for dataset in sorted({r["dataset"] for r in rows if r["variant"] in variants}):
+            figures[out.with_name(f"{out.name}_{ablation}_{dataset}.svg")] = ablation_figure(rows, dataset, ablation)
     for path, figure in figures.items():
         if figure is not None:
             save_figure(figure, path)
@@ -636,7 +672,9 @@ def record_row(out: Path, row: dict[str, Any] | None = None) -> list[dict[str, A
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=(*DATASETS, SMOKE))
-    parser.add_argument("--variants", choices=("main", "ablation", "both"), default="main")
+    parser.add_argument(
+        "--variants", choices=("main", *ABLATIONS, "both"), default="main", help="both: main and every ablation."
+    )
     parser.add_argument("--only", nargs="+", help="Run only these variant names.")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="Override for every run.")
     parser.add_argument(
@@ -670,8 +708,8 @@ def main() -> None:
             return
         variants = {
             "main": MAIN_VARIANTS,
-            "ablation": ABLATION_VARIANTS,
-            "both": MAIN_VARIANTS | ABLATION_VARIANTS,
+            **{name: variants for name, (_, variants) in ABLATIONS.items()},
+            "both": MAIN_VARIANTS | ABLATION_VARIANTS | ABLATION_1VSALL_VARIANTS,
         }[args.variants]
         if args.only:
             variants = {k: v for k, v in variants.items() if k in args.only}

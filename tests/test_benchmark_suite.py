@@ -175,3 +175,21 @@ def test_a_seed_already_in_the_results_is_not_run_again(suite: Any) -> None:
     assert suite.same_run(row, job)  # a row from before seeds were recorded used the configs' seed 0
     assert not suite.same_run(row, {**job, "seed": 1, "overrides": ["dataset.data_dir=/d", "seed=1"]})
     assert not suite.same_run(row, {**job, "overrides": ["dataset.data_dir=/d", "training.epochs=16", "seed=0"]})
+
+
+def test_an_ablation_set_shares_the_main_tables_runs_and_shows_only_once_its_own_have_run(
+    suite: Any, tmp_path: Path
+) -> None:
+    full = _row("MKG-Y", "MoCME (structure + text, 1vsAll, shared experts)", 0.39, recipe="mocme-1vsall")
+    assert "ablations of MoCME on the 1vsAll recipe" not in suite.markdown([full])  # the main row alone
+    rows = [full, _row("MKG-Y", "1vsAll recipe, fusion: mean", 0.38, recipe="mocme-1vsall")]
+    text = suite.markdown(rows)
+    ablation = text.split("## MKG-Y: ablations of MoCME on the 1vsAll recipe\n")[1]
+    assert "| MoCME (structure + text, 1vsAll, shared experts) |" in ablation
+    assert "| 1vsAll recipe, fusion: mean |" in ablation
+    assert "| MoCME (structure + text, 1vsAll, shared experts) |" in text.split("## MKG-Y\n")[1].split("## ")[0]
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "mmkgc"
+    suite.write_results(out, rows)
+    figure = (tmp_path / "mmkgc_ablation-1vsall_MKG-Y.svg").read_text()
+    assert "fusion: mean" in figure and "ablations of MoCME on the 1vsAll recipe" in figure
