@@ -29,7 +29,7 @@ from torch import Tensor
 from mocme.errors import ConfigError
 from mocme.models.base import KGModel, ScorerTable
 from mocme.training.config import TrainingConfig
-from mocme.training.losses import softmax_cross_entropy, weighted_bce
+from mocme.training.losses import softmax_cross_entropy, weighted_bce, with_gradient
 from mocme.training.regularizers import Regularizer
 from mocme.training.weighting import binary_entropy, binary_entropy_from_logits, egns_weights
 
@@ -370,23 +370,7 @@ def _egns_softmax_whole(
             share = smoothing / s.shape[1]
             grad.sub_((share * scale).unsqueeze(1))
             value = value - (share * scale * s.sum(1)).sum()
-    return _Precomputed.apply(scores, value, grad)
-
-
-class _Precomputed(torch.autograd.Function):
-    """A loss ``value`` of ``scores`` whose gradient ``grad`` was formed in the forward pass."""
-
-    @staticmethod
-    def forward(ctx, scores: Tensor, value: Tensor, grad: Tensor) -> Tensor:
-        ctx.save_for_backward(grad)
-        ctx.dtype = scores.dtype
-        return value.clone()
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):
-        (grad,) = ctx.saved_tensors
-        grad = grad if bool(grad_output == 1) else grad * grad_output
-        return grad.to(ctx.dtype), None, None
+    return with_gradient(scores, value, grad)
 
 
 def _other_answers(labels: tuple[Tensor, Tensor], targets: Tensor) -> tuple[Tensor, Tensor]:

@@ -51,36 +51,53 @@ def weighted_negative_loss(
     return (pos_term + neg_term).sum() / rows.clamp_min(1)
 
 
-class _WeightedBCE(torch.autograd.Function):
-    """``Σ w · BCE(s, y) / denom`` with ``y = target`` plus ``label_target`` at the label entries.
-
-    The gradient ``w (σ(s) - y) / denom`` is formed in the forward pass, so no other
-    ``(B, C)`` tensor is kept for the backward pass. ``parts``: ``softplus(s)`` and ``σ(s)`` when
-    the caller has them already (they are overwritten).
-    """
+class _FormedGradient(torch.autograd.Function):
+    """A loss ``value`` of ``scores`` whose gradient ``grad`` (shape of ``scores``) was formed with it."""
 
     @staticmethod
-    def forward(ctx, scores, weight, target, label_rows, label_cols, label_target, denom, parts):
-        s = scores.float()
-        loss, grad = parts if parts is not None else (F.softplus(s), torch.sigmoid(s))
-        if target:
-            loss.sub_(s, alpha=target)
-            grad.sub_(target)
-        if len(label_rows):
-            loss.index_put_((label_rows, label_cols), -label_target * s[label_rows, label_cols], accumulate=True)
-            grad.index_put_(
-                (label_rows, label_cols), torch.full_like(grad[label_rows, label_cols], -label_target), True
-            )
-        if weight is not None:
-            loss.mul_(weight)
-            grad.mul_(weight)
-        ctx.save_for_backward(grad.div_(denom))
-        return loss.sum() / denom
+    def forward(ctx, scores: Tensor, value: Tensor, grad: Tensor) -> Tensor:
+        ctx.save_for_backward(grad)
+        return value.clone()
 
     @staticmethod
-    def backward(ctx, grad_output):
+    def backward(ctx, grad_output: Tensor):
         (grad,) = ctx.saved_tensors
-        return grad * grad_output, None, None, None, None, None, None, None, None
+        return (grad if bool(grad_output == 1) else grad * grad_output), None, None
+
+
+def with_gradient(scores: Tensor, value: Tensor, grad: Tensor) -> Tensor:
+    """``value`` (a detached scalar computed from ``scores``) as a function of ``scores`` with gradient ``grad``.
+
+    The all-entity kernels form their gradient while computing their value, so that no other
+    ``(B, C)`` tensor is kept for the backward pass.
+    """
+    return _FormedGradient.apply(scores, value, grad)
+
+
+@torch.no_grad()
+def _weighted_bce_parts(
+    scores: Tensor,
+    weight: Tensor | None,
+    target: float,
+    label_rows: Tensor,
+    label_cols: Tensor,
+    label_target: float,
+    denom: float | Tensor,
+    parts: tuple[Tensor, Tensor] | None,
+) -> tuple[Tensor, Tensor]:
+    """Value and gradient ``w (σ(s) - y) / denom`` of :func:`weighted_bce` (``parts`` are overwritten)."""
+    s = scores.detach().float()
+    loss, grad = parts if parts is not None else (F.softplus(s), torch.sigmoid(s))
+    if target:
+        loss.sub_(s, alpha=target)
+        grad.sub_(target)
+    if len(label_rows):
+        loss.index_put_((label_rows, label_cols), -label_target * s[label_rows, label_cols], accumulate=True)
+        grad.index_put_((label_rows, label_cols), torch.full_like(grad[label_rows, label_cols], -label_target), True)
+    if weight is not None:
+        loss.mul_(weight)
+        grad.mul_(weight)
+    return loss.sum() / denom, grad.div_(denom)
 
 
 def weighted_bce(
@@ -99,43 +116,45 @@ def weighted_bce(
     they are consumed.
     """
     rows, cols = labels if labels is not None else (scores.new_zeros(0, dtype=torch.long),) * 2
-    return _WeightedBCE.apply(scores, weight, target, rows, cols, label_target, denom, parts)
+    return with_gradient(scores, *_weighted_bce_parts(scores, weight, target, rows, cols, label_target, denom, parts))
 
 
-class _SoftmaxCrossEntropy(torch.autograd.Function):
+@torch.no_grad()
+def _softmax_cross_entropy_parts(
+    scores: Tensor,
+    targets: Tensor,
+    valid: Tensor | None,
+    lse: Tensor,
+    count: Tensor,
+    smoothing: float,
+    weight: Tensor,
+    denom: float | Tensor,
+    offsets: Tensor | None,
+) -> tuple[Tensor, Tensor]:
     """One block of candidates' share of a softmax cross-entropy whose row log-sum-exp is known.
 
     Value: ``Σ_b w_b (-(1 - ε) s_b,t_b - ε Σ_j s_bj / n_b) / denom`` over the block (the
     ``log Σ exp`` term is the caller's); gradient ``w_b (p_bj - (1 - ε) [j = t_b] - ε / n_b) / denom``
-    with ``p = exp(s + o - lse)`` (``o``: constant log-weights of the candidates, 0 by default),
-    formed in the forward pass; excluded candidates get none.
+    with ``p = exp(s + o - lse)`` (``o``: constant log-weights of the candidates, 0 by default);
+    excluded candidates get none.
     """
-
-    @staticmethod
-    def forward(ctx, scores, targets, valid, lse, count, smoothing, weight, denom, offsets):
-        s = scores.float()
-        grad = torch.exp((s if offsets is None else s + offsets) - lse.unsqueeze(1))
-        scale = (weight / denom).unsqueeze(1)
-        value = s.new_zeros(len(s))
-        inside = targets >= 0
-        rows = inside.nonzero().squeeze(1)
-        if valid is not None:
-            grad.masked_fill_(~valid, 0.0)
-        if smoothing:
-            share = (smoothing / count).unsqueeze(1)
-            picked = s if valid is None else s.masked_fill(~valid, 0.0)
-            value -= (picked * share).sum(1)
-            grad.sub_(share if valid is None else share * valid)
-        if len(rows):
-            value.index_add_(0, rows, -(1 - smoothing) * s[rows, targets[rows]])
-            grad[rows, targets[rows]] -= 1 - smoothing
-        ctx.save_for_backward(grad.mul_(scale))
-        return (value * scale.squeeze(1)).sum()
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        (grad,) = ctx.saved_tensors
-        return grad * grad_output, None, None, None, None, None, None, None, None
+    s = scores.detach().float()
+    grad = torch.exp((s if offsets is None else s + offsets) - lse.unsqueeze(1))
+    scale = (weight / denom).unsqueeze(1)
+    value = s.new_zeros(len(s))
+    inside = targets >= 0
+    rows = inside.nonzero().squeeze(1)
+    if valid is not None:
+        grad.masked_fill_(~valid, 0.0)
+    if smoothing:
+        share = (smoothing / count).unsqueeze(1)
+        picked = s if valid is None else s.masked_fill(~valid, 0.0)
+        value -= (picked * share).sum(1)
+        grad.sub_(share if valid is None else share * valid)
+    if len(rows):
+        value.index_add_(0, rows, -(1 - smoothing) * s[rows, targets[rows]])
+        grad[rows, targets[rows]] -= 1 - smoothing
+    return (value * scale.squeeze(1)).sum(), grad.mul_(scale)
 
 
 def softmax_cross_entropy(
@@ -175,8 +194,11 @@ def softmax_cross_entropy(
         count = s.new_full((len(s),), s.shape[1]) if valid is None else valid.sum(1).float()
     assert lse is not None and count is not None
     lse = lse.masked_fill(~torch.isfinite(lse), 0.0)  # a row without candidates (weight 0) adds nothing
-    value = _SoftmaxCrossEntropy.apply(
-        scores, targets, valid, lse, count.clamp_min(1), smoothing, weight, denom, offsets
+    value = with_gradient(
+        scores,
+        *_softmax_cross_entropy_parts(
+            scores, targets, valid, lse, count.clamp_min(1), smoothing, weight, denom, offsets
+        ),
     )
     if whole:
         value = value + (weight * lse).sum() / denom
