@@ -31,7 +31,7 @@ Usage::
     .venv/bin/python benchmarks/mocme_epoch.py [--data-dir DIR] [--features FILE] [--repeats 3]
         [--steps 40] [--threads 2] [--setting sampled|all] [--profile]
     .venv/bin/python benchmarks/mocme_epoch.py --setting recipe --dataset MKG-Y [--steps 10] [--profile]
-        [--set model.expert=shared ...]
+        [--set model.expert=linear ...]
 """
 
 from __future__ import annotations
@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         "--set",
         action="append",
         default=[],
-        help="--setting recipe: override in MoCME's config, e.g. --set model.expert=shared (repeatable).",
+        help="--setting recipe: override in MoCME's config, e.g. --set model.expert=linear (repeatable).",
     )
     parser.add_argument("--profile", action="store_true", help="Also write a torch.profiler table per version.")
     parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="JSON report.")
