@@ -29,7 +29,8 @@ prepare() {
     local data=${MOCME_DATA:-../shared/data} python=.venv/bin/python
     mkdir -p gpu/data gpu/features gpu/wheels
     for dataset in "${DATASETS[@]}"; do
-        rm -rf "gpu/data/$dataset" && cp -r "$data/$dataset" gpu/data/  # the shared copies are read-only
+        [ -d "gpu/data/$dataset" ] && chmod -R u+w "gpu/data/$dataset" && rm -rf "gpu/data/$dataset"
+        cp -r "$data/$dataset" gpu/data/ && chmod -R u+w "gpu/data/$dataset"  # the shared copies are read-only
         "$python" -m mocme features text "$dataset" --data-dir "$data" --out "features/$dataset" --quiet
         mkdir -p "gpu/features/$dataset"
         "$python" - "features/$dataset/text.safetensors" "gpu/features/$dataset/text.safetensors" <<'EOF'
