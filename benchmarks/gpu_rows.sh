@@ -41,12 +41,12 @@ tensors["features"] = tensors["features"].half()
 save_file(tensors, sys.argv[2])
 EOF
     done
+    local pins=()  # the versions this .venv runs, for the GPU image's Python 3.12
+    for name in pydantic pydantic-core annotated-types typing-inspection; do
+        pins+=("$name==$("$python" -m pip show "$name" | sed -n 's/^Version: //p')")
+    done
     "$python" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d gpu/wheels \
-        "$("$python" -m pip show pydantic | sed -n 's/^Version: /pydantic==/p')" \
-        "$("$python" -m pip show pydantic-core | sed -n 's/^Version: /pydantic-core==/p')" \
-        "$("$python" -m pip show annotated-types | sed -n 's/^Version: /annotated-types==/p')" \
-        "$("$python" -m pip show typing-inspection | sed -n 's/^Version: /typing-inspection==/p')"
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d gpu/wheels "${pins[@]}"
     du -sh gpu
 }
 
@@ -73,8 +73,11 @@ run() {
         mkdir -p "$target"
         cp "$run_dir"/{config.yaml,metadata.json,metrics.json,trace.jsonl} "$target/" 2> /dev/null || true
     done
-    [ "$status" = 124 ] && echo "stopped after $minutes minutes; finished rows are in $out/mmkgc_gpu.json"
-    return 0
+    if [ "$status" = 124 ]; then
+        echo "stopped after $minutes minutes; finished rows are in $out/mmkgc_gpu.json"
+        return 0
+    fi
+    return "$status"  # a failed run is not a time limit
 }
 
 case "${1:-}" in
