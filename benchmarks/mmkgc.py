@@ -34,6 +34,7 @@ import gzip
 import json
 import multiprocessing as mp
 import os
+import signal
 import statistics
 import sys
 import urllib.parse
@@ -670,6 +671,15 @@ def record_row(out: Path, row: dict[str, Any] | None = None) -> list[dict[str, A
     return rows
 
 
+def stop_workers_on_sigterm() -> None:
+    """Turn SIGTERM (``kill``, ``timeout``) into ``SystemExit``, so the pool's ``with`` terminates its workers.
+
+    Without it the suite dies at once and its spawned workers go on training as orphans, holding their
+    runs' locks; with it they stop too, and each run resumes from its last checkpoint next time.
+    """
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=(*DATASETS, SMOKE))
@@ -747,6 +757,7 @@ def main() -> None:
                             print(f"{dataset:10s} {name:35s} seed {seed}: already in {results_path}", flush=True)
                             continue
                     jobs.append(job)
+        stop_workers_on_sigterm()
         with mp.get_context("spawn").Pool(args.jobs) as pool:
             for row in pool.imap_unordered(run_one, jobs):
                 print(

@@ -193,3 +193,18 @@ def test_an_ablation_set_shares_the_main_tables_runs_and_shows_only_once_its_own
     suite.write_results(out, rows)
     figure = (tmp_path / "mmkgc_ablation-1vsall_MKG-Y.svg").read_text()
     assert "fusion: mean" in figure and "ablations of MoCME on the 1vsAll recipe" in figure
+
+
+def test_sigterm_stops_the_suite_through_its_pool(suite: Any) -> None:
+    """``kill`` or ``timeout`` raise ``SystemExit`` in the suite, so its pool's ``with`` ends the workers."""
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        suite.stop_workers_on_sigterm()
+        with pytest.raises(SystemExit) as stopped:
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert stopped.value.code == 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, before)
