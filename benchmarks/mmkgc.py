@@ -672,7 +672,7 @@ def record_row(out: Path, row: dict[str, Any] | None = None) -> list[dict[str, A
 
 
 def stop_workers_on_sigterm() -> None:
-    """Turn SIGTERM (``kill``, ``timeout``) into ``SystemExit``, so the pool's ``with`` terminates its workers.
+    """Turn SIGTERM (``kill``) into ``SystemExit``, so the pool's ``with`` terminates its workers.
 
     Without it the suite dies at once and its spawned workers go on training as orphans, holding their
     runs' locks; with it they stop too, and each run resumes from its last checkpoint next time.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -196,10 +198,7 @@ def test_an_ablation_set_shares_the_main_tables_runs_and_shows_only_once_its_own
 
 
 def test_sigterm_stops_the_suite_through_its_pool(suite: Any) -> None:
-    """``kill`` or ``timeout`` raise ``SystemExit`` in the suite, so its pool's ``with`` ends the workers."""
-    import os
-    import signal
-
+    """``kill`` raises ``SystemExit`` in the suite, so its pool's ``with`` ends the workers."""
     before = signal.getsignal(signal.SIGTERM)
     try:
         suite.stop_workers_on_sigterm()
