@@ -19,7 +19,9 @@ is for).
 
 With ``--seeds`` every variant runs once per seed (run directories ``<variant>-seed<N>``); a variant
 whose row for that seed and overrides is already in ``<out>.json`` is not run again, and the tables
-give the mean ± standard deviation over a variant's seeds.
+give the mean ± standard deviation over a variant's seeds. Below each ablation table, each switch's
+test MRR gap to the set's full model on the seeds both ran, per seed, with the two-sided paired
+t-test's p (runs of one seed share what a switch leaves alone: initialisation and batch order).
 
 A run directory without ``metrics.json`` (the suite was killed) resumes from its last checkpoint
 when its config is unchanged. Results: ``<out>.json`` (every run) and ``<out>.md`` (tables next to
@@ -30,15 +32,17 @@ suites may run side by side (for example one per dataset) without losing each ot
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
+import math
 import multiprocessing as mp
 import os
 import signal
 import statistics
 import sys
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -329,6 +333,49 @@ def pooled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def paired_gaps(rows: list[dict[str, Any]], dataset: str, variant: str, reference: str) -> dict[int, float]:
+    """Per seed, ``variant``'s realistic test MRR minus ``reference``'s (in points) on ``dataset``,
+    over the seeds both ran (runs of one seed share what a switch leaves alone)."""
+    mrr = {
+        (r["variant"], seed_of(r)): _mrr(r)
+        for r in rows
+        if r["dataset"] == dataset and r["variant"] in (variant, reference)
+    }
+    seeds = sorted(s for v, s in mrr if v == variant and (reference, s) in mrr)
+    return {s: mrr[variant, s] - mrr[reference, s] for s in seeds}
+
+
+def paired_t_p(gaps: list[float]) -> float:
+    """Two-sided p-value of the paired t-test that the mean of ``gaps`` (two or more) is zero."""
+    sd = statistics.stdev(gaps)
+    mean = statistics.fmean(gaps)
+    if sd == 0:
+        return 1.0 if mean == 0 else 0.0
+    return students_t_p(mean / (sd / math.sqrt(len(gaps))), len(gaps) - 1)
+
+
+def students_t_p(t: float, df: int) -> float:
+    """Two-sided p-value P(|T| >= |t|) of Student's t with ``df`` >= 1 degrees of freedom.
+
+    Exact for integer ``df``: with θ = atan(|t| / √df), P(|T| < |t|) is sin θ · Σ_j c_j cos^2j θ
+    (even df) or (2/π)(θ + sin θ cos θ · Σ_j d_j cos^2j θ) (odd df), finite sums of df/2 terms.
+    """
+    theta = math.atan(abs(t) / math.sqrt(df))
+    cos2 = math.cos(theta) ** 2
+    term = total = 1.0
+    if df % 2 == 0:
+        for j in range(1, df // 2):
+            term *= cos2 * (2 * j - 1) / (2 * j)
+            total += term
+        inside = math.sin(theta) * total
+    else:
+        for j in range(1, (df - 1) // 2):
+            term *= cos2 * (2 * j) / (2 * j + 1)
+            total += term
+        inside = 2 / math.pi * (theta + (math.sin(theta) * math.cos(theta) * total if df > 1 else 0.0))
+    return max(0.0, 1.0 - inside)
+
+
 def _mean_split(splits: list[dict[str, Any]]) -> dict[str, Any]:
     """The metric-wise mean of several ``{kind: {metric: value}, "count": n}`` splits."""
     kinds = ("realistic", "optimistic", "pessimistic")
@@ -365,12 +412,12 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     for row in pooled(rows):
         by_dataset.setdefault(row["dataset"], []).append(row)
     for dataset in _datasets_in(by_dataset):
-        tables = [(f"## {dataset}", [r for r in by_dataset[dataset] if r["variant"] in MAIN_VARIANTS])]
+        tables = [(f"## {dataset}", [r for r in by_dataset[dataset] if r["variant"] in MAIN_VARIANTS], None)]
         tables += [
-            (f"## {dataset}: {title}", ablation_rows(by_dataset[dataset], variants))
+            (f"## {dataset}: {title}", ablation_rows(by_dataset[dataset], variants), list(variants))
             for title, variants in ABLATIONS.values()
         ]
-        for title, chosen in tables:
+        for title, chosen, ablation in tables:
             if not chosen:
                 continue
             out += ["", title, ""]
@@ -414,6 +461,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                     f"{r['selected_epoch']}/{r['epochs_trained']} | {r['seconds_per_epoch']} | "
                     f"{r.get('recipe', MOCME_CONFIG)}{', bf16' if r.get('precision') == 'bf16' else ''}, {r['dim']} |"
                 )
+            if ablation and chosen:
+                out += paired_table(rows, dataset, ablation)
             unseen = [r for r in chosen if "unseen" in r.get("test_by_seen", {})]
             if unseen:
                 group = unseen[0]["test_by_seen"]["unseen"]
@@ -454,6 +503,36 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                     "on test): " + "; ".join(f"{m} {a:.2f} / {b:.2f} / {c:.2f}" for m, (a, b, c) in published.items()),
                 ]
     return "\n".join(out) + "\n"
+
+
+def paired_table(rows: list[dict[str, Any]], dataset: str, variants: list[str]) -> list[str]:
+    """Lines of a table: the test MRR gap of each of an ablation set's ``variants`` to its first (the full
+    model) on the seeds both ran, per seed, with the paired t-test's p when they share two or more."""
+    full = variants[0]
+
+    def signed(points: float) -> str:
+        return "0.00" if abs(points) < 0.005 else f"{points:+.2f}".replace("-", "−")
+
+    lines = []
+    for variant in variants[1:]:
+        gaps = paired_gaps(rows, dataset, variant, full)
+        if not gaps:
+            continue
+        p = f"{paired_t_p(list(gaps.values())):.2f}" if len(gaps) > 1 else ""
+        per_seed = " / ".join(signed(g) for g in gaps.values())
+        seeds = ", ".join(map(str, gaps))
+        lines.append(f"| {variant} | {seeds} | {signed(statistics.fmean(gaps.values()))} ({per_seed}) | {p} |")
+    if not lines:
+        return []
+    return [
+        "",
+        f"Test MRR gap to {full} on the seeds both ran (points, per seed in brackets), with the two-sided "
+        "paired t-test's p over those seeds:",
+        "",
+        "| variant | seeds | gap (per seed) | paired p |",
+        "|---|---|---|---|",
+        *lines,
+    ]
 
 
 def ablation_rows(rows: list[dict[str, Any]], variants: dict[str, list[str]]) -> list[dict[str, Any]]:
@@ -650,25 +729,39 @@ def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
     write_figures(out, rows)
 
 
-def record_row(out: Path, row: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Put ``row`` (if any) into ``<out>.json`` in place of its (dataset, variant, seed), rewrite the outputs.
-
-    The file is read again under an exclusive ``flock`` on ``<out>.lock``, so suites running side by
-    side (one per dataset, say) each add their rows instead of writing back a list they read at start.
-    Returns every row now recorded.
-    """
+@contextlib.contextmanager
+def locked_rows(out: Path) -> Iterator[list[dict[str, Any]]]:
+    """The rows of ``<out>.json``, read under an exclusive ``flock`` on ``<out>.lock`` held until the
+    ``with`` ends: suites running side by side (one per dataset, say) each add their rows instead of
+    writing back a list they read at start."""
     import fcntl
 
     out.parent.mkdir(parents=True, exist_ok=True)
     results_path = out.with_suffix(".json")
     with open(out.with_suffix(".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        rows = json.loads(results_path.read_text()) if results_path.exists() else []
+        yield json.loads(results_path.read_text()) if results_path.exists() else []
+
+
+def record_row(out: Path, row: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Put ``row`` (if any) into ``<out>.json`` in place of its (dataset, variant, seed), rewrite the
+    outputs, under the results lock. Returns every row now recorded."""
+    with locked_rows(out) as rows:
         if row is not None:
             key = (row["dataset"], row["variant"], row["seed"])
             rows = [r for r in rows if (r["dataset"], r["variant"], seed_of(r)) != key] + [row]
         write_results(out, rows)
     return rows
+
+
+def refresh_rows(out: Path) -> None:
+    """Re-read every recorded row whose run directory is here and rewrite the outputs (``--table-only``),
+    under the results lock, so a row that a running suite records meanwhile is kept."""
+    with locked_rows(out) as rows:
+        rows = [
+            with_head_metrics(summarize(row)) if Path(row["run_dir"], "metrics.json").exists() else row for row in rows
+        ]
+        write_results(out, rows)
 
 
 def stop_workers_on_sigterm() -> None:
@@ -706,14 +799,10 @@ def main() -> None:
     args = parser.parse_args()
 
     results_path = args.out.with_suffix(".json")
-    previous = json.loads(results_path.read_text()) if results_path.exists() else []
-    if args.table_only:  # re-read every row whose run directory is here
-        previous = [
-            with_head_metrics(summarize(row)) if Path(row["run_dir"], "metrics.json").exists() else row
-            for row in previous
-        ]
-        write_results(args.out, previous)
+    if args.table_only:
+        refresh_rows(args.out)
     else:
+        previous = json.loads(results_path.read_text()) if results_path.exists() else []
         if not args.data_dir.is_dir():
             print(f"benchmark data not found at {args.data_dir}; set MOCME_DATA or --data-dir", file=sys.stderr)
             return

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,23 @@ def test_suites_side_by_side_each_add_their_rows(suite: Any, tmp_path: Path) -> 
     assert json.loads(out.with_suffix(".json").read_text()) == rows == [{**second, "seed": 1}, again]
 
 
+def test_table_only_waits_for_a_suite_recording_a_row(suite: Any, tmp_path: Path) -> None:
+    out = tmp_path / "mmkgc"
+    first, second = _rows()[:2]
+    suite.write_results(out, [first])
+    refreshed = threading.Thread(target=suite.refresh_rows, args=(out,))
+    with suite.locked_rows(out):  # a suite is recording a row
+        refreshed.start()
+        refreshed.join(timeout=0.5)
+        assert refreshed.is_alive()  # --table-only waits instead of reading the file mid-update
+        suite.write_results(out, [first, second])
+    refreshed.join()
+    assert [r["variant"] for r in json.loads(out.with_suffix(".json").read_text())] == [
+        first["variant"],
+        second["variant"],
+    ]
+
+
 def test_no_figure_without_rows(suite: Any) -> None:
     pytest.importorskip("matplotlib")
     assert suite.main_figure([]) is None
@@ -207,3 +225,29 @@ def test_sigterm_stops_the_suite_through_its_pool(suite: Any) -> None:
         assert stopped.value.code == 128 + signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+@pytest.mark.parametrize(
+    ("t", "df"), [(12.706, 1), (4.303, 2), (3.182, 3), (2.776, 4), (2.571, 5), (2.228, 10), (2.086, 20)]
+)
+def test_students_t_p_is_five_percent_at_the_tabulated_critical_values(suite: Any, t: float, df: int) -> None:
+    assert suite.students_t_p(t, df) == pytest.approx(0.05, abs=2e-4)
+    assert suite.students_t_p(-t, df) == suite.students_t_p(t, df)
+    assert suite.students_t_p(0.0, df) == pytest.approx(1.0)
+
+
+def test_ablation_tables_give_each_switch_its_gap_per_shared_seed_and_the_paired_p(suite: Any) -> None:
+    full = "MoCME (structure + text, 1vsAll, shared experts)"
+    rows = [
+        _row("MKG-Y", full, mrr, recipe="mocme-1vsall", seed=seed) for seed, mrr in enumerate((0.390, 0.392, 0.394))
+    ] + [
+        _row("MKG-Y", "1vsAll recipe, fusion: mean", mrr, recipe="mocme-1vsall", seed=seed)
+        for seed, mrr in enumerate((0.388, 0.391, 0.391))
+    ]
+    rows.append(_row("MKG-Y", "1vsAll recipe, K = 1 expert", 0.395, recipe="mocme-1vsall", seed=2))
+    ablation = suite.markdown(rows).split("## MKG-Y: ablations of MoCME on the 1vsAll recipe\n")[1]
+    gaps = [-0.2, -0.1, -0.3]  # points, seeds 0, 1, 2: t = −0.2 / (0.1 / √3), 2 degrees of freedom
+    p = suite.students_t_p(-0.2 / (0.1 / 3**0.5), 2)
+    assert suite.paired_t_p(gaps) == pytest.approx(p)
+    assert f"| 1vsAll recipe, fusion: mean | 0, 1, 2 | −0.20 (−0.20 / −0.10 / −0.30) | {p:.2f} |" in ablation
+    assert "| 1vsAll recipe, K = 1 expert | 2 | +0.10 (+0.10) |  |" in ablation  # one shared seed: no test
