@@ -461,7 +461,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                     f"{r['selected_epoch']}/{r['epochs_trained']} | {r['seconds_per_epoch']} | "
                     f"{r.get('recipe', MOCME_CONFIG)}{', bf16' if r.get('precision') == 'bf16' else ''}, {r['dim']} |"
                 )
-            if ablation and chosen:
+            if ablation:
                 out += paired_table(rows, dataset, ablation)
             unseen = [r for r in chosen if "unseen" in r.get("test_by_seen", {})]
             if unseen:
