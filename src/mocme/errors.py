@@ -24,6 +24,10 @@ class DataError(MocmeError):
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {problem}")
 
+    def __reduce__(self):
+        """Pickle by the constructor's arguments, so the error crosses process boundaries intact."""
+        return type(self), (self.path, self.problem, self.line)
+
 
 class ConfigError(MocmeError):
     """A config file or override is invalid: names the source, key and problem."""

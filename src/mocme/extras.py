@@ -17,11 +17,15 @@ class MissingExtraError(MocmeError):
     """An optional dependency is not installed; the message names the extra that provides it."""
 
     def __init__(self, module: str, extra: str, reason: str):
-        self.module, self.extra = module, extra
+        self.module, self.extra, self.reason = module, extra, reason
         super().__init__(
             f"{module} is needed here but cannot be imported ({reason}); "
             f"install the '{extra}' extra: pip install 'mocme[{extra}]'"
         )
+
+    def __reduce__(self):
+        """Pickle by the constructor's arguments, so the error crosses process boundaries intact."""
+        return type(self), (self.module, self.extra, self.reason)
 
 
 def require(module: str, extra: str) -> ModuleType:
