@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mocme.data import BENCHMARKS, generate, load_benchmark, load_dataset, load_layout, save_layout
-from mocme.data.loading import DatasetConfig
+from mocme.data.loading import DatasetConfig, FeatureFile
 from mocme.data.registry import readable_name
 from mocme.data.synthetic import SyntheticModality, SyntheticSpec
 from mocme.errors import MocmeError
@@ -64,6 +64,14 @@ def test_modalities_filter():
     assert load_dataset(DatasetConfig(synthetic=small_spec(), modalities=[])).modalities == {}
     with pytest.raises(MocmeError, match="no modality 'audio'"):
         load_dataset(DatasetConfig(synthetic=small_spec(), modalities=["audio"]))
+
+
+def test_a_left_out_modality_needs_no_feature_file(tmp_path):
+    directory = save_layout(generate(small_spec()), tmp_path / "graph")
+    missing = {"text": FeatureFile(path=tmp_path / "absent.safetensors")}
+    assert load_dataset(DatasetConfig(name=str(directory), features=missing, modalities=[])).modalities == {}
+    with pytest.raises(MocmeError, match=r"absent\.safetensors: file not found"):
+        load_dataset(DatasetConfig(name=str(directory), features=missing))
 
 
 def test_readable_names():
