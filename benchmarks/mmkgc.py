@@ -863,4 +863,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mocme.errors import MocmeError
+
+    try:
+        main()
+    except MocmeError as err:  # bad data or config, here or in a worker: one line, status 2
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
