@@ -202,7 +202,8 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
     validation MRR (realistic) at every validated epoch, as ``[epoch, mrr]`` pairs;
     ``test_by_seen`` the test metrics by whether the query and answer entities were seen in
     training (``seen``, ``unseen``, ``query_unseen``, ``answer_unseen``, ``both_unseen``; each with
-    its queries and triples), for runs whose ``metrics.json`` has them.
+    its queries and triples) and ``test_by_degree`` by the training degree of a triple's
+    less-known entity (``0``, ``1``, ``2-3``, ... ``32+``), for runs whose ``metrics.json`` has them.
     """
     from mocme.rundir import RunDirectory
 
@@ -211,10 +212,13 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
     config = directory.load_config()
     trace = directory.trace()
     epoch_seconds = [r["seconds"] for r in trace if "seconds" in r]
-    by_seen = {
-        group: _headline(values) | {"triples": values["triples"]}
-        for group, values in metrics["test"].get("by_seen", {}).items()
-    }
+    by_seen, by_degree = (
+        {
+            group: _headline(values) | {"triples": values["triples"]}
+            for group, values in metrics["test"].get(key, {}).items()
+        }
+        for key in ("by_seen", "by_degree")
+    )
     row = {
         "dataset": job["dataset"],
         "variant": job["variant"],
@@ -238,6 +242,8 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
     }
     if by_seen:
         row["test_by_seen"] = by_seen
+    if by_degree:
+        row["test_by_degree"] = by_degree
     return row | {key: job[key] for key in ("valid_heads", "valid_heads_queries") if key in job}
 
 

@@ -148,7 +148,8 @@ def test_no_figure_without_rows(suite: Any) -> None:
 
 
 def test_rows_carry_the_seen_breakdown_of_the_test_split(suite: Any, tmp_path: Path) -> None:
-    """A finished run's row has ``test_by_seen``; the table quotes the triples with an unseen entity."""
+    """A finished run's row has ``test_by_seen`` and ``test_by_degree``; the table quotes the triples
+    with an unseen entity."""
     from mocme.cli import main
 
     run_dir = tmp_path / "run"
@@ -162,6 +163,9 @@ def test_rows_carry_the_seen_breakdown_of_the_test_split(suite: Any, tmp_path: P
     seen = row["test_by_seen"]["seen"]
     assert seen["realistic"] == saved["seen"]["both"]["realistic"] and seen["triples"] == saved["seen"]["triples"]
     assert seen["count"] == row["test"]["count"]
+    by_degree = json.loads((run_dir / "metrics.json").read_text())["test"]["by_degree"]
+    assert set(row["test_by_degree"]) == set(by_degree) and "0" not in by_degree
+    assert sum(group["triples"] for group in row["test_by_degree"].values()) == row["test"]["count"] // 2
 
     unseen = {"unseen": {**_split(0.12, 40), "triples": 20}}
     rows = [

@@ -129,3 +129,56 @@ def test_seen_breakdown_groups_the_splits_own_ranks():
     table = breakdown_table(metrics)
     assert "query and answer seen in training" in table and "query seen, answer unseen" in table
     assert table.splitlines()[0].split()[-2:] == ["queries", "triples"]
+
+
+def test_degree_breakdown_groups_triples_by_their_less_known_entity():
+    """A triple's group is the smaller training degree of its entities, in powers of two; both of its
+    queries fall in that group and the ranks are the split's own."""
+    from mocme.data import MultiModalKG, Vocabulary
+    from mocme.evaluation import DEGREE_GROUPS, evaluate, rank_triples, side_metrics
+    from mocme.tables import breakdown_table
+    from tests.conftest import TableModel
+
+    # degrees in train: e0 5, e1 1, e2 2, e3 1, e4 1, e5 0 (e0 is in every triple)
+    train = torch.tensor([[0, 0, 1], [0, 0, 2], [2, 0, 0], [0, 1, 3], [4, 1, 0]])
+    test = torch.tensor([[0, 0, 5], [0, 1, 2], [1, 0, 3], [0, 0, 4], [2, 1, 0]])
+    kg = MultiModalKG(
+        "degree", Vocabulary(f"e{i}" for i in range(6)), Vocabulary(["r", "s"]), train, torch.zeros(0, 3), test
+    )
+    model = TableModel(torch.randn(6, 4, 6, generator=torch.Generator().manual_seed(1)))
+    metrics = evaluate(model, kg, "test")
+    groups = metrics["by_degree"]
+    assert {name: (g["both"]["count"], g["triples"]) for name, g in groups.items()} == {
+        "0": (2, 1),  # (0, r, 5): e5 never occurs in training
+        "1": (4, 2),  # (1, r, 3) and (0, r, 4)
+        "2-3": (4, 2),  # (0, s, 2) and (2, s, 0): e2 has two training triples
+    }
+    assert list(groups) == [g for g in DEGREE_GROUPS if g in groups]
+    assert groups["0"]["both"] == metrics["by_seen"]["unseen"]["both"]
+    ranks = rank_triples(model, kg, test)
+    two = torch.tensor([False, True, False, False, True] * 2)
+    expected = side_metrics(ranks.optimistic[two], ranks.pessimistic[two], ranks.is_head[two])
+    assert {k: v for k, v in groups["2-3"].items() if k != "triples"} == expected
+    assert "less-known entity in 2-3 train triples" in breakdown_table(metrics)
+
+
+def test_degree_groups_are_powers_of_two():
+    from mocme.data import MultiModalKG, Vocabulary
+    from mocme.evaluation import degree_breakdown
+    from mocme.evaluation.evaluator import Ranks
+
+    hub_degree = [1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 100]
+    train = torch.tensor([[i, 0, i + 1000] for i, d in enumerate(hub_degree) for _ in range(d)])
+    kg = MultiModalKG("hubs", Vocabulary(str(i) for i in range(2000)), Vocabulary(["r"]), train, train[:0], train[:0])
+    # one query per hub, its answer a second hub of higher degree; the hub decides the group
+    entities = torch.arange(len(hub_degree))
+    ranks = Ranks(
+        torch.ones(len(entities), dtype=torch.float64),
+        torch.ones(len(entities), dtype=torch.float64),
+        torch.zeros(len(entities), dtype=torch.bool),
+        torch.zeros(len(entities), dtype=torch.long),
+        torch.full_like(entities, len(hub_degree) - 1),
+        entities,
+    )
+    counts = {name: group["both"]["count"] for name, group in degree_breakdown(ranks, kg).items()}
+    assert counts == {"1": 1, "2-3": 2, "4-7": 2, "8-15": 2, "16-31": 2, "32+": 2}

@@ -67,8 +67,9 @@ def scorers_table(per_scorer: dict[str, dict[str, Any]], title: str | None = Non
 
 
 def breakdown_table(metrics: dict[str, Any]) -> str:
-    """Realistic MRR and Hits@10 (both sides) per relation category, per modality availability and
-    by whether the query and answer entities were seen in training (with the triples of each group)."""
+    """Realistic MRR and Hits@10 (both sides) per relation category, per modality availability, by
+    whether the query and answer entities were seen in training and by the training degree of the
+    less-known of them (with the triples of each group)."""
     rows = []
     for category, values in metrics.get("by_relation_category", {}).items():
         rows.append([f"relations {category}", *_summary(values), None])
@@ -77,6 +78,8 @@ def breakdown_table(metrics: dict[str, Any]) -> str:
             rows.append([f"answer {label}: {modality}", *_summary(values), None])
     for group, values in metrics.get("by_seen", {}).items():
         rows.append([SEEN_GROUPS.get(group, group), *_summary(values), values.get("triples")])
+    for group, values in metrics.get("by_degree", {}).items():
+        rows.append([f"less-known entity in {group} train triples", *_summary(values), values.get("triples")])
     if not rows:
         return ""
     return render(["group", "MRR", "Hits@1", "Hits@10", "queries", "triples"], rows)

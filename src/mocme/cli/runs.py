@@ -189,8 +189,9 @@ def evaluate(
         bool,
         typer.Option(
             "--breakdown",
-            help="Also show metrics per relation category, per modality of the answer, and by whether the query "
-            "and answer entities were seen in training (the inductive case).",
+            help="Also show metrics per relation category, per modality of the answer, by whether the query "
+            "and answer entities were seen in training (the inductive case), and by the number of training "
+            "triples of a test triple's less-known entity.",
         ),
     ] = False,
     scorers: Annotated[

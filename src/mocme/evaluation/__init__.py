@@ -2,11 +2,13 @@
 
 from mocme.evaluation.categories import CATEGORIES, relation_categories
 from mocme.evaluation.evaluator import (
+    DEGREE_GROUPS,
     SEEN_GROUPS,
     Evaluator,
     Ranks,
     ScoresAllEntities,
     Sharding,
+    degree_breakdown,
     evaluate,
     rank_triples,
     seen_breakdown,
@@ -25,6 +27,7 @@ from mocme.evaluation.ranking import filtered_ranks
 
 __all__ = [
     "CATEGORIES",
+    "DEGREE_GROUPS",
     "RANK_TYPES",
     "SEEN_GROUPS",
     "SELECTION_METRIC",
@@ -33,6 +36,7 @@ __all__ = [
     "Ranks",
     "ScoresAllEntities",
     "Sharding",
+    "degree_breakdown",
     "evaluate",
     "filtered_ranks",
     "flatten",

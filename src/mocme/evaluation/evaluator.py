@@ -142,8 +142,9 @@ def _device_of(model: Any) -> torch.device:
 
 
 def summarize(ranks: Ranks, kg: MultiModalKG, ks: Sequence[int] = DEFAULT_KS) -> dict[str, Any]:
-    """Metrics overall, per relation category, per modality availability of the answer, and by
-    whether the query and answer entities were seen in training (:func:`seen_breakdown`)."""
+    """Metrics overall, per relation category, per modality availability of the answer, by whether
+    the query and answer entities were seen in training (:func:`seen_breakdown`) and by how many
+    training triples the less-known of them has (:func:`degree_breakdown`)."""
     result: dict[str, Any] = side_metrics(ranks.optimistic, ranks.pessimistic, ranks.is_head, ks)
     categories = relation_categories(kg.train, kg.num_relations)[ranks.relations]
     result["by_relation_category"] = {
@@ -160,6 +161,7 @@ def summarize(ranks: Ranks, kg: MultiModalKG, ks: Sequence[int] = DEFAULT_KS) ->
             if bool(selected.any())
         }
     result["by_seen"] = seen_breakdown(ranks, kg, ks)
+    result["by_degree"] = degree_breakdown(ranks, kg, ks)
     return result
 
 
@@ -205,6 +207,32 @@ def seen_breakdown(ranks: Ranks, kg: MultiModalKG, ks: Sequence[int] = DEFAULT_K
         if bool(selected.any()):
             out[name] = side_metrics(*_select(ranks, selected), ks)
             out[name]["triples"] = int((tail & (selected | mirrored[name])).sum())
+    return out
+
+
+DEGREE_GROUPS = ("0", "1", "2-3", "4-7", "8-15", "16-31", "32+")
+"""The groups of :func:`degree_breakdown`: training triples of a triple's less-known entity."""
+
+
+def degree_breakdown(ranks: Ranks, kg: MultiModalKG, ks: Sequence[int] = DEFAULT_KS) -> dict[str, Any]:
+    """Metrics of the queries grouped by the training degree of their triple's less-known entity.
+
+    An entity's degree is the number of training triples it occurs in; a triple's group is the
+    smaller degree of its two entities, binned by powers of two (:data:`DEGREE_GROUPS`; ``"0"``
+    is the ``unseen`` group of :func:`seen_breakdown`). Both directions of a triple fall in the
+    same group, so ``triples`` is the number of the split's triples in it. This is where
+    structure is thin and another modality can help.
+    """
+    degree = torch.bincount(kg.train[:, [0, 2]].reshape(-1), minlength=kg.num_entities)
+    least = torch.minimum(degree[ranks.entities], degree[ranks.targets])
+    group = torch.where(least > 0, torch.log2(least.clamp(min=1).double()).floor().long() + 1, 0)
+    group = group.clamp(max=len(DEGREE_GROUPS) - 1)
+    out = {}
+    for code, name in enumerate(DEGREE_GROUPS):
+        selected = group == code
+        if bool(selected.any()):
+            out[name] = side_metrics(*_select(ranks, selected), ks)
+            out[name]["triples"] = int((selected & ~ranks.is_head).sum())
     return out
 
 

@@ -22,7 +22,12 @@ if TYPE_CHECKING:
     from mocme.config import RunConfig
     from mocme.rundir import RunDirectory
 
-BREAKDOWNS = ("by_relation_category", "by_modality", "by_seen")  # per-group metrics stay in metrics.json only
+BREAKDOWNS = (
+    "by_relation_category",
+    "by_modality",
+    "by_seen",
+    "by_degree",
+)  # per-group metrics stay in metrics.json only
 
 
 class Tracking:
