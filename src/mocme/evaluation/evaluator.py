@@ -223,10 +223,7 @@ def degree_breakdown(ranks: Ranks, kg: MultiModalKG, ks: Sequence[int] = DEFAULT
     same group, so ``triples`` is the number of the split's triples in it. This is where
     structure is thin and another modality can help.
     """
-    degree = torch.bincount(kg.train[:, [0, 2]].reshape(-1), minlength=kg.num_entities)
-    least = torch.minimum(degree[ranks.entities], degree[ranks.targets])
-    group = torch.where(least > 0, torch.log2(least.clamp(min=1).double()).floor().long() + 1, 0)
-    group = group.clamp(max=len(DEGREE_GROUPS) - 1)
+    group = degree_groups(kg, ranks.entities, ranks.targets)
     out = {}
     for code, name in enumerate(DEGREE_GROUPS):
         selected = group == code
@@ -234,6 +231,15 @@ def degree_breakdown(ranks: Ranks, kg: MultiModalKG, ks: Sequence[int] = DEFAULT
             out[name] = side_metrics(*_select(ranks, selected), ks)
             out[name]["triples"] = int((selected & ~ranks.is_head).sum())
     return out
+
+
+def degree_groups(kg: MultiModalKG, first: Tensor, second: Tensor) -> Tensor:
+    """The index into :data:`DEGREE_GROUPS` of each pair of entities ``first``, ``second`` (shape
+    ``(n,)`` each): the group of the smaller of their training degrees."""
+    degree = torch.bincount(kg.train[:, [0, 2]].reshape(-1), minlength=kg.num_entities)
+    least = torch.minimum(degree[first], degree[second])
+    group = torch.where(least > 0, torch.log2(least.clamp(min=1).double()).floor().long() + 1, 0)
+    return group.clamp(max=len(DEGREE_GROUPS) - 1)
 
 
 def _select(ranks: Ranks, selected: Tensor) -> tuple[Tensor, Tensor, Tensor]:
