@@ -21,15 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from mocme.data.loading import DatasetConfig, load_dataset  # noqa: E402
-from mocme.evaluation.evaluator import DEGREE_GROUPS, degree_groups  # noqa: E402
+from mocme.evaluation.evaluator import DEGREE_GROUPS, degree_groups, training_degrees  # noqa: E402
 
 
 def degree_shares(kg) -> tuple[float, int, list[float]]:
     """Mean training degree of the entities, median degree of a test triple's less-known entity,
     and the % of test triples in each of :data:`DEGREE_GROUPS`."""
-    degree = torch.bincount(kg.train[:, [0, 2]].reshape(-1), minlength=kg.num_entities)
+    degree = training_degrees(kg)
     least = torch.minimum(degree[kg.test[:, 0]], degree[kg.test[:, 2]])
-    group = degree_groups(kg, kg.test[:, 0], kg.test[:, 2])
+    group = degree_groups(least)
     shares = [100 * (group == code).double().mean().item() for code in range(len(DEGREE_GROUPS))]
     return degree.double().mean().item(), int(least.median()), shares
 

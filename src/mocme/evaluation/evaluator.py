@@ -223,7 +223,8 @@ def degree_breakdown(ranks: Ranks, kg: MultiModalKG, ks: Sequence[int] = DEFAULT
     same group, so ``triples`` is the number of the split's triples in it. This is where
     structure is thin and another modality can help.
     """
-    group = degree_groups(kg, ranks.entities, ranks.targets)
+    degree = training_degrees(kg)
+    group = degree_groups(torch.minimum(degree[ranks.entities], degree[ranks.targets]))
     out = {}
     for code, name in enumerate(DEGREE_GROUPS):
         selected = group == code
@@ -233,12 +234,15 @@ def degree_breakdown(ranks: Ranks, kg: MultiModalKG, ks: Sequence[int] = DEFAULT
     return out
 
 
-def degree_groups(kg: MultiModalKG, first: Tensor, second: Tensor) -> Tensor:
-    """The index into :data:`DEGREE_GROUPS` of each pair of entities ``first``, ``second`` (shape
-    ``(n,)`` each): the group of the smaller of their training degrees."""
-    degree = torch.bincount(kg.train[:, [0, 2]].reshape(-1), minlength=kg.num_entities)
-    least = torch.minimum(degree[first], degree[second])
-    group = torch.where(least > 0, torch.log2(least.clamp(min=1).double()).floor().long() + 1, 0)
+def training_degrees(kg: MultiModalKG) -> Tensor:
+    """The number of training triples each entity occurs in, shape ``(num_entities,)``."""
+    return torch.bincount(kg.train[:, [0, 2]].reshape(-1), minlength=kg.num_entities)
+
+
+def degree_groups(degrees: Tensor) -> Tensor:
+    """The index into :data:`DEGREE_GROUPS` of each of ``degrees`` (shape ``(n,)``): 0 for 0, then
+    one group per power of two, the last open-ended."""
+    group = torch.where(degrees > 0, torch.log2(degrees.clamp(min=1).double()).floor().long() + 1, 0)
     return group.clamp(max=len(DEGREE_GROUPS) - 1)
 
 
