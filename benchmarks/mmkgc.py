@@ -212,13 +212,7 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
     config = directory.load_config()
     trace = directory.trace()
     epoch_seconds = [r["seconds"] for r in trace if "seconds" in r]
-    by_seen, by_degree = (
-        {
-            group: _headline(values) | {"triples": values["triples"]}
-            for group, values in metrics["test"].get(key, {}).items()
-        }
-        for key in ("by_seen", "by_degree")
-    )
+    by_seen, by_degree = _test_groups(metrics, "by_seen"), _test_groups(metrics, "by_degree")
     row = {
         "dataset": job["dataset"],
         "variant": job["variant"],
@@ -245,6 +239,14 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
     if by_degree:
         row["test_by_degree"] = by_degree
     return row | {key: job[key] for key in ("valid_heads", "valid_heads_queries") if key in job}
+
+
+def _test_groups(metrics: dict[str, Any], breakdown: str) -> dict[str, Any]:
+    """The headline metrics and triples of each group of a test breakdown (empty when it is absent)."""
+    return {
+        group: _headline(values) | {"triples": values["triples"]}
+        for group, values in metrics["test"].get(breakdown, {}).items()
+    }
 
 
 def _time_curve(trace: list[dict[str, Any]]) -> list[list[float]]:

@@ -22,12 +22,8 @@ if TYPE_CHECKING:
     from mocme.config import RunConfig
     from mocme.rundir import RunDirectory
 
-BREAKDOWNS = (
-    "by_relation_category",
-    "by_modality",
-    "by_seen",
-    "by_degree",
-)  # per-group metrics stay in metrics.json only
+# per-group metrics stay in metrics.json only
+BREAKDOWNS = ("by_relation_category", "by_modality", "by_seen", "by_degree")
 
 
 class Tracking:
