@@ -100,19 +100,25 @@ def test_negative_infinity_candidates_rank_last():
     assert (opt.item(), pess.item()) == (2.0, 2.0)
 
 
+def _graph_and_table_model(entities: int, train, test, seed: int):
+    """A graph of ``entities`` entities and relations r, s (no valid split) and a random score table."""
+    from mocme.data import MultiModalKG, Vocabulary
+    from tests.conftest import TableModel
+
+    names = Vocabulary(f"e{i}" for i in range(entities))
+    kg = MultiModalKG("small", names, Vocabulary(["r", "s"]), train, torch.zeros(0, 3), test)
+    scores = torch.randn(entities, 4, entities, generator=torch.Generator().manual_seed(seed))
+    return kg, TableModel(scores)
+
+
 def test_seen_breakdown_groups_the_splits_own_ranks():
     """Queries grouped by whether their entities occur in training; the ranks are the split's own."""
-    from mocme.data import MultiModalKG, Vocabulary
     from mocme.evaluation import evaluate, rank_triples, side_metrics
     from mocme.tables import breakdown_table
-    from tests.conftest import TableModel
 
     train = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 0, 3], [3, 1, 4]])  # e5 and e6 never occur in training
     test = torch.tensor([[0, 0, 5], [5, 1, 1], [1, 0, 3], [5, 0, 6], [2, 1, 4]])
-    kg = MultiModalKG(
-        "seen", Vocabulary(f"e{i}" for i in range(7)), Vocabulary(["r", "s"]), train, torch.zeros(0, 3), test
-    )
-    model = TableModel(torch.randn(7, 4, 7, generator=torch.Generator().manual_seed(0)))
+    kg, model = _graph_and_table_model(7, train, test, seed=0)
     metrics = evaluate(model, kg, "test")
     groups = metrics["by_seen"]
     assert {name: (g["both"]["count"], g["triples"]) for name, g in groups.items()} == {
@@ -134,18 +140,13 @@ def test_seen_breakdown_groups_the_splits_own_ranks():
 def test_degree_breakdown_groups_triples_by_their_less_known_entity():
     """A triple's group is the smaller training degree of its entities, in powers of two; both of its
     queries fall in that group and the ranks are the split's own."""
-    from mocme.data import MultiModalKG, Vocabulary
     from mocme.evaluation import DEGREE_GROUPS, evaluate, rank_triples, side_metrics
     from mocme.tables import breakdown_table
-    from tests.conftest import TableModel
 
     # degrees in train: e0 5, e1 1, e2 2, e3 1, e4 1, e5 0 (e0 is in every triple)
     train = torch.tensor([[0, 0, 1], [0, 0, 2], [2, 0, 0], [0, 1, 3], [4, 1, 0]])
     test = torch.tensor([[0, 0, 5], [0, 1, 2], [1, 0, 3], [0, 0, 4], [2, 1, 0]])
-    kg = MultiModalKG(
-        "degree", Vocabulary(f"e{i}" for i in range(6)), Vocabulary(["r", "s"]), train, torch.zeros(0, 3), test
-    )
-    model = TableModel(torch.randn(6, 4, 6, generator=torch.Generator().manual_seed(1)))
+    kg, model = _graph_and_table_model(6, train, test, seed=1)
     metrics = evaluate(model, kg, "test")
     groups = metrics["by_degree"]
     assert {name: (g["both"]["count"], g["triples"]) for name, g in groups.items()} == {
