@@ -79,7 +79,8 @@ def breakdown_table(metrics: dict[str, Any]) -> str:
     for group, values in metrics.get("by_seen", {}).items():
         rows.append([SEEN_GROUPS.get(group, group), *_summary(values), values.get("triples")])
     for group, values in metrics.get("by_degree", {}).items():
-        rows.append([f"less-known entity in {group} train triples", *_summary(values), values.get("triples")])
+        triples = "train triple" if group == "1" else "train triples"
+        rows.append([f"less-known entity in {group} {triples}", *_summary(values), values.get("triples")])
     if not rows:
         return ""
     return render(["group", "MRR", "Hits@1", "Hits@10", "queries", "triples"], rows)
