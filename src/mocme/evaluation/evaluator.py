@@ -184,9 +184,7 @@ def seen_breakdown(ranks: Ranks, kg: MultiModalKG, ks: Sequence[int] = DEFAULT_K
     non-empty group has the metrics of :func:`~mocme.evaluation.metrics.side_metrics` and
     ``triples``, the number of the split's triples with a query in the group.
     """
-    seen = torch.zeros(kg.num_entities, dtype=torch.bool)
-    seen[kg.train[:, 0]] = True
-    seen[kg.train[:, 2]] = True
+    seen = training_degrees(kg) > 0
     query, answer = seen[ranks.entities], seen[ranks.targets]
 
     def members(query: Tensor, answer: Tensor) -> dict[str, Tensor]:
