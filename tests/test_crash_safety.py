@@ -140,7 +140,7 @@ def test_sigint_stops_with_a_resume_hint_and_keeps_last(reference, launcher, tmp
     process = launcher.start("train", str(config), "--out", str(run), "-q", fault="pause:validate:3")
     wait_until(launcher.marker.exists, process, what="the fault's pause")
     assert process.signal(signal.SIGINT)
-    assert process.wait(60) == 130
+    assert process.wait_after_signal(60) == 130
     assert process.stderr().splitlines() == [hint]
     assert assert_consistent(run)["last"] >= 2
 
@@ -149,7 +149,7 @@ def test_sigint_stops_with_a_resume_hint_and_keeps_last(reference, launcher, tmp
     process = launcher.start("train", "--resume", str(run), "-q", fault=f"pause:save:last:{before + 1}")
     wait_until(launcher.marker.exists, process, what="the fault's pause")
     assert process.signal(signal.SIGINT)
-    assert process.wait(60) == 130
+    assert process.wait_after_signal(60) == 130
     assert process.stderr().splitlines() == [hint]
     assert assert_consistent(run)["last"] == before
     assert RunDirectory(run).stale_temp_files() == []

@@ -9,13 +9,17 @@
 - ``nan:SCORER:E``: from epoch E on, the parameters of scorer SCORER are NaN.
 
 A pause writes this process's id into the file ``MOCME_FAULT_MARKER`` and sleeps, so that the test
-can send its signal exactly there. Usage: ``MOCME_FAULT=... python faulty_cli.py train ...``.
+can send its signal exactly there. SIGUSR1 prints every thread's stack and the SIGINT handler to
+stderr (a test does so when the process outlives its signal). Usage:
+``MOCME_FAULT=... python faulty_cli.py train ...``.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import io
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -108,7 +112,13 @@ def install(fault: str) -> None:
         raise SystemExit(f"faulty_cli: unknown fault {fault!r}")
 
 
+def _report_state(signum: int, _frame) -> None:
+    print(f"faulty_cli: SIGINT handler {signal.getsignal(signal.SIGINT)!r}", file=sys.stderr, flush=True)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGUSR1, _report_state)
+    faulthandler.register(signal.SIGUSR1, all_threads=True, chain=True)  # the stacks, even with the GIL held
     if os.environ.get("MOCME_FAULT"):
         install(os.environ["MOCME_FAULT"])
     from mocme.cli import main

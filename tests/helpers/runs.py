@@ -51,6 +51,17 @@ class Process:
     def wait(self, timeout: float = 120) -> int:
         return self.popen.wait(timeout)
 
+    def wait_after_signal(self, timeout: float = 60) -> int:
+        """Wait for the end of a faulty_cli.py process that was sent a signal; if it outlives
+        ``timeout``, fail with its stacks and SIGINT handler (its SIGUSR1 report) and its stderr."""
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            report = self.stderr()[-6000:]
+            raise AssertionError(f"still running {timeout} s after the signal; stderr:\n{report}") from None
+
     def signal(self, number: int) -> bool:
         """Send ``number`` if the process still runs; whether it was sent."""
         if not self.running:
