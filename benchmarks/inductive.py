@@ -28,7 +28,6 @@ with the remaining test split (in ``mocme evaluate --breakdown`` they are the ``
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -269,10 +268,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "inductive")
     args = parser.parse_args()
     result = run(args)
-    from mocme.io import write_text_atomic
+    from mocme.io import to_json, write_text_atomic
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
+    write_text_atomic(args.out.with_suffix(".json"), to_json(result, indent=2) + "\n")
     write_text_atomic(args.out.with_suffix(".md"), markdown(result))
     sys.stdout.write(markdown(result))
 

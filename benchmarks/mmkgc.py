@@ -729,10 +729,10 @@ def write_figures(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
 
 def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
     """``<out>.json`` (every run), ``<out>.md`` (the tables) and the figures, each replaced atomically."""
-    from mocme.io import write_text_atomic
+    from mocme.io import to_json, write_text_atomic
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out.with_suffix(".json"), json.dumps(rows, indent=2) + "\n")
+    write_text_atomic(out.with_suffix(".json"), to_json(rows, indent=2) + "\n")
     write_text_atomic(out.with_suffix(".md"), markdown(rows))
     write_figures(out, rows)
 

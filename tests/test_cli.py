@@ -83,6 +83,45 @@ def test_evaluate_reproduces_the_run_metrics(capsys, tiny_run):
     assert json.loads(out)["both"] == saved["both"]
 
 
+def _strict(text: str):
+    """Parse JSON, failing on the NaN and Infinity tokens that Python writes but JSON lacks."""
+    return json.loads(text, parse_constant=lambda token: pytest.fail(f"{token} in JSON output"))
+
+
+def test_json_output_is_strict_with_null_for_undefined_metrics(capsys, tiny_run, tmp_path):
+    from mocme.io import append_jsonl, to_json, write_json_atomic
+
+    nan, inf = float("nan"), float("inf")
+    assert to_json({"mrr": nan, "ranks": (inf, 1.5), "side": {"mr": -inf, "count": 0}}) == (
+        '{"mrr": null, "ranks": [null, 1.5], "side": {"mr": null, "count": 0}}'
+    )
+    write_json_atomic(tmp_path / "metrics.json", {"head": {"mrr": nan}})  # a group's empty side
+    append_jsonl(tmp_path / "trace.jsonl", {"epoch": 1, "valid": nan})
+    assert _strict((tmp_path / "metrics.json").read_text()) == {"head": {"mrr": None}}
+    assert _strict((tmp_path / "trace.jsonl").read_text()) == {"epoch": 1, "valid": None}
+    _strict((tiny_run / "metrics.json").read_text())
+    for line in (tiny_run / "trace.jsonl").read_text().splitlines():
+        _strict(line)
+    code, out, _ = run(capsys, "evaluate", str(tiny_run), "--split", "test", "--breakdown", "--json", "--quiet")
+    assert code == 0 and {"by_modality", "by_seen", "by_degree"} <= set(_strict(out))
+
+
+def test_evaluate_says_raw_ranks_when_the_run_is_unfiltered(capsys, tiny_run, tmp_path):
+    run_dir = tmp_path / "raw"
+    run_dir.mkdir()
+    for name in ("config.yaml", "metadata.json", "metrics.json", "trace.jsonl"):
+        (run_dir / name).write_bytes((tiny_run / name).read_bytes())
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "best.pt").write_bytes((tiny_run / "checkpoints" / "best.pt").read_bytes())
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["evaluation"]["filtered"] = False
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    code, out, _ = run(capsys, "evaluate", str(run_dir), "--split", "test", "--quiet")
+    assert code == 0 and out.startswith("test (raw, realistic ranks; checkpoint best)")
+    code, out, _ = run(capsys, "evaluate", str(tiny_run), "--split", "test", "--quiet")
+    assert code == 0 and out.startswith("test (filtered, realistic ranks; checkpoint best)")
+
+
 def test_evaluate_scorers_ranks_with_each_scorer_alone(capsys, tiny_run):
     code, out, _ = run(capsys, "evaluate", str(tiny_run), "--split", "test", "--scorers", "--json", "--quiet")
     assert code == 0

@@ -6,6 +6,7 @@ import codecs
 import contextlib
 import gzip
 import json
+import math
 import os
 import tempfile
 import zlib
@@ -100,15 +101,32 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def json_ready(data: Any) -> Any:
+    """``data`` with every NaN or infinite float replaced by None, which JSON writes as null (NaN is
+    not JSON: the metrics of an empty group, e.g. the head queries of a group with tail queries only)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: json_ready(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [json_ready(value) for value in data]
+    return data
+
+
+def to_json(data: Any, indent: int | None = None) -> str:
+    """Strict JSON text of ``data`` (non-finite floats as null, see :func:`json_ready`)."""
+    return json.dumps(json_ready(data), indent=indent, allow_nan=False)
+
+
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
     """Write ``data`` as indented JSON to ``path`` atomically."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    write_text_atomic(path, to_json(data, indent=2) + "\n")
 
 
 def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
     """Append one JSON line and flush it to disk (a torn last line is tolerated by readers)."""
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
+        handle.write(to_json(record) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 

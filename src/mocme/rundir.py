@@ -41,7 +41,7 @@ import yaml
 
 from mocme.config import RunConfig, dump_config, validate_config
 from mocme.errors import ConfigError, RunDirError
-from mocme.io import append_jsonl, atomic_path, read_jsonl, write_json_atomic, write_text_atomic
+from mocme.io import append_jsonl, atomic_path, read_jsonl, to_json, write_json_atomic, write_text_atomic
 from mocme.version import package_version
 
 CHECKPOINTS = ("last", "best")
@@ -177,7 +177,7 @@ class RunDirectory:
     def truncate_trace(self, epoch: int) -> None:
         """Keep only the epoch records up to ``epoch`` (those a resumed run will not repeat)."""
         kept = [r for r in self.trace() if r.get("epoch", 0) <= epoch]
-        write_text_atomic(self.trace_path, "".join(json.dumps(r) + "\n" for r in kept))
+        write_text_atomic(self.trace_path, "".join(to_json(r) + "\n" for r in kept))
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         write_json_atomic(self.metrics_path, metrics)

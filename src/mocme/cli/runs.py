@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 import warnings
@@ -133,8 +132,14 @@ def train(
     )
     for split in ("valid", "test"):
         if split in metrics:
-            typer.echo("\n" + metrics_table(metrics[split], title=f"{split} (filtered, realistic ranks)"))
+            typer.echo("\n" + metrics_table(metrics[split], title=_ranks_title(split, metrics[split])))
     typer.echo(f"\nrun directory: {result.directory.path}")
+
+
+def _ranks_title(split: str, metrics: dict[str, Any], detail: str = "") -> str:
+    """``valid (filtered, realistic ranks)``, or ``raw`` where the run's evaluation is unfiltered."""
+    kind = "filtered" if metrics.get("filtered", True) else "raw"
+    return f"{split} ({kind}, realistic ranks{detail})"
 
 
 def _interrupted(run_dir: Path) -> str:
@@ -208,6 +213,7 @@ def evaluate(
     follow PyKEEN (inverse_harmonic_mean_rank = MRR, arithmetic_mean_rank = MR, hits_at_k).
     With --scorers, each MoCME scorer also ranks alone, which shows what every modality contributes.
     """
+    from mocme.io import to_json
     from mocme.pipeline import evaluate_run, evaluate_scorers
     from mocme.tables import breakdown_table, metrics_table, scorers_table
 
@@ -225,9 +231,9 @@ def evaluate(
         result = decision = evaluate_run(run_dir, split, checkpoint, progress=not quiet)
         table = metrics_table
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(to_json(result, indent=2))
         return
-    typer.echo(table(result, title=f"{split} (filtered, realistic ranks; checkpoint {checkpoint})"))
+    typer.echo(table(result, title=_ranks_title(split, decision, f"; checkpoint {checkpoint}")))
     if breakdown:
         typer.echo("\n" + breakdown_table(decision))
 
@@ -285,6 +291,7 @@ def predict(
     their modalities (structure is unavailable for them), as query entities and as answers.
     """
     from mocme.cli.data import _named_paths
+    from mocme.io import to_json
     from mocme.pipeline import load_run
     from mocme.prediction import predict as run_predict
     from mocme.tables import render
@@ -317,7 +324,7 @@ def predict(
             model, kg, tail, relation, direction="head", top=top, exclude_known=exclude_known, explain=explain
         )
     if as_json:
-        typer.echo(json.dumps({**result.to_dict(), "new_entities": added}, indent=2))
+        typer.echo(to_json({**result.to_dict(), "new_entities": added}, indent=2))
         return
     asked = f"({result.entity}, {relation}, ?)" if result.direction == "tail" else f"(?, {relation}, {result.entity})"
     scorers_shown = list(result.candidates[0].scorers) if explain and result.candidates else []
