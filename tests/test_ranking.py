@@ -164,6 +164,17 @@ def test_degree_breakdown_groups_triples_by_their_less_known_entity():
     assert "less-known entity in 1 train triple " in table and "less-known entity in 2-3 train triples" in table
 
 
+def test_training_degree_counts_a_self_loop_once():
+    from mocme.data import MultiModalKG, Vocabulary
+    from mocme.evaluation.evaluator import training_degrees
+
+    train = torch.tensor([[0, 0, 1], [2, 0, 3], [3, 0, 3], [3, 1, 3]])  # e3: in three triples, two of them loops
+    kg = MultiModalKG(
+        "loops", Vocabulary(["a", "b", "c", "d", "e"]), Vocabulary(["r", "s"]), train, train[:0], train[:0]
+    )
+    assert training_degrees(kg).tolist() == [1, 1, 1, 3, 0]
+
+
 def test_degree_groups_are_powers_of_two():
     from mocme.data import MultiModalKG, Vocabulary
     from mocme.evaluation import degree_breakdown

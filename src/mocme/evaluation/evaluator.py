@@ -233,8 +233,11 @@ def degree_breakdown(ranks: Ranks, kg: MultiModalKG, ks: Sequence[int] = DEFAULT
 
 
 def training_degrees(kg: MultiModalKG) -> Tensor:
-    """The number of training triples each entity occurs in, shape ``(num_entities,)``."""
-    return torch.bincount(kg.train[:, [0, 2]].reshape(-1), minlength=kg.num_entities)
+    """The number of training triples each entity occurs in (a self-loop ``(e, r, e)`` once), shape
+    ``(num_entities,)``."""
+    heads, tails = kg.train[:, 0], kg.train[:, 2]
+    counts = torch.bincount(heads, minlength=kg.num_entities)
+    return counts + torch.bincount(tails[tails != heads], minlength=kg.num_entities)
 
 
 def degree_groups(degrees: Tensor) -> Tensor:
