@@ -224,6 +224,24 @@ def test_diversity_penalty_only_when_asked():
     assert not plain.regularization().requires_grad
 
 
+def test_diversity_penalty_is_the_mean_over_a_steps_encodings_not_their_sum():
+    from mocme.models.fusion import view_redundancy
+
+    kg, model = make("mocme", {"diversity": 0.5})
+    model.train()
+    queries, candidates = torch.arange(8), torch.arange(kg.num_entities)
+
+    def redundancy(ids):  # mean over modalities of the views' redundancy
+        return torch.stack([view_redundancy(v) for v in model.entity_parts(ids, dropout=False).views]).mean()
+
+    with torch.no_grad():
+        expected = 0.5 * (redundancy(queries) + redundancy(candidates)) / 2
+        model.regularization()
+        model.encode(queries, dropout=False)
+        model.encode(candidates, dropout=False)
+        torch.testing.assert_close(model.regularization(), expected)
+
+
 def test_the_old_modality_heads_key_is_read_as_modality_scorers():
     with pytest.warns(RenamedWarning, match=r"model\.modality_heads is now model\.modality_scorers"):
         config = load_config(overrides=["model.modality_heads=false"])
@@ -394,3 +412,37 @@ def test_structure_dropout_hides_structure_only_while_training_and_only_where_an
     assert (~available[text, 0]).any() and available[~text, 0].all()
     model.eval()
     assert model.entity_parts(ids).available[:, 0].all()
+
+
+def test_structure_dropout_masks_the_structure_scorer_on_a_graph_without_unseen_entities():
+    kg = two_modality_graph()
+    _, model = make("mocme", {"structure_dropout": 0.9}, kg)
+    assert model.structure_mask.all()  # every entity has trained structure
+    queries = kg.train[:16, :2]
+    model.train()
+    torch.manual_seed(3)
+    available = model.scorer_scores(queries)[STRUCTURE].available
+    assert available is not None and not available.all()  # the hidden entities leave its loss
+    torch.manual_seed(3)
+    tables = model.scorer_tables(queries)
+    assert tables[STRUCTURE].table_available is not None
+    model.eval()
+    assert model.scorer_scores(queries)[STRUCTURE].available is None
+
+
+def test_structural_experts_keep_the_structural_scale_under_init_scale():
+    kg = two_modality_graph()
+    _, model = make("mocme", {"structure_expert": "same", "init_scale": 1e-3}, kg)
+    ids = torch.arange(kg.num_entities)
+    with torch.no_grad():
+        views = model.entity_parts(ids, dropout=False).views[0].dense()  # (n, K, d)
+    ratio = float(views.norm(dim=-1).mean() / model.entity.detach().norm(dim=-1).mean())
+    assert 0.3 < ratio < 3  # was about 1e-2: N(0, s²) weights on an N(0, s²) embedding
+
+
+def test_a_new_entity_without_any_modality_is_refused():
+    kg = two_modality_graph()
+    _, model = make("mocme", {}, kg)
+    dim = kg.modalities["text"].dim
+    with pytest.raises(ValueError, match="new entity 1 has no modality"):
+        model.with_new_entities(kg, {"text": torch.randn(2, dim)}, {"text": torch.tensor([True, False])})

@@ -33,8 +33,8 @@ class ModelConfig(BaseModel):
     init_scale: float | None = Field(
         None,
         gt=0,
-        description="Structure-only models: draw the entity and relation vectors from N(0, s²) (kbc uses 1e-3 "
-        "with Adagrad); null: each scoring function's own initialisation.",
+        description="Draw the entity and relation vectors (and MoCME's feature experts' weights) from N(0, s²) "
+        "(kbc uses 1e-3 with Adagrad); null: each scoring function's own initialisation.",
     )
 
     experts: int = Field(3, ge=1, description="MoCME: experts (views) per modality, K.")

@@ -122,8 +122,11 @@ class MoCME(KGModel):
         for name in self.modalities:
             d_in = dim if name == STRUCTURE else kg.modalities[name].dim
             kind = "residual" if name == STRUCTURE and config.structure_expert == "residual" else config.expert
+            # init_scale sizes the feature experts' weights; a structural expert maps a vector already
+            # at that scale, so its default 1/sqrt(d) start keeps it there
+            scale = None if name == STRUCTURE else config.init_scale
             self.experts[name] = ModalityExperts(
-                d_in, dim, experts, kind, config.expert_hidden, config.expert_rank, config.init_scale
+                d_in, dim, experts, kind, config.expert_hidden, config.expert_rank, scale
             )
             self.intra[name] = IntraModalFusion(
                 d_in,
@@ -153,7 +156,7 @@ class MoCME(KGModel):
         self._register_load_state_dict_pre_hook(_read_old_scorer_keys)
         self.dropout = Dropout(config.dropout)
         self._cache: Encoding | None = None
-        self._penalty: Tensor | None = None
+        self._redundancies: list[Tensor] = []  # view redundancy of each encoding since regularization()
 
     # -- encoding ------------------------------------------------------------------------------
     def _input(self, name: str, ids: Tensor | None) -> Tensor:
@@ -168,8 +171,9 @@ class MoCME(KGModel):
 
     @property
     def structure_partial(self) -> bool:
-        """Whether some entity lacks a trained structural embedding (so the structure scorer is masked)."""
-        return not bool(self.structure_mask.all())
+        """Whether structure can be unavailable for an entity, so that the structure scorer is masked:
+        some entity lacks a trained structural embedding, or training hides it (``structure_dropout``)."""
+        return not bool(self.structure_mask.all()) or bool(self.training and self.config.structure_dropout)
 
     def entity_parts(self, ids: Tensor | None, dropout: bool = True) -> EntityParts:
         """The views and context-free view logits of entities ``ids`` ``(n,)`` (``None``: every entity, read
@@ -184,8 +188,7 @@ class MoCME(KGModel):
             if self.training and self.config.diversity:
                 penalties.append(view_redundancy(v))
         if penalties:
-            penalty = self.config.diversity * torch.stack(penalties).mean()
-            self._penalty = penalty if self._penalty is None else self._penalty + penalty
+            self._redundancies.append(torch.stack(penalties).mean())
         return EntityParts(views, base, self._structure_dropped(self._available(ids)))
 
     def _structure_dropped(self, available: Tensor) -> Tensor:
@@ -341,8 +344,12 @@ class MoCME(KGModel):
         return out
 
     def regularization(self) -> Tensor:
-        penalty, self._penalty = self._penalty, None
-        return penalty if penalty is not None else torch.zeros((), device=self.device)
+        """``model.diversity`` times the view redundancy, averaged over the encodings since the last
+        call (a step encodes its queries and its candidates: each counts once in the mean)."""
+        redundancies, self._redundancies = self._redundancies, []
+        if not redundancies:
+            return torch.zeros((), device=self.device)
+        return self.config.diversity * torch.stack(redundancies).mean()
 
     def with_new_entities(self, kg: MultiModalKG, features: dict[str, Tensor], masks: dict[str, Tensor]) -> MoCME:
         """A copy of this model over ``N + n`` entities: the ``N`` it was trained on, then ``n`` new ones.
@@ -364,9 +371,16 @@ class MoCME(KGModel):
         if kg.num_entities != self.num_entities or list(kg.modalities) != names:
             raise ValueError(f"{kg!r} is not the graph this model was built from")
         n = len(next(iter(masks.values()))) if names else 0
+        bare = (
+            ~torch.stack([masks[name].to(torch.bool) for name in names]).any(0)
+            if names
+            else torch.ones(n, dtype=torch.bool)
+        )
+        if bool(bare.any()):
+            raise ValueError(f"new entity {int(bare.nonzero()[0])} has no modality: nothing to represent it by")
         extended = copy.deepcopy(self)
         extended.num_entities = self.num_entities + n
-        extended._cache = extended._penalty = None
+        extended._cache, extended._redundancies = None, []
         with torch.no_grad():
             extended.entity = nn.Parameter(torch.cat([self.entity, self.entity.new_zeros(n, self.entity.shape[1])]))
             extended.structure_mask = torch.cat([self.structure_mask, self.structure_mask.new_zeros(n)])
