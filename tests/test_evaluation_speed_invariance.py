@@ -138,3 +138,10 @@ def test_ranking_leaves_the_thread_count_as_it_was():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_scores_other_than_float32_are_refused(dtype):
+    empty = torch.zeros(0, dtype=torch.long)
+    with pytest.raises(TypeError, match="needs float32 scores"):
+        filtered_ranks(torch.zeros(1, 3, dtype=dtype), torch.tensor([0]), empty, empty)

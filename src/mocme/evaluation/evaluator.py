@@ -40,7 +40,8 @@ class Sharding(Protocol):
 
 @dataclass
 class Ranks:
-    """Per-query filtered ranks of one split, both directions (tail queries first, then head)."""
+    """Per-query filtered ranks of one split, both directions (tail queries first, then head; when
+    the split is sharded over processes, each process's block in that order, one after the other)."""
 
     optimistic: Tensor  # float64 (Q,)
     pessimistic: Tensor  # float64 (Q,)
@@ -317,9 +318,12 @@ def evaluate(
     """Filtered ranking metrics of ``model`` on a split of ``kg``.
 
     Returns:
-        ``{"both"|"head"|"tail": {"realistic"|"optimistic"|"pessimistic": {metric: value},
-        "count": n}, "by_relation_category": {...}, "by_modality": {...}}`` with PyKEEN's metric
-        names (``inverse_harmonic_mean_rank`` is MRR, ``arithmetic_mean_rank`` is MR).
+        ``{"split": split, "filtered": filtered, "both"|"head"|"tail": {"realistic"|"optimistic"|
+        "pessimistic": {metric: value}, "count": n}, "by_relation_category": {...}, "by_modality":
+        {...}, "by_seen": {...}, "by_degree": {...}}`` with PyKEEN's metric names
+        (``inverse_harmonic_mean_rank`` is MRR, ``arithmetic_mean_rank`` is MR); see
+        :func:`seen_breakdown` and :func:`degree_breakdown` for the last two. A side without queries
+        (the head queries of a group that has only tail ones) has NaN metrics, written as null.
     """
     evaluator = Evaluator(kg, filtered, ks, memory_mb, max_batch, progress)
     return evaluator.evaluate(model, split)

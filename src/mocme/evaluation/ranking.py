@@ -51,6 +51,10 @@ def filtered_ranks(
     Raises:
         NumericalError: when the score of a target or of an unfiltered candidate is NaN.
     """
+    if scores.dtype != torch.float32:
+        # the counts are sums over a float32 workspace; a bfloat16 row of 5,000 higher candidates
+        # would rank its target 4,993
+        raise TypeError(f"filtered_ranks needs float32 scores, got {scores.dtype}")
     scores = scores.contiguous()
     batch, num_entities = scores.shape
     known = _known_positions(known_rows, known_cols, num_entities)
