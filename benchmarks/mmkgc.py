@@ -163,10 +163,11 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(job["threads"])
     run_dir = Path(job["run_dir"])
-    if not (run_dir / "metrics.json").exists():
-        config = load_config(config_path(job["dataset"], job.get("recipe", MOCME_CONFIG)), job["overrides"])
-        directory = RunDirectory(run_dir)
-        if directory.has_checkpoint("last") and directory.load_config() == config:
+    config = load_config(config_path(job["dataset"], job.get("recipe", MOCME_CONFIG)), job["overrides"])
+    directory = RunDirectory(run_dir)
+    same_config = directory.path.joinpath("config.yaml").exists() and directory.load_config() == config
+    if not (same_config and (run_dir / "metrics.json").exists()):  # a finished run of this config is reused
+        if same_config and directory.has_checkpoint("last"):
             pipeline.resume(run_dir)  # a killed suite picks up where it stopped
         else:
             pipeline.train(config, run_dir, overwrite=True)
@@ -298,15 +299,44 @@ def seed_of(row: dict[str, Any]) -> int:
     return row.get("seed", 0)
 
 
+# Overrides that say where the files are, not what is trained: a checkout elsewhere is the same run.
+LOCATION_OVERRIDES = ("seed=", "dataset.data_dir=", "dataset.features.text.path=")
+
+
 def same_run(row: dict[str, Any], job: dict[str, Any]) -> bool:
-    """Whether ``row`` is the finished result of ``job``: same dataset, variant, seed and overrides."""
+    """Whether ``row`` is the finished result of ``job``: same dataset, variant, seed and overrides
+    (apart from the seed and the data and feature locations)."""
 
     def others(overrides: list[str]) -> list[str]:
-        return [o for o in overrides if not o.startswith("seed=")]
+        return [o for o in overrides if not o.startswith(LOCATION_OVERRIDES)]
 
     return (row["dataset"], row["variant"], seed_of(row)) == (job["dataset"], job["variant"], job["seed"]) and others(
         row["overrides"]
     ) == others(job["overrides"])
+
+
+def job_seed(job: dict[str, Any]) -> int:
+    """The seed ``job`` trains with: its ``--seeds`` seed, else the last ``seed=`` override, else its
+    config file's."""
+    if "seed" in job:
+        return job["seed"]
+    seeds = [o.removeprefix("seed=") for o in job["overrides"] if o.startswith("seed=")]
+    if seeds:
+        return int(seeds[-1])
+    import yaml
+
+    path = config_path(job["dataset"], job.get("recipe", MOCME_CONFIG))
+    return int((yaml.safe_load(path.read_text()) or {}).get("seed", 0))
+
+
+def conflicting_row(job: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A recorded row of ``job``'s dataset, variant and seed that other overrides produced: recording
+    ``job`` would replace it, and the tables would pool runs of different configs as one variant."""
+    key = (job["dataset"], job["variant"], job_seed(job))
+    for row in rows:
+        if (row["dataset"], row["variant"], seed_of(row)) == key and not same_run(row, {**job, "seed": key[2]}):
+            return row
+    return None
 
 
 def pooled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -330,7 +360,8 @@ def pooled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             first["test_mrr_sd"] = statistics.stdev(mrrs)
             first["selected_epoch"] = ", ".join(str(r["selected_epoch"]) for r in group)
             first["epochs_trained"] = ", ".join(str(r["epochs_trained"]) for r in group)
-            first["seconds_per_epoch"] = statistics.median(r["seconds_per_epoch"] or 0 for r in group)
+            timed = [r["seconds_per_epoch"] for r in group if r["seconds_per_epoch"] is not None]
+            first["seconds_per_epoch"] = statistics.median(timed) if timed else None
             unseen = [r["test_by_seen"]["unseen"] for r in group if "unseen" in r.get("test_by_seen", {})]
             if unseen:
                 first["test_by_seen"] = {
@@ -402,9 +433,14 @@ def _mrr_cell(row: dict[str, Any]) -> str:
     return cell + (f" ± {_pct(row['test_mrr_sd'])}" if "test_mrr_sd" in row else "")
 
 
-def _variant_cell(row: dict[str, Any]) -> str:
-    seeds = row.get("seeds", [seed_of(row)])
-    return row["variant"] + (f" ({len(seeds)} seeds)" if len(seeds) > 1 else "")
+def _or_dash(value: Any) -> str:
+    return "–" if value is None else str(value)
+
+
+def _variant_cell(row: dict[str, Any], seeds: int | None = None) -> str:
+    """The variant's name, with the number of seeds its figures average (``seeds``: of a part of them)."""
+    count = seeds if seeds is not None else len(row.get("seeds", [seed_of(row)]))
+    return row["variant"] + (f" ({count} seeds)" if count > 1 else "")
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -412,9 +448,10 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     out = ["# MMKGC benchmark results", ""]
     out.append(
         "Test split, filtered, both directions; **realistic** ranks (optimistic / pessimistic MRR beside). "
-        "Every row of a dataset uses the same config, seed and epoch budget and selects its epoch on "
-        "validation; the test split is scored once. Percentages. A row over several seeds gives the mean "
-        "(MRR ± its sample standard deviation) and each seed's selected / trained epochs."
+        "Rows of one table may differ in recipe (the last column, with the dimension), epoch budget and "
+        "seeds; every row selects its epoch on validation and the test split is scored once. Percentages. "
+        "A row over several seeds gives the mean (MRR ± its sample standard deviation) and each seed's "
+        "selected / trained epochs."
     )
     by_dataset: dict[str, list[dict[str, Any]]] = {}
     for row in pooled(rows):
@@ -466,7 +503,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                     f"{_pct(r['test']['optimistic']['inverse_harmonic_mean_rank'])} / "
                     f"{_pct(r['test']['pessimistic']['inverse_harmonic_mean_rank'])} | "
                     f"{_pct(r['valid']['realistic']['inverse_harmonic_mean_rank'])} | "
-                    f"{r['selected_epoch']}/{r['epochs_trained']} | {r['seconds_per_epoch']} | "
+                    f"{r['selected_epoch']}/{r['epochs_trained']} | {_or_dash(r['seconds_per_epoch'])} | "
                     f"{r.get('recipe', MOCME_CONFIG)}{', bf16' if r.get('precision') == 'bf16' else ''}, {r['dim']} |"
                 )
             if ablation:
@@ -479,8 +516,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                     f"Test triples with an entity unseen in training ({group['triples']:,} triples, "
                     f"{group['count']:,} queries), MRR / Hits@10: "
                     + "; ".join(
-                        f"{_variant_cell(r)} {_pct(_unseen(r)['inverse_harmonic_mean_rank'])} / "
-                        f"{_pct(_unseen(r)['hits_at_10'])}"
+                        f"{_variant_cell(r, r['test_by_seen']['unseen'].get('seeds'))} "
+                        f"{_pct(_unseen(r)['inverse_harmonic_mean_rank'])} / {_pct(_unseen(r)['hits_at_10'])}"
                         for r in sorted(unseen, key=lambda r: -_unseen(r)["inverse_harmonic_mean_rank"])
                     ),
                 ]
@@ -782,6 +819,8 @@ def stop_workers_on_sigterm() -> None:
 
 
 def main() -> None:
+    from mocme.errors import ConfigError
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=(*DATASETS, SMOKE))
     parser.add_argument(
@@ -853,6 +892,13 @@ def main() -> None:
                         if any(same_run(row, job) for row in previous):
                             print(f"{dataset:10s} {name:35s} seed {seed}: already in {results_path}", flush=True)
                             continue
+                    recorded = conflicting_row(job, previous)
+                    if recorded is not None:
+                        raise ConfigError(
+                            f"{dataset} {name!r} seed {job_seed(job)} is in {results_path} from other overrides "
+                            f"({' '.join(recorded['overrides'])}); record this run elsewhere with --out, or remove "
+                            "that row first"
+                        )
                     jobs.append(job)
         stop_workers_on_sigterm()
         with mp.get_context("spawn").Pool(args.jobs) as pool:

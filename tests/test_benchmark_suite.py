@@ -201,6 +201,32 @@ def test_a_seed_already_in_the_results_is_not_run_again(suite: Any) -> None:
     assert not suite.same_run(row, {**job, "overrides": ["dataset.data_dir=/d", "training.epochs=16", "seed=0"]})
 
 
+def test_a_checkout_elsewhere_is_the_same_run(suite: Any) -> None:
+    row = {**_row("MKG-Y", "MoCME (structure + text)", 0.35, seed=0), "overrides": ["dataset.data_dir=/a"]}
+    row["overrides"].append("dataset.features.text.path=/a/features/MKG-Y/text.safetensors")
+    moved = ["dataset.data_dir=/b", "dataset.features.text.path=/b/f/text.safetensors", "seed=0"]
+    assert suite.same_run(row, {"dataset": "MKG-Y", "variant": row["variant"], "seed": 0, "overrides": moved})
+
+
+def test_a_run_of_other_overrides_does_not_replace_a_recorded_seed(suite: Any) -> None:
+    recorded = {**_row("DB15K", "MoCME (structure + text, 1vsAll)", 0.40, seed=0), "overrides": ["seed=0"]}
+    job = {"dataset": "DB15K", "variant": recorded["variant"], "recipe": "mocme-1vsall", "overrides": []}
+    assert suite.job_seed(job) == 0  # no --seeds: the config's seed
+    assert suite.conflicting_row({**job, "overrides": ["training.epochs=12"]}, [recorded]) is recorded
+    assert suite.conflicting_row({**job, "overrides": ["training.epochs=12", "seed=3"]}, [recorded]) is None
+    assert suite.conflicting_row({**job, "seed": 0, "overrides": ["seed=0"]}, [recorded]) is None  # the same run
+
+
+def test_the_unseen_entity_note_counts_the_seeds_it_averages(suite: Any) -> None:
+    unseen = {"unseen": {**_split(0.10, 40), "triples": 20}}
+    rows = [
+        _row("MKG-Y", "ComplEx-N3 (structure, 1vsAll)", mrr, seed=seed, **({"test_by_seen": unseen} if seed else {}))
+        for seed, mrr in ((0, 0.34), (1, 0.35), (2, 0.36))
+    ]
+    text = suite.markdown(rows)
+    assert "ComplEx-N3 (structure, 1vsAll) (2 seeds) 10.00 / 20.00" in text
+
+
 def test_an_ablation_set_shares_the_main_tables_runs_and_shows_only_once_its_own_have_run(
     suite: Any, tmp_path: Path
 ) -> None:
