@@ -248,3 +248,20 @@ def test_training_runs_end_the_same_with_a_tiny_budget(tmp_path, negatives, monk
     monkeypatch.setattr(mocme_module, "SCORE_BLOCK", 50)
     blocked = evaluate(chunked.model, chunked.kg, "test")
     assert blocked["both"]["realistic"] == pytest.approx(whole.metrics["test"]["both"]["realistic"], rel=1e-3)
+
+
+def test_chunks_sum_the_query_gradient_in_float32_under_bf16():
+    """A bf16 query (TuckER's, under autocast) gets a float32 copy, so the chunks' gradients add up in
+    float32 and reach the real query in its own dtype."""
+    from mocme.models.base import ScorerTable
+    from mocme.training.full import _Leaves
+
+    query = torch.randn(4, 8, dtype=torch.bfloat16, requires_grad=True)
+    table = ScorerTable(torch.nn.Identity(), query * 1, torch.randn(10, 8))
+    leaves = _Leaves.of(table)
+    assert leaves.query.dtype == torch.float32
+    for start in range(0, 10, 2):  # five chunks
+        (leaves.query.to(torch.bfloat16).float() * start).sum().backward()
+    tensors, grads = leaves.roots()
+    assert leaves.query.grad.dtype == torch.float32 and grads[0].dtype == torch.bfloat16
+    assert tensors[0] is table.query

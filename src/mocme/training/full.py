@@ -61,8 +61,9 @@ def check_chunking(config: TrainingConfig, chunk: int, num_entities: int) -> Non
 class _Leaves:
     """Detached copies of one scorer's query vectors and the gradients the chunks send them.
 
-    ``table_grad`` sums the chunks' gradients in float32; a chunk of the whole table hands its
-    gradient over as it is (no zeroed ``(N, d)`` buffer to add it to).
+    The query copy is float32, so its gradient sums over the chunks in float32 (a bf16 query under
+    autocast would add them in bf16); ``table_grad`` sums the chunks' table gradients in float32; a
+    chunk of the whole table hands its gradient over as it is (no zeroed ``(N, d)`` buffer to add it to).
     """
 
     table: ScorerTable
@@ -71,7 +72,7 @@ class _Leaves:
 
     @classmethod
     def of(cls, table: ScorerTable) -> _Leaves:
-        return cls(table, table.query.detach().requires_grad_())
+        return cls(table, table.query.detach().float().requires_grad_())
 
     def scores(self, start: int, end: int) -> tuple[Tensor, Tensor, Tensor | None]:
         """Chunk scores with gradients into the copies; also the detached table rows and availability."""
