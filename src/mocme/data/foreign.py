@@ -187,7 +187,10 @@ def _libkge_files(folder: Path) -> dict[str, str]:
     except YAML_ERRORS as err:
         line = err.problem_mark.line + 1 if getattr(err, "problem_mark", None) else None
         raise DataError(path, f"invalid YAML ({getattr(err, 'problem', err)})", line) from None
-    listed = meta.get("dataset", {}).get("files", {}) if isinstance(meta, dict) else {}
+    dataset = meta.get("dataset", {}) if isinstance(meta, dict) else {}
+    if not isinstance(dataset, dict):
+        raise DataError(path, "dataset must be a mapping")
+    listed = dataset.get("files", {})
     if not isinstance(listed, dict):
         raise DataError(path, "dataset.files must be a mapping")
     for key in files:
@@ -205,7 +208,7 @@ def read_libkge_map(path: Path) -> Vocabulary:
         index, sep, label = line.partition("\t")
         if not sep or not label.strip():
             raise DataError(path, "expected 'index<TAB>name'", number)
-        if not index.strip().isdigit() or int(index) >= len(lines):
+        if not (index.strip().isascii() and index.strip().isdigit()) or int(index) >= len(lines):
             raise DataError(path, f"index {index.strip()[:40]!r} is not in [0, {len(lines)})", number)
         if names[int(index)] is not None:
             raise DataError(path, f"index {int(index)} appears twice", number)

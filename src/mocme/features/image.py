@@ -290,7 +290,7 @@ def extract_image_features(
         for p in paths
     ]
     fingerprint = folder_digest(model) if Path(model).exists() else f"hub:{model}"
-    request = checksum("image", fingerprint, listing, skip_unreadable)
+    request = checksum("image", fingerprint, kg.num_entities, listing, skip_unreadable)
     if not force and (existing := up_to_date(path, request)):
         return existing
     started = time.perf_counter()
