@@ -117,3 +117,24 @@ def test_every_extra_the_code_names_is_declared_in_pyproject():
         named |= set(re.findall(r"""require\(\s*["'][\w.]+["'],\s*(?:extra=)?["'](\w+)["']""", path.read_text()))
     assert named, "no require(...) calls found"
     assert named <= declared, f"extras named in code but not in pyproject.toml: {sorted(named - declared)}"
+
+
+def test_tied_answers_share_the_mean_position_in_the_list_and_as_target():
+    import torch
+
+    from mocme.models import build_model
+    from tests.conftest import tiny_kg
+
+    kg = tiny_kg(num_entities=7, with_modality=False)
+    torch.manual_seed(0)
+    model = build_model(mocme.ModelConfig(name="distmult", dim=8), kg).eval()
+    with torch.no_grad():
+        model.entity[3] = model.entity[2]  # two answers with one score
+    entity, relation = kg.entities.name(0), kg.relations.name(0)
+    prediction = mocme.predict(model, kg, entity, relation, top=7)
+    ranks = {c.entity: c.rank for c in prediction.candidates}
+    e2, e3 = kg.entities.name(2), kg.entities.name(3)
+    assert ranks[e2] == ranks[e3] and ranks[e2] % 1 == 0.5
+    assert sum(ranks.values()) == 28  # 1 + ... + 7: ties share positions, none is lost
+    target = mocme.predict(model, kg, entity, relation, top=1, target=e3).target
+    assert target.rank == ranks[e3]

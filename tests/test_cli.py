@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import click
 import pytest
+import torch
 import typer
 import yaml
 
@@ -106,20 +108,48 @@ def test_json_output_is_strict_with_null_for_undefined_metrics(capsys, tiny_run,
     assert code == 0 and {"by_modality", "by_seen", "by_degree"} <= set(_strict(out))
 
 
+def _edited_copy(run_dir, to, edit):
+    """A copy of ``run_dir`` at ``to`` whose config.yaml ``edit(config)`` changed."""
+    shutil.copytree(run_dir, to)
+    config = yaml.safe_load((to / "config.yaml").read_text())
+    edit(config)
+    (to / "config.yaml").write_text(yaml.safe_dump(config))
+    return to
+
+
 def test_evaluate_says_raw_ranks_when_the_run_is_unfiltered(capsys, tiny_run, tmp_path):
-    run_dir = tmp_path / "raw"
-    run_dir.mkdir()
-    for name in ("config.yaml", "metadata.json", "metrics.json", "trace.jsonl"):
-        (run_dir / name).write_bytes((tiny_run / name).read_bytes())
-    (run_dir / "checkpoints").mkdir()
-    (run_dir / "checkpoints" / "best.pt").write_bytes((tiny_run / "checkpoints" / "best.pt").read_bytes())
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    config["evaluation"]["filtered"] = False
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    run_dir = _edited_copy(tiny_run, tmp_path / "raw", lambda c: c["evaluation"].update(filtered=False))
     code, out, _ = run(capsys, "evaluate", str(run_dir), "--split", "test", "--quiet")
     assert code == 0 and out.startswith("test (raw, realistic ranks; checkpoint best)")
     code, out, _ = run(capsys, "evaluate", str(tiny_run), "--split", "test", "--quiet")
     assert code == 0 and out.startswith("test (filtered, realistic ranks; checkpoint best)")
+
+
+def test_a_gpu_trained_run_is_read_on_cpu_with_device(capsys, tiny_run, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a machine with a GPU reads a cuda run as it is")
+    run_dir = _edited_copy(tiny_run, tmp_path / "gpu", lambda c: c.update(device="cuda"))
+    code, _, err = run(capsys, "evaluate", str(run_dir), "--split", "test", "--quiet")
+    assert code == 2 and "no CUDA GPU is available (use --device cpu or auto)" in err
+    code, out, _ = run(capsys, "evaluate", str(run_dir), "--split", "test", "--json", "--quiet", "--device", "cpu")
+    assert code == 0 and json.loads(out)["both"] == json.loads((tiny_run / "metrics.json").read_text())["test"]["both"]
+    code, out, _ = run(capsys, "predict", str(run_dir), "--head", "e000", "-r", "r0", "--device", "cpu")
+    assert code == 0 and "Top 10 answers of (e000, r0, ?)" in out
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_misspelt_checkpoint_is_an_error_not_the_last_one(capsys, tiny_run, command):
+    query = ["--head", "e000", "-r", "r0"] if command == "predict" else []
+    code, _, err = run(capsys, command, str(tiny_run), *query, "--checkpoint", "bset")
+    assert code == 2 and err.strip() == "error: checkpoint must be 'best' or 'last', got 'bset'"
+
+
+def test_predict_says_whether_the_targets_rank_is_raw_or_filtered(capsys, tiny_run):
+    query = ["--head", "e000", "-r", "r0", "--tail", "e001"]
+    _, raw, _ = run(capsys, "predict", str(tiny_run), *query)
+    _, filtered, _ = run(capsys, "predict", str(tiny_run), *query, "--exclude-known")
+    assert "(raw: known answers included; score" in raw
+    assert "(filtered: known answers left out; score" in filtered
 
 
 def test_evaluate_scorers_ranks_with_each_scorer_alone(capsys, tiny_run):

@@ -92,14 +92,25 @@ def resume(
             return run.resume()
 
 
+CHECKPOINTS = ("best", "last")
+
+
 def load_run(
-    run_dir: str | os.PathLike[str], checkpoint: str = "best", *, kg: MultiModalKG | None = None
+    run_dir: str | os.PathLike[str],
+    checkpoint: str = "best",
+    *,
+    kg: MultiModalKG | None = None,
+    device: str | None = None,
 ) -> tuple[RunConfig, MultiModalKG, KGModel]:
-    """The config, dataset and model of a run, with the weights of ``checkpoint`` (best or last)."""
+    """The config, dataset and model of a run, with the weights of ``checkpoint`` (``best``, or
+    ``last`` when a run has no best yet, or ``last``), on ``device`` (``cpu``, ``cuda`` or ``auto``;
+    default: the device the run trained on)."""
+    if checkpoint not in CHECKPOINTS:
+        raise RunDirError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
     directory = RunDirectory(run_dir)
     config = directory.load_config()
-    kg, model = build(config, kg)
-    name = checkpoint if directory.has_checkpoint(checkpoint) else "last"
+    kg, model = build(config, kg, resolve_device(device) if device is not None else None)
+    name = checkpoint if directory.has_checkpoint(checkpoint) or checkpoint == "last" else "last"
     state = directory.load_checkpoint(name, model.device)
     model.load_state_dict(state["model"])
     model.eval()
@@ -107,15 +118,23 @@ def load_run(
 
 
 def evaluate_run(
-    run_dir: str | os.PathLike[str], split: str = "valid", checkpoint: str = "best", progress: bool = False
+    run_dir: str | os.PathLike[str],
+    split: str = "valid",
+    checkpoint: str = "best",
+    progress: bool = False,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Metrics of a run's checkpoint on a split (the same numbers the run itself reported)."""
-    config, kg, model = load_run(run_dir, checkpoint)
+    config, kg, model = load_run(run_dir, checkpoint, device=device)
     return Evaluator.of(kg, config.evaluation, progress).evaluate(model, split)
 
 
 def evaluate_scorers(
-    run_dir: str | os.PathLike[str], split: str = "valid", checkpoint: str = "best", progress: bool = False
+    run_dir: str | os.PathLike[str],
+    split: str = "valid",
+    checkpoint: str = "best",
+    progress: bool = False,
+    device: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Metrics of each MoCME scorer alone (one per modality, and ``joint``), then ``decision``.
 
@@ -124,7 +143,7 @@ def evaluate_scorers(
     """
     from mocme.models.mocme import MoCME, SingleScorer
 
-    config, kg, model = load_run(run_dir, checkpoint)
+    config, kg, model = load_run(run_dir, checkpoint, device=device)
     if not isinstance(model, MoCME):
         raise RunDirError(f"{run_dir}: per-scorer evaluation needs a MoCME run, this one is {config.model.name}")
     evaluator = Evaluator.of(kg, config.evaluation, progress)

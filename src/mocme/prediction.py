@@ -99,7 +99,14 @@ def predict(
     }
     train_set, known_set = set(known_train.tolist()), set(known_any.tolist())
 
-    def candidate(index: int, rank: int) -> Candidate:
+    def realistic_rank(index: int) -> float:
+        """1 + the candidates above ``index`` + half of those tied with it (the evaluator's realistic rank)."""
+        score = scores[index]
+        greater = int((ranked_scores > score).sum())
+        tied = int((ranked_scores == score).sum()) - int(ranked_scores[index] == score)  # not itself
+        return 1 + greater + tied / 2
+
+    def candidate(index: int, rank: float) -> Candidate:
         scorer_values = {
             name: (None if defined[name] is not None and not bool(defined[name][index]) else float(p[index]))
             for name, p in probabilities.items()
@@ -113,14 +120,10 @@ def predict(
             driver=_driver(scorer_values) if explain else None,
         )
 
-    result = Prediction(entity, relation, direction, [candidate(int(i), n + 1) for n, i in enumerate(order)])
+    result = Prediction(entity, relation, direction, [candidate(int(i), realistic_rank(int(i))) for i in order])
     if target is not None:
         t = lookup(kg.entities, target, "entity")
-        others = torch.ones_like(ranked_scores, dtype=torch.bool)
-        others[t] = False
-        greater = int((ranked_scores[others] > scores[t]).sum())
-        tied = int((ranked_scores[others] == scores[t]).sum())
-        result.target = candidate(t, 1 + greater + tied / 2)
+        result.target = candidate(t, realistic_rank(t))
     if alpha is not None:
         result.modality_weights, result.view_weights = alpha, beta
     return result

@@ -28,6 +28,14 @@ ConfigArgument = Annotated[
     typer.Argument(help="YAML run config (default: MoCME on the built-in synthetic graph).", show_default=False),
 ]
 RunDirArgument = Annotated[Path, typer.Argument(help="A run directory written by 'mocme train'.")]
+LoadDeviceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        help="cpu, cuda or auto (default: the device the run trained on; cpu reads a GPU-trained run).",
+        show_default=False,
+    ),
+]
 
 
 def _overrides(
@@ -206,6 +214,7 @@ def evaluate(
     old_scorers: Annotated[bool, typer.Option("--heads", hidden=True, help="The old name of --scorers.")] = False,
     as_json: JsonOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    device: LoadDeviceOption = None,
 ) -> None:
     """Filtered ranking metrics of a run's checkpoint on a split (both directions, all ties resolved).
 
@@ -222,13 +231,11 @@ def evaluate(
         scorers = True
     if split not in ("valid", "test"):
         fail(f"--split must be 'valid' or 'test', got {split!r}")
-    if checkpoint not in ("best", "last"):
-        fail(f"--checkpoint must be 'best' or 'last', got {checkpoint!r}")
     if scorers:
-        result = evaluate_scorers(run_dir, split, checkpoint, progress=not quiet)
+        result = evaluate_scorers(run_dir, split, checkpoint, progress=not quiet, device=device)
         decision, table = result["decision"], scorers_table
     else:
-        result = decision = evaluate_run(run_dir, split, checkpoint, progress=not quiet)
+        result = decision = evaluate_run(run_dir, split, checkpoint, progress=not quiet, device=device)
         table = metrics_table
     if as_json:
         typer.echo(to_json(result, indent=2))
@@ -281,6 +288,7 @@ def predict(
         ),
     ] = None,
     as_json: JsonOption = False,
+    device: LoadDeviceOption = None,
 ) -> None:
     """Ranked answers of (HEAD, RELATION, ?) or (?, RELATION, TAIL), by entity and relation names.
 
@@ -299,7 +307,7 @@ def predict(
     if head is None and tail is None:
         fail("give --head (to predict tails) or --tail (to predict heads)")
     feature_paths = _named_paths("--feature", features)
-    _, kg, model = load_run(run_dir, checkpoint)
+    _, kg, model = load_run(run_dir, checkpoint, device=device)
     added: list[str] = []
     if new_entities is not None or feature_paths:
         from mocme.inductive import add_entities, read_new_entities
@@ -332,16 +340,20 @@ def predict(
     if explain and len(scorers_shown) > 1:
         headers.append("driver")
     rows = []
+    tied = any(c.rank != int(c.rank) for c in result.candidates)  # a tie shares the mean position
     for c in result.candidates:
         known = c.known or ("new entity" if c.entity in added else "")
-        row = [c.rank, c.entity, c.score, known, *(c.scorers.get(h) for h in scorers_shown)]
+        rank = f"{c.rank:g}" if tied else int(c.rank)
+        row = [rank, c.entity, c.score, known, *(c.scorers.get(h) for h in scorers_shown)]
         if explain and len(scorers_shown) > 1:
             row.append(c.driver or "")
         rows.append(row)
     typer.echo(render(headers, rows, title=f"Top {len(rows)} answers of {asked}"))
     if result.target is not None:
         t = result.target
-        typer.echo(f"\nrank of {t.entity}: {t.rank:g} (score {t.score:.4f}{', known: ' + t.known if t.known else ''})")
+        kind = "filtered: known answers left out" if exclude_known else "raw: known answers included"
+        known = f", known: {t.known}" if t.known else ""
+        typer.echo(f"\nrank of {t.entity}: {t.rank:g} ({kind}; score {t.score:.4f}{known})")
     if added:
         modalities = {name: [m for m in kg.modalities if kg.modalities[m].mask[kg.entities.id(name)]] for name in added}
         placed = ", ".join(f"{name} ({' + '.join(modalities[name])})" for name in added)
