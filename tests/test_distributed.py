@@ -54,12 +54,12 @@ def test_two_gloo_processes_match_one_process_with_the_same_effective_batch(tmp_
             _config(tmp_path, BATCH_PER_PROCESS, **negatives),
             "--out",
             str(two),
-            "--quiet",
             "--distributed",
         ]
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("run directory:") == 1  # only rank 0 reports
+    assert done.stderr.count("epoch 1: loss") == 1  # and prints the epoch lines (no terminal: no bars)
     one = tmp_path / "one"
     config = _config(tmp_path, 2 * BATCH_PER_PROCESS, **negatives)
     single = _run([sys.executable, "-m", "mocme", "train", config, "--out", str(one), "--quiet"])

@@ -209,6 +209,21 @@ def test_modality_weights_are_distributions_over_available_modalities(mocme_run)
     assert kg.relations.name(first) in weights.relations and any(r.endswith("⁻¹") for r in weights.relations)
 
 
+def test_names_with_a_dollar_are_drawn_as_they_are(mocme_run):
+    import dataclasses
+
+    from mocme.report.figures import alpha_by_relation, alpha_distribution
+
+    weights = modality_weights(mocme_run.model, mocme_run.kg)
+    odd = dataclasses.replace(
+        weights,
+        relations=[f"a$\\foo$b{i}" for i in range(len(weights.relations))],
+        modalities=["structure", "$text$", "visual"],
+    )
+    for draw in (alpha_by_relation, alpha_distribution):
+        draw(odd).canvas.draw()  # maths mode would raise on the unknown symbol \foo
+
+
 # -- the command -----------------------------------------------------------------------------------
 def test_command_writes_where_asked_and_prints_the_path(mocme_run, tmp_path, capsys):
     out = tmp_path / "r.html"

@@ -113,7 +113,8 @@ def train(
         run_config = load_config(config, _overrides(sets, data_dir, device, seed, epochs))
         run_dir = out or pipeline.default_run_dir(run_config)
         metric = run_config.training.metric
-    callbacks = [_epoch_line(metric)] if progress and not sys.stderr.isatty() else []  # bars need a terminal
+    # bars need a terminal; without one, rank 0 alone prints a line per validated epoch
+    callbacks = [_epoch_line(metric)] if progress and not sys.stderr.isatty() and main_process() else []
     try:
         if resume is not None:
             result = pipeline.resume(run_dir, progress=progress, distributed=distributed, callbacks=callbacks)

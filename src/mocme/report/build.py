@@ -110,7 +110,8 @@ def _metrics_section(metrics: dict[str, Any], selection: str) -> str:
         return ""
     selected = (
         f"Selected checkpoint: {metrics.get('selected_checkpoint')} (epoch {metrics.get('selected_epoch')}, "
-        f"on {metrics.get('selection_metric', 'valid.' + selection)}); the test split was scored once, there."
+        f"on {metrics.get('selection_metric', 'valid.' + selection)})"
+        + ("; the test split was scored once, there." if "test" in metrics else "; the test split was not scored.")
     )
     parts = [f"<p>{escape(PROTOCOL)}</p>", f"<p>{escape(selected)}</p>"]
     for split in splits:
@@ -278,7 +279,7 @@ def _weights(
 
     try:
         dataset = config.dataset if data_dir is None else config.dataset.model_copy(update={"data_dir": Path(data_dir)})
-        _, kg, model = load_run(directory.path, kg=load_dataset(dataset))
+        _, kg, model = load_run(directory.path, kg=load_dataset(dataset), device="cpu")  # a GPU run too
     except MocmeError as err:
         warnings.warn(f"{directory.path}: modality weights left out of the report ({err})", DataWarning, stacklevel=2)
         return None, f"The model could not be loaded, so the weights are left out: {err}"

@@ -161,7 +161,7 @@ def alpha_distribution(weights: ModalityWeights) -> Any:
         ax.set_xticks(range(len(groups)), counts)
         ax.set_xlim(-0.6, len(groups) - 0.4)
         ax.grid(axis="x", visible=False)
-        ax.set_title(name)
+        ax.set_title(literal(name))
     handles = [Rectangle((0, 0), 1, 1, color=shade, alpha=0.55) for _, _, shade in groups]
     fig.legend(handles, [label for label, _, _ in groups], loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.01))
     axes[0][0].set_ylim(-0.02, 1.02)
@@ -177,7 +177,7 @@ def alpha_by_relation(weights: ModalityWeights) -> Any | None:
         return None
     order = weights.queries.argsort(descending=True, stable=True)[:MAX_RELATIONS].sort().values
     rows = ["all entities (neutral)"] + [
-        f"{short_label(weights.relations[i])} ({int(weights.queries[i])})" for i in order
+        f"{literal(short_label(weights.relations[i]))} ({int(weights.queries[i])})" for i in order
     ]
     table = [weights.alpha.mean(0).tolist()] + [weights.by_relation[i].tolist() for i in order]
     count = len(weights.modalities)
@@ -188,7 +188,7 @@ def alpha_by_relation(weights: ModalityWeights) -> Any | None:
             ax.text(
                 m, r, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value > 0.6 else "black"
             )
-    ax.set_xticks(range(count), weights.modalities)
+    ax.set_xticks(range(count), [literal(m) for m in weights.modalities])
     ax.xaxis.tick_top()
     ax.set_yticks(range(len(rows)), rows)
     ax.axhline(0.5, color="white", linewidth=3)
@@ -205,6 +205,11 @@ def alpha_by_relation(weights: ModalityWeights) -> Any | None:
 def ordered_categories(by_category: dict[str, Any]) -> list[str]:
     """The categories present, in the usual order 1-1, 1-N, N-1, N-N (any others after them)."""
     return [c for c in CATEGORIES if c in by_category] + [c for c in by_category if c not in CATEGORIES]
+
+
+def literal(text: str) -> str:
+    """``text`` as matplotlib shows it verbatim: a ``$`` would start its maths mode (``a$\\foo$b`` raises)."""
+    return text.replace("$", r"\$")
 
 
 def short_label(name: str, width: int = LABEL_WIDTH) -> str:

@@ -159,8 +159,9 @@ class Trainer:
         """One pass over the training queries; returns mean losses (per scorer) and gradient norms."""
         config = self.config
         seed = (self.seed * 1_000_003 + epoch) % (2**63)
-        torch.manual_seed(seed)
-        generator = torch.Generator().manual_seed(seed)
+        rank = self.distributed.rank if self.distributed is not None else 0
+        torch.manual_seed((seed + 7_919 * rank) % (2**63))  # dropout: each process its own masks
+        generator = torch.Generator().manual_seed(seed)  # the queries' order: shared by every process
         queries, targets = epoch_queries(self.kg.train, self.kg.num_relations, self.strategy.queries, generator)
         if self.pin_memory:
             queries, targets = queries.pin_memory(), targets.pin_memory()
