@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,22 @@ def test_every_shipped_config_validates(path):
     if path.parent.name == "hpo":
         assert search is not None, f"{path}: an HPO config needs a search section"
         parse_search(search, data, source, lines)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["training.metric=mrr"], "is not SIDE.RANKS.NAME"),
+        (["training.metric=both.realistic.arithmetic_mean_rank"], "a mean rank cannot be selected on"),
+        (["training.metric=both.realistic.hits_at_5"], "needs 5 in evaluation.ks"),
+        (["model.name=complex", "model.dim=7"], "model.dim must be even for complex"),
+        (["model.interaction=rotate", "model.dim=63"], "model.dim must be even for rotate"),
+    ],
+)
+def test_a_config_that_would_fail_later_is_refused_at_once(overrides, message):
+    from mocme.config import load_config
+    from mocme.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(overrides=overrides)
+    load_config(overrides=["training.metric=tail.optimistic.hits_at_10", "model.name=complex", "model.dim=8"])

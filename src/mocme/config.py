@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mocme.data.loading import DatasetConfig
 from mocme.errors import ConfigError
@@ -67,6 +67,13 @@ class RunConfig(BaseModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="after")
+    def _selection_metric_is_evaluated(self) -> RunConfig:
+        name = self.training.metric.rsplit(".", 1)[-1]
+        if name.startswith("hits_at_") and int(name.removeprefix("hits_at_")) not in self.evaluation.ks:
+            raise ValueError(f"training.metric {self.training.metric!r} needs {name[8:]} in evaluation.ks")
+        return self
 
 
 def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

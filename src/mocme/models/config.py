@@ -93,6 +93,13 @@ class ModelConfig(BaseModel):
         description="MoCME: standardise feature columns over available rows (to variance 1/d: rows of norm about 1).",
     )
 
+    @model_validator(mode="after")
+    def _complex_dimension_is_even(self) -> ModelConfig:
+        scoring = self.interaction if self.name == "mocme" else self.name
+        if scoring in ("complex", "rotate") and self.dim % 2:
+            raise ValueError(f"model.dim must be even for {scoring} (its halves are the real and imaginary parts)")
+        return self
+
     @model_validator(mode="before")
     @classmethod
     def _old_names(cls, data: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Literal
 
@@ -9,6 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from mocme.errors import renamed
 from mocme.evaluation.metrics import SELECTION_METRIC
+
+# What early stopping and model selection can maximise: MRR or Hits@K of a side and rank type.
+SELECTABLE = re.compile(
+    r"(both|head|tail)\.(realistic|optimistic|pessimistic)\.(inverse_harmonic_mean_rank|hits_at_[1-9]\d*)"
+)
 
 # Old names still accepted, with a deprecation message, for one release.
 RENAMED_STRATEGIES = {"one_to_n": "k_vs_all"}
@@ -108,7 +114,22 @@ class TrainingConfig(BaseModel):
 
     eval_every: int = Field(5, ge=1, description="Evaluate on the validation split every N epochs.")
     patience: int = Field(4, ge=0, description="Stop after this many evaluations without improvement (0: never).")
-    metric: str = Field(SELECTION_METRIC, description="Validation metric to select on.")
+    metric: str = Field(
+        SELECTION_METRIC,
+        description="Validation metric to select on (the larger the better): SIDE.RANKS.NAME, SIDE both, head "
+        "or tail, RANKS realistic, optimistic or pessimistic, NAME inverse_harmonic_mean_rank or hits_at_K.",
+    )
+
+    @field_validator("metric")
+    @classmethod
+    def _selectable(cls, metric: str) -> str:
+        if not SELECTABLE.fullmatch(metric):
+            raise ValueError(
+                f"training.metric {metric!r} is not SIDE.RANKS.NAME with SIDE both, head or tail, RANKS "
+                "realistic, optimistic or pessimistic and NAME inverse_harmonic_mean_rank or hits_at_K "
+                "(selection keeps the largest value; a mean rank cannot be selected on)"
+            )
+        return metric
 
     @field_validator("negatives")
     @classmethod
