@@ -78,6 +78,27 @@ def test_a_failing_run_closes_its_trackers_as_failed(tmp_path, monkeypatch):
     assert recorder.calls[-1] == ("close", "failed")
 
 
+class FullDisk(Recorder):
+    """A tracker whose back end fails from the second epoch's metrics on."""
+
+    def log_metrics(self, metrics, step):
+        if step == 2:
+            raise OSError(28, "No space left on device")
+        super().log_metrics(metrics, step)
+
+
+def test_a_failing_tracker_is_dropped_with_a_warning_and_the_run_goes_on(tmp_path, monkeypatch):
+    from mocme.tracking.base import TrackingWarning
+
+    failing, healthy = FullDisk(), Recorder()
+    monkeypatch.setattr(Tracking, "for_run", classmethod(lambda cls, config, directory: cls([failing, healthy])))
+    with pytest.warns(TrackingWarning, match="FullDisk failed to log metrics .*No space left on device"):
+        result = pipeline.train(load_config(overrides=TINY), tmp_path / "run")
+    assert result.metrics["epochs_trained"] == 2 and (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+    assert [c[0] for c in failing.calls] == ["start", "metrics", "close"] and failing.calls[-1] == ("close", "failed")
+    assert [c[0] for c in healthy.calls] == ["start", "metrics", "metrics", "summary", "close"]
+
+
 def test_values_are_split_into_finite_numbers_and_text():
     numbers, strings = split_values({"a": 1, "b": True, "c": 0.5, "d": float("nan"), "e": "x", "f": [1, 2], "g": None})
     assert numbers == {"a": 1.0, "b": 1.0, "c": 0.5}

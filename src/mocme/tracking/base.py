@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mocme.evaluation.metrics import flatten
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
 
 # per-group metrics stay in metrics.json only
 BREAKDOWNS = ("by_relation_category", "by_modality", "by_seen", "by_degree")
+
+
+class TrackingWarning(UserWarning):
+    """A tracking back end failed; the run went on without it."""
 
 
 class Tracking:
@@ -46,12 +51,9 @@ class Tracking:
     def session(self, config: RunConfig, resumed_at: int = 0) -> Iterator[Tracking]:
         """Start every tracker; end each as finished, failed (an exception) or killed (an interrupt)."""
         params = config_params(config)
-        started: list[Tracker] = []
         status: Status = "failed"
         try:
-            for tracker in self.trackers:
-                tracker.start(params, resumed_at)
-                started.append(tracker)
+            self._each("start", lambda tracker: tracker.start(params, resumed_at))
             self._step = resumed_at
             yield self
             status = "finished"
@@ -59,8 +61,21 @@ class Tracking:
             status = "killed"
             raise
         finally:
-            for tracker in started:
-                tracker.close(status)
+            self._each("close", lambda tracker: tracker.close(status))
+
+    def _each(self, what: str, call: Callable[[Tracker], None]) -> None:
+        """``call`` every tracker; one that fails is dropped with a warning, and the run goes on (a
+        full disk or an unreachable tracking server must not cost the training)."""
+        for tracker in list(self.trackers):
+            try:
+                call(tracker)
+            except Exception as err:
+                self.trackers.remove(tracker)
+                if what not in ("start", "close"):
+                    with contextlib.suppress(Exception):
+                        tracker.close("failed")
+                message = f"tracking: {type(tracker).__name__} failed to {what} ({err}); the run goes on without it"
+                warnings.warn(message, TrackingWarning, stacklevel=3)
 
     def __call__(self, record: dict[str, Any]) -> None:
         """Epoch callback: every number in the pipeline's trace record, at step ``record["epoch"]``."""
@@ -68,8 +83,7 @@ class Tracking:
             return
         self._step = int(record["epoch"])
         numbers, _ = split_values(flatten({k: v for k, v in record.items() if k != "epoch"}))
-        for tracker in self.trackers:
-            tracker.log_metrics(numbers, self._step)
+        self._each("log metrics", lambda tracker: tracker.log_metrics(numbers, self._step))
 
     def finish(self, metrics: dict[str, Any]) -> None:
         """Log a run's final ``metrics.json`` (without the per-group breakdowns)."""
@@ -80,8 +94,7 @@ class Tracking:
             if split in metrics:
                 summary[split] = {k: v for k, v in metrics[split].items() if k not in BREAKDOWNS}
         numbers, strings = split_values(flatten(summary))
-        for tracker in self.trackers:
-            tracker.log_summary(numbers, strings, self._step)
+        self._each("log the summary", lambda tracker: tracker.log_summary(numbers, strings, self._step))
 
 
 def config_params(config: RunConfig) -> dict[str, str]:
