@@ -224,3 +224,14 @@ def test_existing_run_directory_is_not_overwritten(capsys, tiny_run):
     code, _, err = run(capsys, "train", "--out", str(tiny_run), *TINY)
     assert code == 2 and "already exists" in err
     assert (tiny_run / "metrics.json").read_bytes() == before
+
+
+def test_a_data_dir_with_yaml_characters_is_taken_as_it_is():
+    from pathlib import Path
+
+    from mocme.cli.runs import _overrides
+    from mocme.config import load_config
+
+    for folder in ("/data/run #2", "/data/a: b", "~", "no"):
+        config = load_config(overrides=_overrides(None, Path(folder), None, None, None))
+        assert config.dataset.data_dir == Path(folder)

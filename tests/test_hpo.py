@@ -104,6 +104,15 @@ def test_a_config_without_search_section_is_an_error(tmp_path, capsys):
     assert code == 2 and "no 'search' section" in err
 
 
+def test_an_override_of_a_searched_key_is_an_error(tmp_path, capsys):
+    study = tmp_path / "study"
+    code, _, err = run(capsys, "hpo", write_config(tmp_path), "--out", str(study), "--set", "training.lr=0.5")
+    assert code == 2 and err.strip() == (
+        "error: --set training.lr: the study searches this key; change its range in 'search' instead"
+    )
+    assert not study.exists()
+
+
 class FakeTrial:
     def __init__(self, prune: bool):
         self.prune, self.reported = prune, []

@@ -165,16 +165,21 @@ def _parse_yaml(source: str, text: str) -> tuple[dict[str, Any], dict[tuple[str,
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: a config must be a mapping of sections (seed, dataset, model, training, ...)")
     lines: dict[tuple[str, ...], int] = {}
-    _key_lines(node, (), lines)
+    _key_lines(node, (), lines, source)
     return data, lines
 
 
-def _key_lines(node: yaml.Node | None, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
+def _key_lines(node: yaml.Node | None, prefix: tuple[str, ...], out: dict[tuple[str, ...], int], source: str) -> None:
+    """The line of every key path under ``node``; a key given twice in one mapping is an error (YAML
+    keeps the last one, which would silently drop the whole earlier block)."""
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = (*prefix, str(key_node.value))
-            out[key] = key_node.start_mark.line + 1
-            _key_lines(value_node, key, out)
+            line = key_node.start_mark.line + 1
+            if key in out:
+                raise ConfigError(f"{source}:{line}: {'.'.join(key)} is given twice (first at line {out[key]})")
+            out[key] = line
+            _key_lines(value_node, key, out, source)
 
 
 def _assign(data: dict[str, Any], key: list[str], value: Any, override: str) -> None:

@@ -107,7 +107,7 @@ def hpo(
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial comes from here instead
     overrides = list(sets or [])
     if data_dir is not None:
-        overrides.append(f"dataset.data_dir={data_dir}")
+        overrides.append(f"dataset.data_dir={json.dumps(str(data_dir))}")  # quoted: a path is not YAML
     summary = run_study(
         config,
         out,
@@ -159,7 +159,8 @@ def summary_table(summary: StudySummary) -> str:
     if summary.best_config is not None and summary.best is not None:
         lines.append(
             f"\nbest: trial {summary.best.number} ({summary.best.run_dir}); its config: {summary.best_config}\n"
-            f"train it: mocme train {summary.best_config} --out runs/best"
+            f"train it: mocme train {summary.best_config} --out runs/best (it keeps the trials' short budget: "
+            "add --set training.epochs=N --set training.patience=P to train it to convergence)"
         )
     else:
         lines.append("\nno trial has completed yet")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import warnings
@@ -43,7 +44,7 @@ def _overrides(
 ) -> list[str]:
     overrides = list(sets or [])
     if data_dir is not None:
-        overrides.append(f"dataset.data_dir={data_dir}")
+        overrides.append(f"dataset.data_dir={json.dumps(str(data_dir))}")  # quoted: a path is not YAML
     if device is not None:
         overrides.append(f"device={device}")
     if seed is not None:

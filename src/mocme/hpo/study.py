@@ -129,6 +129,9 @@ def run_study(
     raw_search = data.pop("search")
     base = validate_config(data, source, lines)
     space = parse_search(raw_search, data, source, lines)
+    searched = sorted(o.partition("=")[0].strip() for o in overrides if o.partition("=")[0].strip() in space)
+    if searched:  # every trial would replace the override with its own value
+        raise ConfigError(f"--set {searched[0]}: the study searches this key; change its range in 'search' instead")
     directory = Path(out) if out is not None else Path("runs") / f"{Path(config).stem}-hpo"
     directory.mkdir(parents=True, exist_ok=True)
     url = _storage_url(storage, directory)
