@@ -97,8 +97,8 @@ class TrainingConfig(BaseModel):
         0.0,
         ge=0,
         lt=1,
-        description="Label smoothing ε: k_vs_all targets (1 - ε)·y + ε/N; one_vs_all spreads ε over the "
-        "softmax's candidates; sampled and EGNS targets 1 - ε and ε.",
+        description="Label smoothing ε: k_vs_all targets (1 - ε)·y + ε/N; one_vs_all and EGNS with egns.loss "
+        "'softmax' spread ε over the softmax's candidates; sampled and EGNS 'bce' targets 1 - ε and ε.",
     )
 
     memory_mb: float | None = Field(
