@@ -16,7 +16,9 @@ vectors are set equal to the forward ones, which for DistMult gives PyKEEN's hea
 
 Each measurement runs in a fresh subprocess (one cold call each), so that its peak resident memory
 is its own; rounds alternate the sides so that load on the machine affects them alike, and the best
-of the rounds is reported. Prints a table and writes JSON (``--output``).
+of the rounds is reported. The ratio to PyKEEN pairs the two sides within each round PyKEEN ran in
+(its rounds take minutes, so it runs fewer), the median of those; beside it, the ratio of the best
+rounds. Prints a table and writes JSON (``--output``).
 
 Usage::
 
@@ -31,6 +33,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -318,8 +321,13 @@ def _drive(args: argparse.Namespace) -> int:
         "mocme_peak_rss_mb_max": report["sides"]["mocme"]["peak_rss_mb"] < TARGETS["mocme_peak_rss_mb_max"],
     }
     if "pykeen" in sides:
-        report["ratios"]["PyKEEN / mocme"] = best["pykeen"] / best["mocme"]
-        met["pykeen_over_mocme_min"] = best["pykeen"] / best["mocme"] >= TARGETS["pykeen_over_mocme_min"]
+        # within each round both sides ran (PyKEEN runs in fewer), under the same load
+        rounds = [report["sides"][side]["seconds"] for side in ("pykeen", "mocme")]
+        shared = min(map(len, rounds))
+        paired = [k / m for k, m in zip(rounds[0][:shared], rounds[1][:shared], strict=True)]
+        report["ratios"]["PyKEEN / mocme"] = statistics.median(paired)
+        report["ratios"]["PyKEEN / mocme, best rounds"] = best["pykeen"] / best["mocme"]
+        met["pykeen_over_mocme_min"] = statistics.median(paired) >= TARGETS["pykeen_over_mocme_min"]
         report["agreement"] = _agreement(runs["mocme"][0]["metrics"], runs["pykeen"][0]["metrics"])
     report["targets_met"] = met
     print()
