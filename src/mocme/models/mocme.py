@@ -1,4 +1,4 @@
-"""MoCME: Mixture of Complementary Modality Experts (arXiv 2507.20620), as read in METHOD.md.
+"""MoCME: Mixture of Complementary Modality Experts (arXiv 2507.20620), as read in docs/method.md.
 
 Every modality (the learned structural embedding, and each feature matrix) passes through ``K``
 experts that produce ``K`` views; the views are fused with intra-modal complementarity weights

@@ -36,8 +36,8 @@ class EGNSConfig(BaseModel):
     hardness: float = Field(0.0, ge=0, description="Exponent η of the hardness factor p_i (0 = entropy only).")
     loss: Literal["bce", "softmax"] = Field(
         "bce",
-        description="bce: METHOD.md's entropy-weighted BCE; softmax: the entropy-guided 1vsAll (pool 'all'), a "
-        "softmax cross-entropy whose negatives weigh N·π_i with π from H(σ(s_i - s_answer)).",
+        description="bce: the paper's entropy-weighted BCE (docs/method.md); softmax: the entropy-guided 1vsAll "
+        "(pool 'all'), a softmax cross-entropy whose negatives weigh N·π_i with π from H(σ(s_i - s_answer)).",
     )
 
 
