@@ -100,7 +100,7 @@ def _worker(args: argparse.Namespace) -> None:
         for step in range(STEPS):
             trainer.optimizer.zero_grad(set_to_none=True)
             batch = queries[step * BATCH : (step + 1) * BATCH]
-            values = trainer.step(batch, torch.full((len(batch),), -1), 0, len(batch), None, generator)
+            values = trainer.step(batch, torch.full((len(batch),), -1), 0, len(batch), generator)
             trainer.optimizer.step()
             losses.append({name: float(value) for name, value in values.items()})
         result["losses"] = losses
