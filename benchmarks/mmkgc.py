@@ -7,8 +7,8 @@ own recipe, ``configs/baselines/<dataset>-<recipe>.yaml`` (e.g. ComplEx-N3: 1vsA
 N3, Adagrad); the "MoCME's recipe" rows are baselines trained from the MoCME config instead, for
 comparison. Every run selects its epoch on the validation split and scores the test split once.
 Text features are computed first (offline MiniLM, ``mocme features text``) when missing; MKG-W has
-no entity text in its files, so its text comes from the Wikipedia titles of the 2,257 entities that
-the FB15k-Wikidata mapping covers (the rest are masked: an imbalanced modality, which is what MoCME
+no entity text in its files, so its text comes from the Wikipedia titles of the 2,255 entities that
+the FB15k-Wikidata mapping covers with a title (the rest are masked: an imbalanced modality, which is what MoCME
 is for).
 
     python benchmarks/mmkgc.py --datasets MKG-Y --variants main --set training.epochs=50

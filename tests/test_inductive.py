@@ -133,6 +133,15 @@ def test_new_entities_from_text_go_through_the_recorded_encoder(held_out, stub_e
     assert metrics["both"]["realistic"]["arithmetic_mean_rank"] <= 0.10 * graph.num_entities
 
 
+def test_api_texts_are_read_as_the_file_readers_read_them():
+    from mocme.inductive import NewEntity, as_new_entities
+
+    given = [NewEntity("Lyon", ""), NewEntity("Paris", "  a  city\n")]
+    assert [(e.name, e.text) for e in as_new_entities(given)] == [("Lyon", None), ("Paris", "a city")]
+    assert given[1].text == "  a  city\n"  # the caller's objects are left as they were
+    assert as_new_entities({"Nice": " "})[0].text is None
+
+
 def test_new_rows_are_standardised_with_the_training_statistics(held_out):
     """An existing entity's raw features, added as a new entity, encode as that entity's text does."""
     _, _, run_dir = held_out

@@ -17,6 +17,7 @@ entity only by the embedding it trained for it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -30,7 +31,7 @@ from torch import Tensor
 
 from mocme.data.kg import Modality, MultiModalKG
 from mocme.data.published import read_entity_vectors
-from mocme.data.readers import read_new_entity_text
+from mocme.data.readers import normalised_text, read_new_entity_text
 from mocme.errors import DataError, MocmeError
 from mocme.features import text as text_features
 from mocme.features.cache import sidecar_path, stored_checksum
@@ -76,7 +77,7 @@ def as_new_entities(entities: NewEntities) -> list[NewEntity]:
         bad = next((e for e in out if not isinstance(e, NewEntity)), None)
         if bad is not None:
             raise MocmeError(f"new entities: expected NewEntity objects or a mapping, got {type(bad).__name__}")
-        return out
+        return _normalised(out)
     out = []
     for name, value in entities.items():
         where = f"new_entities[{name!r}]"
@@ -97,7 +98,12 @@ def as_new_entities(entities: NewEntities) -> list[NewEntity]:
             out.append(entity)
         else:
             raise MocmeError(f"{where}: expected a text or a mapping of modality inputs, got {type(value).__name__}")
-    return out
+    return _normalised(out)
+
+
+def _normalised(entities: list[NewEntity]) -> list[NewEntity]:
+    """Each text as the file readers and training see it: whitespace runs are one space, blank is no text."""
+    return [dataclasses.replace(e, text=normalised_text(e.text) if e.text is not None else None) for e in entities]
 
 
 def read_new_entities(
