@@ -195,3 +195,53 @@ def test_degree_groups_are_powers_of_two():
     )
     counts = {name: group["both"]["count"] for name, group in degree_breakdown(ranks, kg).items()}
     assert counts == {"1": 1, "2-3": 2, "4-7": 2, "8-15": 2, "16-31": 2, "32+": 2}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rank_triples_matches_a_brute_force_built_from_the_splits_alone(seed):
+    """End to end, nothing shared with the library: the filter from Python sets over train, valid
+    and test; each tail query (h, r, ?) scored by table[h, r], each head query (?, r, t) by
+    table[t, r + R]; integer scores, so ties are common. Keyed by what each query asks."""
+    from mocme.data import MultiModalKG, Vocabulary
+    from mocme.evaluation import rank_triples
+    from tests.conftest import TableModel
+
+    gen = torch.Generator().manual_seed(seed)
+    n, relations = 9, 2
+    triples = torch.stack([torch.randint(n, (60,), generator=gen), torch.randint(relations, (60,), generator=gen),
+                           torch.randint(n, (60,), generator=gen)], 1).unique(dim=0)  # fmt: skip
+    triples = triples[torch.randperm(len(triples), generator=gen)]
+    train, valid, test = triples[:30], triples[30:40], triples[40:]
+    kg = MultiModalKG("brute", Vocabulary(f"e{i}" for i in range(n)), Vocabulary(["r", "s"]), train, valid, test)
+    table = torch.randint(0, 4, (n, 2 * relations, n), generator=gen).float()
+    known = {tuple(t) for t in triples.tolist()}
+
+    expected = {}
+    for h, r, t in test.tolist():
+        for is_head, entity, row, target in ((False, h, table[h, r], t), (True, t, table[t, r + relations], h)):
+            filtered = {
+                e for e in range(n) if e != target and ((entity, r, e) if not is_head else (e, r, entity)) in known
+            }
+            others = [e for e in range(n) if e != target and e not in filtered]
+            greater = sum(float(row[e]) > float(row[target]) for e in others)
+            tied = sum(float(row[e]) == float(row[target]) for e in others)
+            expected[(is_head, entity, r, target)] = (1 + greater, 1 + greater + tied)
+
+    ranks = rank_triples(TableModel(table), kg, test)
+    got = {
+        (bool(ranks.is_head[i]), int(ranks.entities[i]), int(ranks.relations[i]), int(ranks.targets[i])): (
+            float(ranks.optimistic[i]),
+            float(ranks.pessimistic[i]),
+        )
+        for i in range(len(ranks.targets))
+    }
+    assert got == expected
+
+
+def test_rank_metrics_by_hand_with_fractional_ranks_at_a_hits_boundary():
+    from mocme.evaluation.metrics import rank_metrics
+
+    metrics = rank_metrics(torch.tensor([1.0, 2.5, 10.0, 10.5, 11.0]), ks=(1, 3, 10))
+    assert metrics["inverse_harmonic_mean_rank"] == pytest.approx((1 + 1 / 2.5 + 1 / 10 + 1 / 10.5 + 1 / 11) / 5)
+    assert metrics["arithmetic_mean_rank"] == pytest.approx(35 / 5)
+    assert (metrics["hits_at_1"], metrics["hits_at_3"], metrics["hits_at_10"]) == (0.2, 0.4, 0.6)  # 10.5 misses 10

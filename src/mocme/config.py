@@ -147,18 +147,23 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:
+        line = err.object[: err.start].count(b"\n") + 1  # as the data files report it
+        raise ConfigError(f"{path}:{line}: not valid UTF-8 (byte {err.start})") from None
+    except OSError as err:
         raise ConfigError(f"{path}: cannot read config ({err})") from None
 
 
 def _parse_yaml(source: str, text: str) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     """The YAML mapping and the line of every key path in it."""
+    node = None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except YAML_ERRORS as err:
         mark = getattr(err, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        line = mark.line + 1 if mark is not None else _unconstructible_line(node)
+        where = f"{source}:{line}" if line is not None else source
         raise ConfigError(f"{where}: invalid YAML ({getattr(err, 'problem', None) or err})") from None
     if data is None:
         return {}, {}
@@ -167,6 +172,23 @@ def _parse_yaml(source: str, text: str) -> tuple[dict[str, Any], dict[tuple[str,
     lines: dict[tuple[str, ...], int] = {}
     _key_lines(node, (), lines, source)
     return data, lines
+
+
+def _unconstructible_line(node: yaml.Node | None) -> int | None:
+    """The line of the first scalar under ``node`` that YAML parses but cannot turn into a value
+    (``!!int large``: such errors carry no position of their own)."""
+    if isinstance(node, yaml.ScalarNode):
+        try:
+            yaml.SafeLoader("").construct_object(node)
+        except YAML_ERRORS:
+            return node.start_mark.line + 1
+        return None
+    children = node.value if isinstance(node, yaml.SequenceNode | yaml.MappingNode) else []
+    for child in children:
+        for part in child if isinstance(child, tuple) else (child,):
+            if (line := _unconstructible_line(part)) is not None:
+                return line
+    return None
 
 
 def _key_lines(node: yaml.Node | None, prefix: tuple[str, ...], out: dict[tuple[str, ...], int], source: str) -> None:
