@@ -139,7 +139,9 @@ def test_inter_modal_weights_move_away_from_a_noise_modality():
     after = mean_alpha()
     signal, noise = model.modalities.index("signal"), model.modalities.index("noise")
     assert after[noise] < before[noise]
-    assert after[signal] > after[noise]
+    # A gap of 0.52 (0.63 against 0.10, from 0.33 against 0.32); with the inter-modal fusion's
+    # parameters frozen the intra-modal side alone opens 0.29, so this needs the inter-modal weights.
+    assert after[signal] - after[noise] > 0.4
 
 
 def test_mocme_beats_structure_only_models_on_the_synthetic_graph(tmp_path):
