@@ -299,8 +299,9 @@ def seed_of(row: dict[str, Any]) -> int:
     return row.get("seed", 0)
 
 
-# Overrides that say where the files are, not what is trained: a checkout elsewhere is the same run.
-LOCATION_OVERRIDES = ("seed=", "dataset.data_dir=", "dataset.features.text.path=")
+# Overrides a row's identity leaves out: the seed (compared on its own) and where the files are (a
+# checkout elsewhere is the same run).
+IGNORED_OVERRIDES = ("seed=", "dataset.data_dir=", "dataset.features.text.path=")
 
 
 def same_run(row: dict[str, Any], job: dict[str, Any]) -> bool:
@@ -308,7 +309,7 @@ def same_run(row: dict[str, Any], job: dict[str, Any]) -> bool:
     (apart from the seed and the data and feature locations)."""
 
     def others(overrides: list[str]) -> list[str]:
-        return [o for o in overrides if not o.startswith(LOCATION_OVERRIDES)]
+        return [o for o in overrides if not o.startswith(IGNORED_OVERRIDES)]
 
     return (row["dataset"], row["variant"], seed_of(row)) == (job["dataset"], job["variant"], job["seed"]) and others(
         row["overrides"]

@@ -138,10 +138,12 @@ def test_a_gpu_trained_run_is_read_on_cpu_with_device(capsys, tiny_run, tmp_path
 
 
 @pytest.mark.parametrize("command", ["evaluate", "predict"])
-def test_a_misspelt_checkpoint_is_an_error_not_the_last_one(capsys, tiny_run, command):
+def test_a_misspelt_checkpoint_or_device_is_a_one_line_error(capsys, tiny_run, command):
     query = ["--head", "e000", "-r", "r0"] if command == "predict" else []
     code, _, err = run(capsys, command, str(tiny_run), *query, "--checkpoint", "bset")
     assert code == 2 and err.strip() == "error: checkpoint must be 'best' or 'last', got 'bset'"
+    code, _, err = run(capsys, command, str(tiny_run), *query, "--device", "gpu")
+    assert code == 2 and err.strip() == "error: device must be 'cpu', 'cuda' or 'auto', got 'gpu'"
 
 
 def test_predict_says_whether_the_targets_rank_is_raw_or_filtered(capsys, tiny_run):

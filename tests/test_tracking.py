@@ -99,6 +99,22 @@ def test_a_failing_tracker_is_dropped_with_a_warning_and_the_run_goes_on(tmp_pat
     assert [c[0] for c in healthy.calls] == ["start", "metrics", "metrics", "summary", "close"]
 
 
+def test_a_tracker_that_fails_to_start_is_closed_as_failed_and_the_run_goes_on(tmp_path, monkeypatch):
+    from mocme.tracking.base import TrackingWarning
+
+    class Unreachable(Recorder):
+        def start(self, params, resumed_at):
+            super().start(params, resumed_at)
+            raise ConnectionError("tracking server unreachable")
+
+    tracker = Unreachable()
+    monkeypatch.setattr(Tracking, "for_run", classmethod(lambda cls, config, directory: cls([tracker])))
+    with pytest.warns(TrackingWarning, match="Unreachable failed to start"):
+        result = pipeline.train(load_config(overrides=TINY), tmp_path / "run")
+    assert result.metrics["epochs_trained"] == 2
+    assert [c[0] for c in tracker.calls] == ["start", "close"] and tracker.calls[-1] == ("close", "failed")
+
+
 def test_values_are_split_into_finite_numbers_and_text():
     numbers, strings = split_values({"a": 1, "b": True, "c": 0.5, "d": float("nan"), "e": "x", "f": [1, 2], "g": None})
     assert numbers == {"a": 1.0, "b": 1.0, "c": 0.5}

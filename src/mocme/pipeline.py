@@ -23,7 +23,7 @@ from mocme.errors import RunDirError
 from mocme.evaluation import Evaluator
 from mocme.models import KGModel
 from mocme.run import EpochCallback, Run, RunResult, build, resolve_device
-from mocme.rundir import RunDirectory
+from mocme.rundir import CHECKPOINTS, RunDirectory
 from mocme.training import distributed as processes
 from mocme.training.distributed import Distributed
 
@@ -92,9 +92,6 @@ def resume(
             return run.resume()
 
 
-CHECKPOINTS = ("best", "last")
-
-
 def load_run(
     run_dir: str | os.PathLike[str],
     checkpoint: str = "best",
@@ -102,15 +99,17 @@ def load_run(
     kg: MultiModalKG | None = None,
     device: str | None = None,
 ) -> tuple[RunConfig, MultiModalKG, KGModel]:
-    """The config, dataset and model of a run, with the weights of ``checkpoint`` (``best``, or
-    ``last`` when a run has no best yet, or ``last``), on ``device`` (``cpu``, ``cuda`` or ``auto``;
-    default: the device the run trained on)."""
+    """The config, dataset and model of a run, with the weights of ``checkpoint`` (``best``, which
+    falls back to ``last`` while a run has no best yet, or ``last``), on ``device`` (``cpu``, ``cuda``
+    or ``auto``; default: the device the run trained on)."""
     if checkpoint not in CHECKPOINTS:
         raise RunDirError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    if device not in (None, "cpu", "cuda", "auto"):
+        raise RunDirError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
     directory = RunDirectory(run_dir)
     config = directory.load_config()
     kg, model = build(config, kg, resolve_device(device) if device is not None else None)
-    name = checkpoint if directory.has_checkpoint(checkpoint) or checkpoint == "last" else "last"
+    name = checkpoint if directory.has_checkpoint(checkpoint) else "last"
     state = directory.load_checkpoint(name, model.device)
     model.load_state_dict(state["model"])
     model.eval()

@@ -102,6 +102,7 @@ def hpo(
     """
     from mocme.extras import require
     from mocme.hpo import run_study
+    from mocme.io import to_json
 
     optuna = require("optuna", extra="hpo")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial comes from here instead
@@ -123,7 +124,7 @@ def hpo(
         on_trial=None if as_json else _trial_line,
     )
     if as_json:
-        typer.echo(json.dumps(summary.to_dict(), indent=2))
+        typer.echo(to_json(summary.to_dict(), indent=2))
         return
     typer.echo("\n" + summary_table(summary))
 

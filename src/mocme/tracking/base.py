@@ -71,7 +71,7 @@ class Tracking:
                 call(tracker)
             except Exception as err:
                 self.trackers.remove(tracker)
-                if what not in ("start", "close"):
+                if what != "close":  # a half-started back end too (an MLflow run left RUNNING, a writer thread)
                     with contextlib.suppress(Exception):
                         tracker.close("failed")
                 message = f"tracking: {type(tracker).__name__} failed to {what} ({err}); the run goes on without it"
