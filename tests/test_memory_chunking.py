@@ -251,17 +251,18 @@ def test_training_runs_end_the_same_with_a_tiny_budget(tmp_path, negatives, monk
 
 
 def test_chunks_sum_the_query_gradient_in_float32_under_bf16():
-    """A bf16 query (TuckER's, under autocast) gets a float32 copy, so the chunks' gradients add up in
-    float32 and reach the real query in its own dtype."""
-    from mocme.models.base import ScorerTable
-    from mocme.training.full import _Leaves
+    """Under bf16 autocast, one-entity chunks of TuckER's 1vsAll step stay as close to the fp32
+    gradients as the unchunked bf16 step (here 5.7e-3 against 5.0e-3); summing the chunks' query
+    gradients in bf16 gave 8.4e-3."""
+    kg = graph()
+    config = TrainingConfig(batch_size=24, negatives="one_vs_all")
+    model = model_for("tucker", kg)
+    _, reference = run(model, kg, config, None, None)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, whole = run(model, kg, config, None, None)
+        _, chunked = run(model, kg, config, None, TINY_MB / 7)  # chunks of one entity
 
-    query = torch.randn(4, 8, dtype=torch.bfloat16, requires_grad=True)
-    table = ScorerTable(torch.nn.Identity(), query * 1, torch.randn(10, 8))
-    leaves = _Leaves.of(table)
-    assert leaves.query.dtype == torch.float32
-    for start in range(0, 10, 2):  # five chunks
-        (leaves.query.to(torch.bfloat16).float() * start).sum().backward()
-    tensors, grads = leaves.roots()
-    assert leaves.query.grad.dtype == torch.float32 and grads[0].dtype == torch.bfloat16
-    assert tensors[0] is table.query
+    def error(grads):
+        return max(float((grads[n].float() - reference[n]).norm() / reference[n].norm()) for n in reference)
+
+    assert error(chunked) <= 1.35 * error(whole)
