@@ -41,3 +41,11 @@ def test_a_config_that_would_fail_later_is_refused_at_once(overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(overrides=overrides)
     load_config(overrides=["training.metric=tail.optimistic.hits_at_10", "model.name=complex", "model.dim=8"])
+
+
+def test_a_section_error_from_an_override_names_the_override():
+    from mocme.config import load_config
+    from mocme.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^--set: model: Value error, model.dim must be even"):
+        load_config(overrides=["model.name=complex", "model.dim=7"])

@@ -236,11 +236,16 @@ def _where(source: str, line: int | None) -> str:
 
 
 def _line_of(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int | None:
-    """Line of the deepest known prefix of ``loc`` (``0`` for an override, ``None`` when unknown)."""
+    """Line of the deepest known prefix of ``loc`` (``0`` for an override, ``None`` when unknown).
+
+    A whole section's (or the config's) error without a line of its own points at what was given
+    inside it: an override if any (``0``), else its first line in the file.
+    """
     for end in range(len(loc), 0, -1):
         if loc[:end] in lines:
             return lines[loc[:end]]
-    return None
+    inside = [line for key, line in lines.items() if key[: len(loc)] == loc]
+    return min(inside) if inside else None
 
 
 def _suggest(loc: tuple[str, ...]) -> str:
