@@ -6,6 +6,7 @@ stderr and exits with status 2 (``--debug`` shows the traceback instead).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -48,6 +49,11 @@ DataDirOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def data_dir_override(folder: Path) -> str:
+    """The ``--set`` override of ``--data-dir FOLDER``, quoted: a path is not YAML (``#``, ``: ``, ``~``)."""
+    return f"dataset.data_dir={json.dumps(str(folder))}"
 
 
 def _version(value: bool) -> None:

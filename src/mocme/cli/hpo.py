@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mocme.cli.app import DataDirOption, JsonOption, app
+from mocme.cli.app import DataDirOption, JsonOption, app, data_dir_override
 
 if TYPE_CHECKING:
     from mocme.hpo import StudySummary, TrialRow
@@ -108,7 +107,7 @@ def hpo(
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial comes from here instead
     overrides = list(sets or [])
     if data_dir is not None:
-        overrides.append(f"dataset.data_dir={json.dumps(str(data_dir))}")  # quoted: a path is not YAML
+        overrides.append(data_dir_override(data_dir))
     summary = run_study(
         config,
         out,

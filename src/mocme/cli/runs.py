@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 import warnings
@@ -12,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mocme.cli.app import EXIT_INTERRUPTED, DataDirOption, JsonOption, app, fail
+from mocme.cli.app import EXIT_INTERRUPTED, DataDirOption, JsonOption, app, data_dir_override, fail
 from mocme.errors import NumericalError, renamed
 
 SetOption = Annotated[
@@ -44,7 +43,7 @@ def _overrides(
 ) -> list[str]:
     overrides = list(sets or [])
     if data_dir is not None:
-        overrides.append(f"dataset.data_dir={json.dumps(str(data_dir))}")  # quoted: a path is not YAML
+        overrides.append(data_dir_override(data_dir))
     if device is not None:
         overrides.append(f"device={device}")
     if seed is not None:
