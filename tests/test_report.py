@@ -28,12 +28,14 @@ from mocme.report import write_report
 from mocme.report.figures import short_label
 from mocme.report.weights import modality_weights
 
+HEADINGS = ["Metrics", "Training", "Relation categories", "Seen in training", "By training degree", "Modalities", "Run"]
 EXPECTED_MOCME_FIGURES = {
     "loss",
     "validation metrics",
     "gradient norm",
     "schedules",
     "Hits@k by category",
+    "MRR by degree",
     "alpha distribution",
     "alpha by relation",
 }
@@ -116,7 +118,7 @@ def test_mocme_report_holds_every_part_and_nothing_external(mocme_run, mocme_rep
         assert svg.tag.endswith("svg")
     assert all(url.startswith("data:") for url in page.urls)
     assert "script" not in page.tags
-    assert page.headings == ["Metrics", "Training", "Relation categories", "Seen in training", "Modalities", "Run"]
+    assert page.headings == HEADINGS
     assert "there is no unseen group" in text  # the synthetic split keeps every entity in training
     # config (collapsed), metadata, the three tie policies and the breakdowns
     assert "<details><summary>Resolved config (config.yaml)</summary>" in text
@@ -445,5 +447,5 @@ def test_report_renders_in_chromium_with_no_console_errors(mocme_report, tmp_pat
     assert {image["alt"] for image in facts["images"]} == EXPECTED_MOCME_FIGURES
     for image in facts["images"]:
         assert image["complete"] and image["width"] > 100 and image["shown"] > 100, image
-    assert facts["headings"] == ["Metrics", "Training", "Relation categories", "Seen in training", "Modalities", "Run"]
+    assert facts["headings"] == HEADINGS
     assert any("boom" in e for e in broken_errors) and any("ERR_FILE_NOT_FOUND" in e for e in broken_errors)

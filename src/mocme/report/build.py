@@ -76,6 +76,7 @@ def build_report(directory: RunDirectory, data_dir: str | os.PathLike[str] | Non
             _training_section(trace, metrics.get("selected_epoch")),
             _categories_section(metrics),
             _seen_section(metrics),
+            _degree_section(metrics),
             _modalities_section(directory, metrics, config, data_dir),
             _run_section(metadata, config_text),
         ]
@@ -212,6 +213,31 @@ def _seen_section(metrics: dict[str, Any]) -> str:
     )
     table = h.table(["split", "group", *(short_name(n) for n in names), "queries", "triples"], rows)
     return h.section("Seen in training", h.note(text), table, anchor="seen")
+
+
+def _degree_section(metrics: dict[str, Any]) -> str:
+    """Realistic metrics by the training degree of a triple's less-known entity."""
+    fig = figures.mrr_by_degree(metrics)
+    if fig is None:
+        return ""
+    rows = []
+    names: list[str] = []
+    for split in ("valid", "test"):
+        for group, values in metrics.get(split, {}).get("by_degree", {}).items():
+            realistic = values["both"]["realistic"]
+            names = names or list(realistic)
+            rows.append([split, group, *(realistic.get(n) for n in names), values["both"]["count"], values["triples"]])
+    caption = (
+        "Each test triple counts in the group of its less-known entity's training triples (0: unseen in "
+        "training); where structure is thin, the other modalities have the most to add."
+    )
+    table = h.table(["split", "training triples", *(short_name(n) for n in names), "queries", "triples"], rows)
+    return h.section(
+        "By training degree",
+        h.figures(h.figure(figure_svg(fig), caption, "MRR by degree", True)),
+        table,
+        anchor="degree",
+    )
 
 
 def _modalities_section(

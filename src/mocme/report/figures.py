@@ -12,8 +12,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from mocme.evaluation.categories import CATEGORIES
+from mocme.evaluation.evaluator import DEGREE_GROUPS
 from mocme.plots import color, grouped_bars, subplots
 from mocme.report.weights import RECIPROCAL, ModalityWeights
+
+MRR = "inverse_harmonic_mean_rank"
 
 SMALL = (4.6, 3.0)
 """Size in inches of a one-panel figure (two fit side by side in the report)."""
@@ -135,6 +138,32 @@ def hits_by_category(metrics: dict[str, Any]) -> Any | None:
         ax.set_ylim(0, 1.08)
     axes[0][0].set_ylabel("filtered, realistic")
     fig.suptitle("Hits@k by relation category", fontweight="bold", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def mrr_by_degree(metrics: dict[str, Any]) -> Any | None:
+    """Realistic MRR per training-degree group of a triple's less-known entity, one bar per split."""
+    splits = [s for s in ("valid", "test") if metrics.get(s, {}).get("by_degree")]
+    if not splits:
+        return None
+    present = {group for split in splits for group in metrics[split]["by_degree"]}
+    groups = [group for group in DEGREE_GROUPS if group in present]
+    series = {
+        split: [
+            metrics[split]["by_degree"].get(g, {}).get("both", {}).get("realistic", {}).get(MRR, math.nan)
+            for g in groups
+        ]
+        for split in splits
+    }
+    last = splits[-1]
+    labels = [f"{g}\n({metrics[last]['by_degree'].get(g, {}).get('triples', 0)})" for g in groups]
+    fig, ax = subplots(figsize=(max(4.6, 0.9 * len(groups) + 1.5), 3.2))
+    grouped_bars(ax, labels, series, fmt="{:.2f}")
+    ax.set_ylim(0, 1.08)
+    ax.set(xlabel=f"training triples of the less-known entity ({last} triples per group)", ylabel="MRR, realistic")
+    ax.legend(frameon=False, fontsize=8)
+    fig.suptitle("MRR by the training degree of a triple's less-known entity", fontweight="bold", fontsize=10)
     fig.tight_layout()
     return fig
 
