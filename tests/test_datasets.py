@@ -117,3 +117,12 @@ def test_db15k_validation_keeps_its_897_new_triples(data_dir):
     assert (len(kg.valid), len(kg.test)) == (897, 9902)
     released = load_dataset(DatasetConfig(name="DB15K", data_dir=data_dir, held_out="as_released"))
     assert len(released.valid) == 9904
+
+
+def test_a_modality_zeroes_its_masked_rows_without_touching_the_callers_tensor():
+    from mocme.data.kg import Modality
+
+    given = torch.tensor([[1.0, 2.0], [float("nan"), 3.0], [4.0, 5.0]])
+    modality = Modality("text", given, torch.tensor([True, False, True]))
+    assert modality.features.tolist() == [[1.0, 2.0], [0.0, 0.0], [4.0, 5.0]]
+    assert given[1, 1] == 3.0 and given[1, 0].isnan()  # the caller's rows as they were

@@ -48,7 +48,8 @@ class Modality:
         if bad.any():
             row = int(self.mask.nonzero()[bad][0])
             raise MocmeError(f"modality {self.name!r}: non-finite value in row {row}")
-        self.features[~self.mask] = 0.0
+        if not bool(self.mask.all()):  # a new tensor: the caller's rows stay as they were
+            self.features = self.features.masked_fill(~self.mask.unsqueeze(1), 0.0)
 
     @property
     def dim(self) -> int:
