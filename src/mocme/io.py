@@ -71,7 +71,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with open(tmp_path, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp_path, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -86,13 +86,26 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk, where the platform allows it."""
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def fsync_tree(folder: Path) -> None:
+    """Flush every file and folder under ``folder`` (and ``folder``) to disk: what a rename then
+    publishes is complete after a power loss too."""
+    for path in sorted(folder.rglob("*"), reverse=True):  # the files of a folder before the folder
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        else:
+            fsync_dir(path)
+    fsync_dir(folder)
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:

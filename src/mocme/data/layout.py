@@ -37,7 +37,7 @@ from mocme.data.readers import (
     triples_to_ids,
 )
 from mocme.errors import DataError, MocmeError
-from mocme.io import _UMASK, YAML_ERRORS, read_text
+from mocme.io import _UMASK, YAML_ERRORS, fsync_dir, fsync_tree, read_text
 
 PathLike = str | os.PathLike[str]
 MARKER = "entities.txt"
@@ -111,7 +111,9 @@ def save_layout(kg: MultiModalKG, directory: PathLike, overwrite: bool = False, 
             (tmp / "features").mkdir()
             for modality in kg.modalities.values():
                 save_modality(modality, tmp / "features" / f"{modality.name}.safetensors")
+        fsync_tree(tmp)
         _replace_directory(tmp, directory)
+        fsync_dir(directory.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
