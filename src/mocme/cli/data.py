@@ -59,6 +59,14 @@ ColumnsOption = Annotated[
         show_default=False,
     ),
 ]
+HeldOutOption = Annotated[
+    str,
+    typer.Option(
+        "--held-out",
+        help="deduplicate: drop valid/test lines that are training triples or repeats (as training does); "
+        "as_released: keep every line.",
+    ),
+]
 
 
 @app.command("inspect")
@@ -68,6 +76,7 @@ def inspect_dataset(
     masks: MaskOption = None,
     data_dir: DataDirOption = None,
     columns: ColumnsOption = None,
+    held_out: HeldOutOption = "deduplicate",
     as_json: JsonOption = False,
 ) -> None:
     """Load and validate a dataset (plus feature files), then print its statistics.
@@ -79,7 +88,7 @@ def inspect_dataset(
     """
     from mocme.data.loading import load_dataset
 
-    kg = load_dataset(_dataset_config(dataset, features, masks, data_dir, columns))
+    kg = load_dataset(_dataset_config(dataset, features, masks, data_dir, columns, held_out))
     summary = describe(kg)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -95,6 +104,7 @@ def convert(
     masks: MaskOption = None,
     data_dir: DataDirOption = None,
     columns: ColumnsOption = None,
+    held_out: HeldOutOption = "deduplicate",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace DEST if it exists.")] = False,
 ) -> None:
     """Convert a dataset (plus feature files) into the project's own layout.
@@ -109,7 +119,7 @@ def convert(
 
     if dest.exists() and not overwrite:
         fail(f"{dest}: already exists (pass --overwrite to replace it)")
-    kg = load_dataset(_dataset_config(source, features, masks, data_dir, columns))
+    kg = load_dataset(_dataset_config(source, features, masks, data_dir, columns, held_out))
     save_layout(kg, dest, overwrite=overwrite, description=f"converted from {source} by 'mocme convert'")
     typer.echo(f"wrote {dest}: {kg!r}")
 
@@ -177,6 +187,7 @@ def _dataset_config(
     masks: list[str] | None,
     data_dir: Path | None,
     columns: str | None = None,
+    held_out: str = "deduplicate",
 ) -> DatasetConfig:
     from mocme.data.loading import DatasetConfig, FeatureFile
 
@@ -188,7 +199,9 @@ def _dataset_config(
     files = {name: FeatureFile(path=path, mask=mask_paths.get(name)) for name, path in paths.items()}
     if columns is not None and columns not in COLUMNS:
         fail(f"--columns {columns!r}: expected one of {', '.join(COLUMNS)}")
-    return DatasetConfig(name=dataset, data_dir=data_dir, features=files, columns=columns)
+    if held_out not in ("deduplicate", "as_released"):
+        fail(f"--held-out {held_out!r}: expected deduplicate or as_released")
+    return DatasetConfig(name=dataset, data_dir=data_dir, features=files, columns=columns, held_out=held_out)
 
 
 def _named_paths(option: str, values: list[str] | None) -> dict[str, Path]:
