@@ -261,3 +261,34 @@ def test_module_lr_gives_the_non_embedding_parameters_their_own_learning_rate():
     assert any(n.startswith("experts.") for n in (names[id(p)] for p in modules["params"]))
     assert not is_embedding("experts.text.first.weight") and is_embedding("interaction.relation")
     assert len(_optimizer(model, TrainingConfig(optimizer="adagrad")).param_groups) == 1
+
+
+def test_each_torchrun_process_draws_its_own_dropout_and_rank_0_draws_a_single_processs(monkeypatch):
+    """The global generator (dropout) is seeded per rank; rank 0's seed is a single process's.
+    (The queries' order comes from a generator of the epoch's seed alone; the 2-process run in
+    tests/test_distributed.py checks that both processes share it.)"""
+    from mocme.training.distributed import Distributed
+
+    kg = synthetic_graph(60)
+    model = build_model(ModelConfig(dim=8, relation_dim=4), kg)
+    config = TrainingConfig(epochs=1, batch_size=32)
+
+    class Seeded(Exception):
+        pass
+
+    def first_global_seed(distributed):
+        seeds = []
+
+        def record(seed):
+            seeds.append(seed)
+            raise Seeded
+
+        monkeypatch.setattr(torch, "manual_seed", record)
+        with pytest.raises(Seeded):
+            Trainer(model, kg, config, seed=3, distributed=distributed).train_epoch(2)
+        monkeypatch.undo()
+        return seeds[0]
+
+    alone = first_global_seed(None)
+    ranks = [first_global_seed(Distributed(rank, 2, rank)) for rank in (0, 1)]
+    assert ranks[0] == alone and ranks[1] != alone
