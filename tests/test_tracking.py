@@ -210,3 +210,14 @@ def test_unknown_backend_is_a_config_error():
 
     with pytest.raises(ConfigError, match=r"tracking\.backends"):
         load_config(overrides=["tracking.backends=[wandb]"])
+
+
+def test_a_shared_tensorboard_root_keeps_two_studies_trials_apart(tmp_path):
+    pytest.importorskip("torch.utils.tensorboard")
+    from mocme.config import TrackingConfig
+    from mocme.rundir import RunDirectory
+    from mocme.tracking.backends import TensorBoardTracker
+
+    config = TrackingConfig(backends=["tensorboard"], tensorboard_dir=tmp_path / "tb")
+    folders = {TensorBoardTracker(config, RunDirectory(tmp_path / s / "trial-0000")).log_dir for s in ("a", "b")}
+    assert folders == {tmp_path / "tb" / "a" / "trial-0000", tmp_path / "tb" / "b" / "trial-0000"}

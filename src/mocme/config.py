@@ -39,7 +39,9 @@ class TrackingConfig(BaseModel):
         description="Trackers besides trace.jsonl: tensorboard and/or mlflow (the 'tracking' extra).",
     )
     tensorboard_dir: Path | None = Field(
-        None, description="TensorBoard: root folder, one sub-folder per run (default: RUN_DIR/tensorboard)."
+        None,
+        description="TensorBoard: root folder, a sub-folder PARENT/RUN per run directory PARENT/RUN (default: "
+        "RUN_DIR/tensorboard).",
     )
     mlflow_uri: str | None = Field(
         None, description="MLflow tracking URI (default: sqlite:///<folder holding the run directory>/mlflow.db)."

@@ -1,9 +1,10 @@
 """TensorBoard and MLflow trackers (the ``tracking`` extra), each opened lazily for one run.
 
 - TensorBoard (``torch.utils.tensorboard``): event files in ``RUN_DIR/tensorboard`` (or
-  ``tracking.tensorboard_dir/<run name>``); metric ``a.b.c`` becomes the tag ``a/b/c``; the final
-  metrics are tagged ``final/...``; the config and the run's description are text summaries. A
-  resumed run drops the events of the epochs it repeats.
+  ``tracking.tensorboard_dir/<parent folder>/<run name>``, so that two studies' ``trial-0000``
+  differ); metric ``a.b.c`` becomes the tag ``a/b/c``; the final metrics are tagged ``final/...``;
+  the config and the run's description are text summaries. A resumed run drops the events of the
+  epochs it repeats.
 - MLflow (a ``MlflowClient``, no global state): one MLflow run per run directory, in experiment
   ``tracking.experiment`` of ``tracking.mlflow_uri`` (default: an SQLite file beside the run
   directory); the config as parameters, epoch metrics by step, the final metrics as ``final.*``
@@ -35,7 +36,8 @@ class TensorBoardTracker:
     def __init__(self, config: TrackingConfig, directory: RunDirectory):
         self._tensorboard = require("torch.utils.tensorboard", extra="tracking")
         root = config.tensorboard_dir
-        self.log_dir = directory.path / "tensorboard" if root is None else Path(root) / directory.path.name
+        run = directory.path.resolve()
+        self.log_dir = run / "tensorboard" if root is None else Path(root) / run.parent.name / run.name
         self._writer: Any = None
 
     def start(self, params: dict[str, str], resumed_at: int) -> None:
