@@ -148,12 +148,17 @@ def test_new_rows_are_standardised_with_the_training_statistics(held_out):
     _, kg, model = load_run(run_dir)
     text = kg.modalities["text"]
     known = int(text.mask.nonzero()[0])
-    extended, _ = add_entities(model, kg, {"twin": {"text": text.features[known]}})
+    extended, extended_kg = add_entities(model, kg, {"twin": {"text": text.features[known]}})
     assert torch.allclose(extended.features_text[-1], model.features_text[known], atol=1e-6)
     assert torch.equal(extended.features_text[:-1], model.features_text)
     with torch.no_grad():
         twin, original = extended.encode(torch.tensor([kg.num_entities, known]), dropout=False).modal[1]
     assert torch.allclose(twin, original, atol=1e-5)
+    # a second call, on the extended model and graph, still standardises against the training rows
+    far = {"text": text.features[known] * 0 + 100.0}  # an outlier that would move the statistics
+    again, graph = add_entities(extended, extended_kg, {f"odd{i}": far for i in range(20)})
+    final, _ = add_entities(again, graph, {"twin2": {"text": text.features[known]}})
+    assert torch.allclose(final.features_text[-1], model.features_text[known], atol=1e-6)
 
 
 def test_predict_places_a_new_entity_as_query_and_as_answer(held_out):

@@ -106,6 +106,7 @@ class MoCME(KGModel):
         contexts = 2 * kg.num_relations + 1
         self.neutral = 2 * kg.num_relations
 
+        self.trained_entities = kg.num_entities  # the rows the standardisation of new entities refers to
         self.entity = nn.Parameter(torch.randn(kg.num_entities, dim) / math.sqrt(dim))
         if config.init_scale is not None:  # kbc: every vector small, so that N3 and Adagrad start near the origin
             with torch.no_grad():
@@ -391,7 +392,10 @@ class MoCME(KGModel):
                     raise ValueError(f"modality {name!r}: rows {tuple(rows.shape)}, mask {tuple(mask.shape)}")
                 if self.config.normalize_features:
                     reference = kg.modalities[name]
-                    rows = _standardize_like(rows, reference.features.to(rows.device), reference.mask.to(rows.device))
+                    first = slice(0, self.trained_entities)  # the training rows only, whatever was added since
+                    rows = _standardize_like(
+                        rows, reference.features[first].to(rows.device), reference.mask[first].to(rows.device)
+                    )
                 rows = torch.where(mask.unsqueeze(1), rows, torch.zeros_like(rows))
                 setattr(extended, f"features_{name}", torch.cat([getattr(self, f"features_{name}"), rows]))
                 setattr(extended, f"mask_{name}", torch.cat([getattr(self, f"mask_{name}"), mask]))
