@@ -245,3 +245,55 @@ def test_rank_metrics_by_hand_with_fractional_ranks_at_a_hits_boundary():
     assert metrics["inverse_harmonic_mean_rank"] == pytest.approx((1 + 1 / 2.5 + 1 / 10 + 1 / 10.5 + 1 / 11) / 5)
     assert metrics["arithmetic_mean_rank"] == pytest.approx(35 / 5)
     assert (metrics["hits_at_1"], metrics["hits_at_3"], metrics["hits_at_10"]) == (0.2, 0.4, 0.6)  # 10.5 misses 10
+
+
+def test_sharded_ranks_come_back_in_one_processs_order():
+    """Two ranks in two threads, each ranking every second triple, gather into exactly the ranks
+    (and so the metrics, to the last bit) of one process ranking them all."""
+    import threading
+
+    from mocme.data import MultiModalKG, Vocabulary
+    from mocme.evaluation import Evaluator
+    from mocme.evaluation.metrics import side_metrics
+    from tests.conftest import TableModel
+
+    gen = torch.Generator().manual_seed(4)
+    n = 12
+    triples = torch.stack([torch.randint(n, (80,), generator=gen), torch.randint(2, (80,), generator=gen),
+                           torch.randint(n, (80,), generator=gen)], 1).unique(dim=0)  # fmt: skip
+    train, test = triples[:40], triples[40:]
+    kg = MultiModalKG("shards", Vocabulary(f"e{i}" for i in range(n)), Vocabulary(["r", "s"]), train, test[:0], test)
+    model = TableModel(torch.randint(0, 5, (n, 4, n), generator=gen).float())
+
+    world, barrier, posted = 2, threading.Barrier(2), {}
+
+    class ThreadShard:
+        def __init__(self, rank):
+            self.rank, self.calls = rank, 0
+
+        def shard(self, items):
+            return items[self.rank :: world]
+
+        def gather(self, values, device):
+            key = self.calls
+            self.calls += 1
+            posted[(key, self.rank)] = values
+            barrier.wait()
+            return torch.cat([posted[(key, r)] for r in range(world)])
+
+    results = {}
+
+    def rank(r):
+        results[r] = Evaluator(kg, sharding=ThreadShard(r)).ranks(model, test)
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in range(world)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    alone = Evaluator(kg).ranks(model, test)
+    for r in range(world):
+        for name in ("optimistic", "pessimistic", "is_head", "relations", "targets", "entities"):
+            assert torch.equal(getattr(results[r], name), getattr(alone, name)), name
+    metrics = side_metrics(results[1].optimistic, results[1].pessimistic, results[1].is_head)
+    assert metrics == side_metrics(alone.optimistic, alone.pessimistic, alone.is_head)

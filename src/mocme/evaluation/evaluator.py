@@ -40,8 +40,8 @@ class Sharding(Protocol):
 
 @dataclass
 class Ranks:
-    """Per-query filtered ranks of one split, both directions (tail queries first, then head; when
-    the split is sharded over processes, each process's block in that order, one after the other)."""
+    """Per-query filtered ranks of one split, both directions: tail queries first, then head, each in
+    the split's order (sharded evaluation gathers them back into it)."""
 
     optimistic: Tensor  # float64 (Q,)
     pessimistic: Tensor  # float64 (Q,)
@@ -257,7 +257,8 @@ class Evaluator:
     """Filtered ranking of models on the splits of ``kg``, with no side effects.
 
     With ``sharding``, each process ranks its shard of the triples and the ranks of all are
-    gathered, so every process computes the same metrics (metrics do not depend on query order).
+    gathered back into one process's order, so every process computes the metrics a single process
+    would, to the last bit.
     """
 
     kg: MultiModalKG
@@ -291,7 +292,12 @@ class Evaluator:
         if self.sharding is None:
             return ranks
         device = _device_of(model)
-        return Ranks(*(self.sharding.gather(getattr(ranks, name), device) for name in RANK_FIELDS))
+        # each process's queries are its triples' tails then heads; back in one process's order, so
+        # that sums over the ranks (the metrics) add in the same order, to the last bit
+        mine = self.sharding.shard(torch.arange(len(triples)))
+        order = torch.sort(self.sharding.gather(torch.cat([mine, mine + len(triples)]), device)).indices
+        gathered = [self.sharding.gather(getattr(ranks, name), device) for name in RANK_FIELDS]
+        return Ranks(*(values[order.to(values.device)] for values in gathered))
 
     def validate(self, model: ScoresAllEntities, epoch: int) -> dict[str, float]:
         """Flat overall metrics on the validation split (``"both.realistic.hits_at_10"``, ...)."""
