@@ -139,6 +139,13 @@ def test_rerun_skips_verified_files_and_replaces_damaged_ones(data_dir, mirror, 
     assert repaired.downloaded == ["UMLS/dev.tsv"]
     assert (tmp_path / "UMLS" / "dev.tsv").read_bytes() == (data_dir / "UMLS" / "dev.tsv").read_bytes()
 
+    # a damaged plain file beside an intact .gz: the loader reads the plain one, so it is fetched again
+    train = tmp_path / "UMLS" / "train.tsv"
+    train.with_name("train.tsv.gz").write_bytes(gzip.compress(train.read_bytes()))
+    train.write_text("damaged\n")
+    assert fetch.download("UMLS", tmp_path, mirror=mirror, progress=False).downloaded == ["UMLS/train.tsv"]
+    assert train.read_bytes() == (data_dir / "UMLS" / "train.tsv").read_bytes()
+
 
 def test_public_sources_are_used_without_a_mirror(data_dir, tmp_path, monkeypatch):
     """Serve UMLS as GitHub's raw server lays it out (owner/repo/commit/path) and point PUBLIC_URL at it."""

@@ -211,13 +211,13 @@ def sha256_of(path: Path) -> str:
 
 
 def _has_verified_copy(destination: Path, sha256: str) -> bool:
-    for candidate in (destination, destination.with_name(destination.name + ".gz")):
-        try:
-            if candidate.is_file() and sha256_of(candidate) == sha256:
-                return True
-        except (OSError, EOFError, zlib.error):  # unreadable or a broken .gz: fetch it again
-            continue
-    return False
+    """Whether the copy the loader reads (the plain file when it exists, else its ``.gz``, as
+    :func:`mocme.io.resolve` picks) has the published content."""
+    candidate = destination if destination.exists() else destination.with_name(destination.name + ".gz")
+    try:
+        return candidate.is_file() and sha256_of(candidate) == sha256
+    except (OSError, EOFError, zlib.error):  # unreadable or a broken .gz: fetch it again
+        return False
 
 
 def _fetch(file: RemoteFile, destination: Path, base: str | None, timeout: float, progress: _FileProgress) -> None:
