@@ -192,16 +192,24 @@ def _categories_section(metrics: dict[str, Any]) -> str:
     )
 
 
-def _seen_section(metrics: dict[str, Any]) -> str:
-    """Realistic metrics by whether the query and answer entities occur in a training triple."""
+def _group_rows(metrics: dict[str, Any], breakdown: str, label=lambda group: group) -> tuple[list[list], list[str]]:
+    """Rows ``[split, label, realistic metrics..., queries, triples]`` of a grouped breakdown that
+    counts triples (``by_seen``, ``by_degree``), and the metric names of its columns."""
     rows = []
     names: list[str] = []
     for split in ("valid", "test"):
-        for group, values in metrics.get(split, {}).get("by_seen", {}).items():
+        for group, values in metrics.get(split, {}).get(breakdown, {}).items():
             realistic = values["both"]["realistic"]
             names = names or list(realistic)
-            label = SEEN_GROUPS.get(group, group)
-            rows.append([split, label, *(realistic.get(n) for n in names), values["both"]["count"], values["triples"]])
+            rows.append(
+                [split, label(group), *(realistic.get(n) for n in names), values["both"]["count"], values["triples"]]
+            )
+    return rows, names
+
+
+def _seen_section(metrics: dict[str, Any]) -> str:
+    """Realistic metrics by whether the query and answer entities occur in a training triple."""
+    rows, names = _group_rows(metrics, "by_seen", lambda group: SEEN_GROUPS.get(group, group))
     if not rows:
         return ""
     inductive = any(row[1] != SEEN_GROUPS["seen"] for row in rows)
@@ -220,13 +228,7 @@ def _degree_section(metrics: dict[str, Any]) -> str:
     fig = figures.mrr_by_degree(metrics)
     if fig is None:
         return ""
-    rows = []
-    names: list[str] = []
-    for split in ("valid", "test"):
-        for group, values in metrics.get(split, {}).get("by_degree", {}).items():
-            realistic = values["both"]["realistic"]
-            names = names or list(realistic)
-            rows.append([split, group, *(realistic.get(n) for n in names), values["both"]["count"], values["triples"]])
+    rows, names = _group_rows(metrics, "by_degree")
     caption = (
         "Each test triple counts in the group of its less-known entity's training triples (0: unseen in "
         "training); where structure is thin, the other modalities have the most to add."
