@@ -104,8 +104,6 @@ def load_run(
     or ``auto``; default: the device the run trained on)."""
     if checkpoint not in CHECKPOINTS:
         raise RunDirError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
-    if device not in (None, "cpu", "cuda", "auto"):
-        raise RunDirError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
     directory = RunDirectory(run_dir)
     config = directory.load_config()
     kg, model = build(config, kg, resolve_device(device) if device is not None else None)

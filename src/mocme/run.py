@@ -44,7 +44,9 @@ class RunResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU, or another name, is an error."""
+    if name not in ("cpu", "cuda", "auto"):
+        raise MocmeError(f"device must be 'cpu', 'cuda' or 'auto', got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
