@@ -73,8 +73,9 @@ class RunConfig(BaseModel):
     @model_validator(mode="after")
     def _selection_metric_is_evaluated(self) -> RunConfig:
         name = self.training.metric.rsplit(".", 1)[-1]
-        if name.startswith("hits_at_") and int(name.removeprefix("hits_at_")) not in self.evaluation.ks:
-            raise ValueError(f"training.metric {self.training.metric!r} needs {name[8:]} in evaluation.ks")
+        k = name.removeprefix("hits_at_")
+        if k != name and int(k) not in self.evaluation.ks:
+            raise ValueError(f"training.metric {self.training.metric!r} needs {k} in evaluation.ks")
         return self
 
 

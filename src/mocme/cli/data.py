@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 
@@ -199,8 +199,9 @@ def _dataset_config(
     files = {name: FeatureFile(path=path, mask=mask_paths.get(name)) for name, path in paths.items()}
     if columns is not None and columns not in COLUMNS:
         fail(f"--columns {columns!r}: expected one of {', '.join(COLUMNS)}")
-    if held_out not in ("deduplicate", "as_released"):
-        fail(f"--held-out {held_out!r}: expected deduplicate or as_released")
+    choices = get_args(DatasetConfig.model_fields["held_out"].annotation)  # the config's own
+    if held_out not in choices:
+        fail(f"--held-out {held_out!r}: expected {' or '.join(choices)}")
     return DatasetConfig(name=dataset, data_dir=data_dir, features=files, columns=columns, held_out=held_out)
 
 

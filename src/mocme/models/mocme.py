@@ -372,13 +372,10 @@ class MoCME(KGModel):
         if kg.num_entities != self.num_entities or list(kg.modalities) != names:
             raise ValueError(f"{kg!r} is not the graph this model was built from")
         n = len(next(iter(masks.values()))) if names else 0
-        bare = (
-            ~torch.stack([masks[name].to(torch.bool) for name in names]).any(0)
-            if names
-            else torch.ones(n, dtype=torch.bool)
-        )
-        if bool(bare.any()):
-            raise ValueError(f"new entity {int(bare.nonzero()[0])} has no modality: nothing to represent it by")
+        if names:
+            bare = ~torch.stack([masks[name].to(torch.bool) for name in names]).any(0)
+            if bool(bare.any()):
+                raise ValueError(f"new entity {int(bare.nonzero()[0])} has no modality: nothing to represent it by")
         extended = copy.deepcopy(self)
         extended.num_entities = self.num_entities + n
         extended._cache, extended._redundancies = None, []
