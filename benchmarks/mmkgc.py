@@ -317,17 +317,12 @@ def same_run(row: dict[str, Any], job: dict[str, Any]) -> bool:
 
 
 def job_seed(job: dict[str, Any]) -> int:
-    """The seed ``job`` trains with: its ``--seeds`` seed, else the last ``seed=`` override, else its
-    config file's."""
+    """The seed ``job`` trains with: its ``--seeds`` seed, else its resolved config's."""
     if "seed" in job:
         return job["seed"]
-    seeds = [o.removeprefix("seed=") for o in job["overrides"] if o.startswith("seed=")]
-    if seeds:
-        return int(seeds[-1])
-    import yaml
+    from mocme.config import load_config
 
-    path = config_path(job["dataset"], job.get("recipe", MOCME_CONFIG))
-    return int((yaml.safe_load(path.read_text()) or {}).get("seed", 0))
+    return load_config(config_path(job["dataset"], job.get("recipe", MOCME_CONFIG)), job["overrides"]).seed
 
 
 def conflicting_row(job: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
