@@ -143,7 +143,7 @@ def test_a_misspelt_checkpoint_or_device_is_a_one_line_error(capsys, tiny_run, c
     code, _, err = run(capsys, command, str(tiny_run), *query, "--checkpoint", "bset")
     assert code == 2 and err.strip() == "error: checkpoint must be 'best' or 'last', got 'bset'"
     code, _, err = run(capsys, command, str(tiny_run), *query, "--device", "gpu")
-    assert code == 2 and err.strip() == "error: device must be 'cpu', 'cuda' or 'auto', got 'gpu'"
+    assert code == 2 and err.strip() == "error: unknown device 'gpu' (use cpu, cuda, cuda:N or auto)"
 
 
 def test_predict_says_whether_the_targets_rank_is_raw_or_filtered(capsys, tiny_run):

@@ -118,3 +118,19 @@ def test_cpu_dropout_keeps_one_minus_p_scales_and_follows_the_seed():
     assert torch.equal(layer(x.detach()), y.detach())
     assert torch.equal(layer.eval()(x), x)
     assert torch.equal(Dropout(0.0).train()(x), x)
+
+
+def test_one_device_resolver_for_training_evaluation_and_features():
+    from mocme.device import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    for name in ("gpu", "cuda:x", "CPU", "cuda:"):
+        with pytest.raises(MocmeError, match="unknown device"):
+            resolve_device(name)
+    if not torch.cuda.is_available():
+        for name in ("cuda", "cuda:0"):
+            with pytest.raises(MocmeError, match="no CUDA GPU"):
+                resolve_device(name)
+    else:
+        with pytest.raises(MocmeError, match="CUDA GPU"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}")

