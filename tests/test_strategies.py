@@ -139,8 +139,8 @@ def all_entity_reference(kg, model, config, queries, targets):
             negatives = [e for e in range(kg.num_entities) if e != t and e not in others]
             gap = (s[negatives] - s[t]).detach()
             weights = len(negatives) * torch.softmax(binary_entropy_from_logits(gap) / 0.5, 0)
-            logits = torch.cat([s[t : t + 1], s[negatives] + weights.log()])
-            total = total - torch.log_softmax(logits, 0)[0]
+            log_p = torch.log_softmax(torch.cat([s[t : t + 1], s[negatives] + weights.log()]), 0)
+            total = total - (1 - smoothing) * log_p[0] - smoothing * log_p.mean()
             continue
         negatives = [e for e in range(kg.num_entities) if e not in known]
         s_neg = s[negatives]
@@ -172,6 +172,11 @@ REFERENCES = {
     "egns/softmax-chunked": (egns_config(pool="all", egns_loss="softmax", memory_mb=0.002), None),
     "egns/softmax-masked-chunked": (
         egns_config(pool="all", egns_loss="softmax", mask_known=True, memory_mb=0.002),
+        None,
+    ),
+    "egns/softmax-smoothed": (egns_config(pool="all", egns_loss="softmax", label_smoothing=0.1), None),
+    "egns/softmax-smoothed-chunked": (
+        egns_config(pool="all", egns_loss="softmax", label_smoothing=0.1, mask_known=True, memory_mb=0.002),
         None,
     ),
     "one_vs_all": (TrainingConfig(negatives="one_vs_all", label_smoothing=0.1), None),

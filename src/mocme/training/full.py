@@ -352,6 +352,8 @@ def _egns_softmax_whole(
         gap = s - positive.unsqueeze(1)
         log_weights = F.softplus(gap).addcmul_(gap, torch.sigmoid(gap), value=-1).mul_(1 / temperature)
         del gap
+        log_weights[rows, targets] = 0.0
+        sum_log_weights = log_weights.sum(1)  # Σ H/τ over the negatives (smoothing's share of the offsets)
         log_weights[rows, targets] = -math.inf
         weights = log_weights.exp_()  # exp(H/τ) of the negatives, 0 at each row's answer
         log_sum_w = weights.sum(1).log()
@@ -370,7 +372,7 @@ def _egns_softmax_whole(
         if smoothing:
             share = smoothing / s.shape[1]
             grad.sub_((share * scale).unsqueeze(1))
-            value = value - (share * scale * s.sum(1)).sum()
+            value = value - (share * scale * (s.sum(1) + sum_log_weights + negatives * shift)).sum()
     return with_gradient(scores, value, grad)
 
 

@@ -133,13 +133,14 @@ def _softmax_cross_entropy_parts(
 ) -> tuple[Tensor, Tensor]:
     """One block of candidates' share of a softmax cross-entropy whose row log-sum-exp is known.
 
-    Value: ``Σ_b w_b (-(1 - ε) s_b,t_b - ε Σ_j s_bj / n_b) / denom`` over the block (the
+    Value: ``Σ_b w_b (-(1 - ε) s_b,t_b - ε Σ_j (s_bj + o_bj) / n_b) / denom`` over the block (the
     ``log Σ exp`` term is the caller's); gradient ``w_b (p_bj - (1 - ε) [j = t_b] - ε / n_b) / denom``
-    with ``p = exp(s + o - lse)`` (``o``: constant log-weights of the candidates, 0 by default);
-    excluded candidates get none.
+    with ``p = exp(s + o - lse)`` (``o``: constant log-weights of the candidates, 0 by default and at
+    the answer); excluded candidates get none.
     """
     s = scores.detach().float()
-    grad = torch.exp((s if offsets is None else s + offsets) - lse.unsqueeze(1))
+    logits = s if offsets is None else s + offsets
+    grad = torch.exp(logits - lse.unsqueeze(1))
     scale = (weight / denom).unsqueeze(1)
     value = s.new_zeros(len(s))
     inside = targets >= 0
@@ -148,7 +149,7 @@ def _softmax_cross_entropy_parts(
         grad.masked_fill_(~valid, 0.0)
     if smoothing:
         share = (smoothing / count).unsqueeze(1)
-        picked = s if valid is None else s.masked_fill(~valid, 0.0)
+        picked = logits if valid is None else logits.masked_fill(~valid, 0.0)
         value -= (picked * share).sum(1)
         grad.sub_(share if valid is None else share * valid)
     if len(rows):
@@ -181,7 +182,8 @@ def softmax_cross_entropy(
             block of several; the ``lse`` term is then the caller's to add (once per row).
             Default: computed from ``scores``, and the term included.
         count: ``(B,)`` the row's number of valid candidates over all its blocks (with ``lse``).
-        offsets: ``(B, C)`` constant log-weights ``o`` inside the softmax (``logsumexp_j (s_bj + o_bj)``;
+        offsets: ``(B, C)`` constant log-weights ``o`` inside the softmax (``s + o`` replaces ``s`` in the
+            ``logsumexp`` and the smoothing mean;
             0 at each row's answer): the entropy-guided 1vsAll weighs its negatives this way.
     """
     s = scores.detach().float()
