@@ -182,9 +182,8 @@ def softmax_cross_entropy(
             block of several; the ``lse`` term is then the caller's to add (once per row).
             Default: computed from ``scores``, and the term included.
         count: ``(B,)`` the row's number of valid candidates over all its blocks (with ``lse``).
-        offsets: ``(B, C)`` constant log-weights ``o`` inside the softmax (``s + o`` replaces ``s`` in the
-            ``logsumexp`` and the smoothing mean;
-            0 at each row's answer): the entropy-guided 1vsAll weighs its negatives this way.
+        offsets: ``(B, C)`` constant log-weights ``o``, 0 at each row's answer: ``s + o`` replaces ``s`` in
+            the ``logsumexp`` and the smoothing mean. The entropy-guided 1vsAll weighs its negatives this way.
     """
     s = scores.detach().float()
     s_lse = s if offsets is None else s + offsets
