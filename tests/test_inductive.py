@@ -142,6 +142,50 @@ def test_api_texts_are_read_as_the_file_readers_read_them():
     assert as_new_entities({"Nice": " "})[0].text is None
 
 
+def test_api_inputs_in_every_form_or_a_one_line_error(held_out, stub_encoder, monkeypatch):
+    from mocme.inductive import as_new_entities
+
+    _, _, run_dir = held_out
+    _, kg, model = load_run(run_dir)
+    dim = kg.modalities["text"].dim
+    as_list, as_array = [0.5] * dim, np.full(dim, 0.5)
+    for given in (NewEntity("x", features={"text": as_list}), {"x": NewEntity("x", features={"text": as_array})}):
+        extended, _ = add_entities(model, kg, given)  # one NewEntity, or one keyed by its name; list or array
+        assert torch.equal(
+            extended.features_text[-1], add_entities(model, kg, {"x": {"text": as_list}})[0].features_text[-1]
+        )
+    bad = {
+        "the key names another entity": {"y": NewEntity("x", features={"text": as_list})},
+        "expected one vector of": {"x": {"text": np.full((2, dim // 2), 0.5)}},
+        "not a numeric vector": [NewEntity("x", features={"text": ["a"] * dim})],
+        "a text must be a string, got int": [NewEntity("x", 5)],
+        "this run has no modality 'nosuch'": {"x": {"nosuch": words(torch.zeros(dim))}},
+        "expected NewEntity objects or a mapping by name, got int": 5,
+    }
+    for message, entities in bad.items():
+        with pytest.raises(MocmeError, match=message):
+            add_entities(model, kg, entities)
+    monkeypatch.setattr("mocme.inductive._text_sidecar", lambda modality: "made by 'image', not a text encoder")
+    with pytest.raises(MocmeError, match=r"new_entities\['x'\]\['text'\]: a text, but modality 'text' is not text"):
+        add_entities(model, kg, {"x": {"text": "words"}})
+    assert as_new_entities(iter([NewEntity("x", "a")]))[0].text == "a"
+
+
+def test_predict_checks_its_direction_and_leaves_the_training_mode_as_it_was(held_out):
+    from mocme.prediction import predict as predict_known
+
+    _, _, run_dir = held_out
+    _, kg, model = load_run(run_dir)
+    name, relation = kg.entities.name(0), kg.relations.name(0)
+    for call in (predict_known, predict):
+        with pytest.raises(MocmeError, match="direction must be 'tail' or 'head', got 'tails'"):
+            call(model, kg, name, relation, direction="tails")
+    for mode in (True, False):
+        model.train(mode)
+        predict_known(model, kg, name, relation)
+        assert model.training is mode
+
+
 def test_new_rows_are_standardised_with_the_training_statistics(held_out):
     """An existing entity's raw features, added as a new entity, encode as that entity's text does."""
     _, _, run_dir = held_out

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from mocme.features.cache import sidecar_path, stored_checksum
 from mocme.features.runtime import quiet_downloads
 from mocme.io import resolve
 from mocme.models import KGModel, MoCME
-from mocme.prediction import Direction, Prediction
+from mocme.prediction import Direction, Prediction, check_direction
 from mocme.prediction import predict as predict_known
 
 PathLike = str | os.PathLike[str]
@@ -57,6 +57,8 @@ class NewEntity:
         features: raw feature vectors, shape ``(d,)``, by modality name.
         where: where the entity was given (``file:line``), for error messages.
         feature_where: where each vector was given, by modality name.
+        text_modality: the modality a text was given under (mapping form), checked to be one of the
+            run's text modalities; ``None``: the text goes to every text modality.
     """
 
     name: str
@@ -64,6 +66,7 @@ class NewEntity:
     features: dict[str, Tensor] = field(default_factory=dict)
     where: str = ""
     feature_where: dict[str, str] = field(default_factory=dict)
+    text_modality: str | None = None
 
     def location(self, modality: str | None = None) -> str:
         """Where this entity (or one of its vectors) was given, as error messages start."""
@@ -72,6 +75,12 @@ class NewEntity:
 
 def as_new_entities(entities: NewEntities) -> list[NewEntity]:
     """:class:`NewEntity` objects from the forms :data:`NewEntities` allows."""
+    if isinstance(entities, NewEntity):
+        return _normalised([entities])
+    if isinstance(entities, str) or not isinstance(entities, Mapping | Iterable):
+        raise MocmeError(
+            f"new entities: expected NewEntity objects or a mapping by name, got {type(entities).__name__}"
+        )
     if not isinstance(entities, Mapping):
         out = list(entities)
         bad = next((e for e in out if not isinstance(e, NewEntity)), None)
@@ -82,6 +91,8 @@ def as_new_entities(entities: NewEntities) -> list[NewEntity]:
     for name, value in entities.items():
         where = f"new_entities[{name!r}]"
         if isinstance(value, NewEntity):
+            if value.name != name:
+                raise MocmeError(f"{where}: the key names another entity than its NewEntity ({value.name!r})")
             out.append(value)
         elif isinstance(value, str):
             out.append(NewEntity(str(name), value, where=where))
@@ -91,10 +102,10 @@ def as_new_entities(entities: NewEntities) -> list[NewEntity]:
                 if isinstance(given, str):
                     if entity.text is not None:
                         raise MocmeError(f"{where}: give one text per entity")
-                    entity.text = given
+                    entity.text, entity.text_modality = given, str(modality)
                 else:
-                    entity.features[str(modality)] = torch.as_tensor(np.asarray(given, dtype=np.float32)).reshape(-1)
-                    entity.feature_where[str(modality)] = f"{where}[{modality!r}]"
+                    entity.features[str(modality)] = given
+                entity.feature_where[str(modality)] = f"{where}[{modality!r}]"
             out.append(entity)
         else:
             raise MocmeError(f"{where}: expected a text or a mapping of modality inputs, got {type(value).__name__}")
@@ -102,8 +113,23 @@ def as_new_entities(entities: NewEntities) -> list[NewEntity]:
 
 
 def _normalised(entities: list[NewEntity]) -> list[NewEntity]:
-    """Each text as the file readers and training see it: whitespace runs are one space, blank is no text."""
-    return [dataclasses.replace(e, text=normalised_text(e.text) if e.text is not None else None) for e in entities]
+    """Each text as the file readers and training see it (whitespace runs are one space, blank is no
+    text) and each vector a float32 tensor; a text that is not a string or a vector that is not
+    numeric is a one-line error."""
+    out = []
+    for entity in entities:
+        if entity.text is not None and not isinstance(entity.text, str):
+            where = entity.location(entity.text_modality)
+            raise MocmeError(f"{where}: a text must be a string, got {type(entity.text).__name__}")
+        features = {}
+        for modality, given in entity.features.items():
+            try:
+                features[modality] = torch.as_tensor(np.asarray(given, dtype=np.float32))
+            except (TypeError, ValueError):
+                raise MocmeError(f"{entity.location(modality)}: not a numeric vector") from None
+        text = normalised_text(entity.text) if entity.text is not None else None
+        out.append(dataclasses.replace(entity, text=text, features=features))
+    return out
 
 
 def read_new_entities(
@@ -223,6 +249,7 @@ def predict(
     are ranked among the answers. To ask many questions about the same new entities, call
     :func:`add_entities` once and :func:`mocme.prediction.predict` on its result.
     """
+    check_direction(direction)
     if new_entities:
         model, kg = add_entities(model, kg, new_entities)
     return predict_known(
@@ -261,12 +288,21 @@ def _check(entities: list[NewEntity], kg: MultiModalKG) -> None:
                 f"{entity.location()}: new entity {entity.name[:60]!r} has no input for any modality of this run "
                 f"({have}); give its text or a feature vector"
             )
+        if entity.text is not None and entity.text_modality is not None:
+            name = entity.text_modality
+            if name not in kg.modalities:
+                raise MocmeError(f"{entity.location(name)}: this run has no modality {name!r} (it has: {have})")
+            reason = _text_sidecar(kg.modalities[name])
+            if isinstance(reason, str):
+                raise MocmeError(f"{entity.location(name)}: a text, but modality {name!r} is not text: {reason}")
         for name, vector in entity.features.items():
             where = entity.location(name)
             if name not in kg.modalities:
                 raise MocmeError(f"{where}: this run has no modality {name!r} (it has: {have})")
             dim = kg.modalities[name].dim
-            if vector.ndim != 1 or len(vector) != dim:
+            if vector.ndim != 1:
+                raise MocmeError(f"{where}: expected one vector of {dim} values, got shape {tuple(vector.shape)}")
+            if len(vector) != dim:
                 raise MocmeError(
                     f"{where}: {vector.numel()} values, but this run's {name!r} features have dimension {dim}"
                 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -59,7 +59,12 @@ def lookup(vocabulary: Vocabulary, name: str, kind: str) -> int:
     raise MocmeError(f"unknown {kind} {name!r}{hint}")
 
 
-@torch.inference_mode()
+def check_direction(direction: str) -> None:
+    """A one-line error unless ``direction`` is ``tail`` or ``head``."""
+    if direction not in get_args(Direction):
+        raise MocmeError(f"direction must be 'tail' or 'head', got {direction!r}")
+
+
 def predict(
     model: KGModel,
     kg: MultiModalKG,
@@ -75,9 +80,31 @@ def predict(
     """Top-``top`` answers of ``(entity, relation, ?)`` (``direction="tail"``) or ``(?, relation, entity)``.
 
     ``exclude_known`` drops answers already in the graph (train ∪ valid ∪ test). With ``target``,
-    that answer's rank is reported too (realistic rank, against the same candidate list).
+    that answer's rank is reported too (realistic rank, against the same candidate list). The model
+    scores in eval mode and is handed back in the mode it came in.
     """
+    check_direction(direction)
+    was_training = model.training
     model.eval()
+    try:
+        return _predict(model, kg, entity, relation, direction, top, exclude_known, explain, target)
+    finally:
+        model.train(was_training)
+
+
+@torch.inference_mode()
+def _predict(
+    model: KGModel,
+    kg: MultiModalKG,
+    entity: str,
+    relation: str,
+    direction: Direction,
+    top: int,
+    exclude_known: bool,
+    explain: bool,
+    target: str | None,
+) -> Prediction:
+    """:func:`predict` of a model in eval mode."""
     e = lookup(kg.entities, entity, "entity")
     r = lookup(kg.relations, relation, "relation")
     query = torch.tensor([[e, r if direction == "tail" else r + kg.num_relations]], device=model.device)
