@@ -6,6 +6,7 @@ import inspect
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,10 @@ def test_make_config_accepts_every_form_and_merges_sections(tmp_path):
     path.write_text(yaml.safe_dump({"model": {"dim": 24, "experts": 2}}))
     from_file = make_config(path, model={"experts": 4})
     assert (from_file.model.dim, from_file.model.experts) == (24, 4)
+    read_only = {"training": types.MappingProxyType({"epochs": 3, "lr": 0.5})}  # any Mapping is a section
+    for overrides in ({"training": {"epochs": 5}}, {"training.epochs": 5}):
+        merged = make_config(read_only, **overrides)
+        assert (merged.training.epochs, merged.training.lr) == (5, 0.5)
 
 
 def test_make_config_errors_are_one_line_naming_the_key(tmp_path):
@@ -74,6 +79,8 @@ def test_make_config_errors_are_one_line_naming_the_key(tmp_path):
         make_config(path)
     with pytest.raises(ConfigError, match=r"keyword arguments: model\.dim"):
         make_config(path, model={"dim": -1})
+    with pytest.raises(ConfigError, match="config must be a RunConfig, a mapping or the path of a YAML file, got int"):
+        make_config(5)
 
 
 def test_train_evaluate_predict_and_reload(tmp_path):

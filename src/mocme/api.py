@@ -14,6 +14,7 @@ from typing import Any
 
 from mocme.config import RunConfig, read_config, validate_config
 from mocme.data.kg import MultiModalKG
+from mocme.errors import ConfigError
 from mocme.pipeline import EpochCallback, RunResult
 from mocme.pipeline import train as train_run
 
@@ -37,9 +38,13 @@ def make_config(config: ConfigLike = None, **sections: Any) -> RunConfig:
     if isinstance(config, RunConfig):
         data, source = config.model_dump(), "RunConfig"
     elif isinstance(config, Mapping):
-        data, source = copy.deepcopy(dict(config)), "config mapping"
-    elif config is not None:
+        data, source = _plain(config), "config mapping"
+    elif isinstance(config, str | os.PathLike):
         data, source, lines = read_config(config)
+    elif config is not None:
+        raise ConfigError(
+            f"config must be a RunConfig, a mapping or the path of a YAML file, got {type(config).__name__}"
+        )
     else:
         data, source = {}, "defaults"
     for key, value in sections.items():
@@ -101,4 +106,11 @@ def _merge(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
         for child_key, child_value in value.items():
             _merge(target[key], (str(child_key),), child_value)
     else:
-        target[key] = copy.deepcopy(value)
+        target[key] = _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy in which every mapping (a read-only or custom one too) is a plain ``dict``."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(child) for key, child in value.items()}
+    return copy.deepcopy(value)
