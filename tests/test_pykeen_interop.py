@@ -55,7 +55,7 @@ def test_a_graph_round_trips_through_a_pykeen_dataset():
     dataset = to_pykeen_dataset(kg)
     assert dataset.training.entity_to_id == kg.entities.index
     back = from_pykeen(dataset)
-    assert back.entities == kg.entities and back.relations == kg.relations
+    assert back.entities == kg.entities and back.relations == kg.relations and back.name == kg.name
     for split in ("train", "valid", "test"):
         assert torch.equal(back.split(split), kg.split(split))
     factory = to_triples_factory(kg, "test")

@@ -40,7 +40,8 @@ def from_pykeen(dataset: Dataset | str, **dataset_kwargs: Any) -> MultiModalKG:
     """
     if isinstance(dataset, str):
         dataset = _instantiate(dataset.removeprefix(PREFIX), dataset_kwargs)
-    name = type(dataset).__name__
+    metadata = getattr(dataset, "metadata", None)  # to_pykeen_dataset records the graph's name there
+    name = (metadata.get("name") if isinstance(metadata, dict) else None) or type(dataset).__name__
     return from_triples_factories(dataset.training, dataset.validation, dataset.testing, name=name)
 
 
