@@ -42,9 +42,6 @@ from mocme.prediction import Direction, Prediction, check_direction
 from mocme.prediction import predict as predict_known
 
 PathLike = str | os.PathLike[str]
-NewEntities = Sequence["NewEntity"] | Mapping[str, Any]
-"""New entities as :class:`NewEntity` objects, or a mapping from each name to its text (a ``str``)
-or to its inputs by modality (a ``str`` is a text to encode, a vector is that modality's features)."""
 
 
 @dataclass
@@ -71,6 +68,12 @@ class NewEntity:
     def location(self, modality: str | None = None) -> str:
         """Where this entity (or one of its vectors) was given, as error messages start."""
         return self.feature_where.get(modality or "", "") or self.where or f"new entity {self.name!r}"
+
+
+NewEntities = NewEntity | Sequence[NewEntity] | Mapping[str, Any]
+"""New entities as a :class:`NewEntity` or several, or a mapping from each name to its text (a ``str``),
+its ``NewEntity``, or its inputs by modality (a ``str`` is a text to encode under a text modality, a
+vector, list or array is that modality's features)."""
 
 
 def as_new_entities(entities: NewEntities) -> list[NewEntity]:
