@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,14 @@ def test_shipped_features_are_aligned_by_entity2id_name(tmp_path):
 def test_no_format_is_a_one_line_error(tmp_path):
     with pytest.raises(MocmeError, match="no dataset found"):
         detect_format(tmp_path)
+
+
+def test_the_projects_layout_is_named_by_its_dataset_yaml_other_layouts_by_their_folder(tmp_path):
+    from mocme.data import save_layout
+
+    kg, _ = load_folder(EXAMPLES / "openke")
+    assert kg.name == "openke"
+    save_layout(dataclasses.replace(kg, name="Foo"), tmp_path / "bar")
+    assert load_dataset(DatasetConfig(name=str(tmp_path / "bar"))).name == "Foo"
+    (tmp_path / "bar" / "dataset.yaml").unlink()
+    assert load_dataset(DatasetConfig(name=str(tmp_path / "bar"))).name == "bar"

@@ -118,10 +118,16 @@ def detect_format(folder: Path) -> Format:
     )
 
 
-def load_folder(folder: Path, name: str | None = None, columns: Columns | None = None) -> tuple[MultiModalKG, Format]:
-    """Load ``folder`` in whichever registered format it is in, with shipped feature files attached."""
+def load_folder(folder: Path, columns: Columns | None = None) -> tuple[MultiModalKG, Format]:
+    """Load ``folder`` in whichever registered format it is in, with shipped feature files attached.
+
+    The graph is named after the folder, except that the project's layout may name itself in its
+    ``dataset.yaml``.
+    """
     fmt = detect_format(folder)
-    return fmt.load(folder, name or folder.name, columns), fmt
+    if fmt.name == "mocme":
+        return load_layout(folder), fmt
+    return fmt.load(folder, folder.name, columns), fmt
 
 
 __all__ = ["FORMATS", "Format", "detect_format", "load_folder"]

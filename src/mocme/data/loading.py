@@ -113,7 +113,7 @@ def _load_graph(config: DatasetConfig) -> MultiModalKG:
     if not folder.is_dir():
         known = ", ".join(["synthetic", *BENCHMARKS])
         raise MocmeError(f"dataset {config.name!r} is neither a known dataset ({known}) nor a directory")
-    kg, fmt = load_folder(folder, columns=config.columns)
+    kg, fmt = load_folder(folder, config.columns)
     train_file = folder / next(f for f in fmt.files if "train" in f)
     if not len(kg.train):
         raise DataError(resolve(train_file), "no triples (the training split must not be empty)")
