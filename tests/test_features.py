@@ -15,6 +15,7 @@ import torch
 
 from mocme.cli import main
 from mocme.data import MultiModalKG, Vocabulary, load_layout, save_layout
+from mocme.data.kg import Modality
 from mocme.data.loading import DatasetConfig, FeatureFile, load_dataset
 from mocme.data.readers import read_features
 from mocme.errors import DataError, MocmeError
@@ -165,6 +166,76 @@ def test_extracted_features_attach_to_a_dataset(tmp_path, stub_model):
     extract_text_features(load_layout(directory), out, model=str(folder))
     loaded = load_dataset(DatasetConfig(name=str(directory), features={"text": FeatureFile(path=out)}))
     assert loaded.modalities["text"].mask.tolist() == [t is not None for t in TEXTS]
+
+
+def test_a_feature_file_for_another_entity_order_is_refused_not_misaligned(tmp_path):
+    kg = small_kg()
+    torch.save({name: torch.full((2,), float(i)) for i, name in enumerate(NAMES)}, tmp_path / "by_name.pt")
+    result = import_features(kg, tmp_path / "v.safetensors", tmp_path / "by_name.pt")
+    reordered = MultiModalKG("reordered", Vocabulary(NAMES[::-1]), kg.relations, kg.train, kg.valid, kg.test)
+    assert read_features(result.path, kg.entities).features[:, 0].tolist() == list(range(len(NAMES)))
+    with pytest.raises(DataError, match=r"v\.safetensors: was written for another entity list or order"):
+        read_features(result.path, reordered.entities)
+    directory = save_layout(reordered, tmp_path / "graph")
+    config = DatasetConfig(name=str(directory), features={"v": FeatureFile(path=result.path)})
+    with pytest.raises(DataError, match="another entity list or order"):
+        load_dataset(config)
+    assert read_features(result.path, len(NAMES)).features.shape == (7, 2)  # a bare count cannot check
+
+
+def test_a_layouts_feature_files_record_its_entity_order_and_keep_their_names(tmp_path):
+    kg = small_kg()
+    kg.add_modality(Modality("visual-clip", torch.ones(7, 3), torch.ones(7, dtype=torch.bool)))
+    directory = save_layout(kg, tmp_path / "graph")
+    assert set(load_layout(directory).modalities) == {"visual-clip"}
+    with pytest.raises(MocmeError, match=r"invalid modality name 'text\.clip'"):
+        cache.feature_path(directory / "features", "text.clip")
+
+
+def test_a_sidecar_left_from_an_earlier_request_is_rewritten(tmp_path, stub_model):
+    folder, encoder = stub_model
+    out = tmp_path / "text.safetensors"
+    extract_text_features(small_kg(), out, model=str(folder))
+    fresh = json.loads(cache.sidecar_path(out).read_text())
+    cache.sidecar_path(out).write_text(json.dumps({**fresh, "checksum": "an earlier request"}))  # crash between writes
+    again = extract_text_features(small_kg(), out, model=str(folder))
+    assert not again.cached and len(encoder.calls) == 2
+    assert json.loads(cache.sidecar_path(out).read_text())["checksum"] == cache.stored_checksum(out)
+    assert extract_text_features(small_kg(), out, model=str(folder)).cached
+
+
+def test_odd_published_files_are_one_line_errors(tmp_path):
+    kg = small_kg()
+    cases = {
+        "rows.pt": ([torch.ones(3)] * 6 + [torch.ones(4)], r"row 6 has 4 values, row 0 has 3"),
+        "lists.pt": ({"Paris": ["a", "b"], "Lyon": ["c", "d"]}, r"entry 'Paris' has unsupported dtype <U1"),
+        "empty.pt": (torch.ones(7, 0), r"its vectors have dimension 0"),
+        "empty_entries.pt": (
+            {"Paris": torch.ones(0), "Lyon": torch.ones(0)},
+            r"entry 'Paris' is a vector of dimension 0",
+        ),
+    }
+    for name, (content, message) in cases.items():
+        torch.save(content, tmp_path / name)
+        with pytest.raises(DataError, match=message):
+            import_features(kg, tmp_path / "o.safetensors", tmp_path / name, allow_pickle=True)
+    numbers = {"Paris": [1.0, 2.0], "Lyon": [3.0, 4.0]}  # plain lists of numbers are vectors
+    torch.save(numbers, tmp_path / "numbers.pt")
+    result = import_features(kg, tmp_path / "o.safetensors", tmp_path / "numbers.pt", allow_pickle=True)
+    assert read_features(result.path, kg.entities).features[5].tolist() == [1.0, 2.0]
+
+
+def test_import_finds_a_gzipped_row_list_and_names_a_missing_one(tmp_path):
+    import gzip
+
+    kg = small_kg()
+    np.save(tmp_path / "m.npy", np.arange(14, dtype=np.float32).reshape(7, 2))
+    with gzip.open(tmp_path / "e2id.txt.gz", "wt", encoding="utf-8") as handle:
+        handle.write("".join(f"{n}\t{i}\n" for i, n in enumerate(NAMES[::-1])))
+    result = import_features(kg, tmp_path / "o.safetensors", tmp_path / "m.npy", entity2id=tmp_path / "e2id.txt")
+    assert read_features(result.path, kg.entities).features[0].tolist() == [12.0, 13.0]
+    with pytest.raises(DataError, match=r"nope\.txt"):
+        import_features(kg, tmp_path / "o.safetensors", tmp_path / "m.npy", entity2id=tmp_path / "nope.txt")
 
 
 def test_encode_texts_rejects_bad_batch_size():

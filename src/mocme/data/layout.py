@@ -30,12 +30,14 @@ from safetensors.torch import save_file
 
 from mocme.data.kg import SPLITS, Modality, MultiModalKG
 from mocme.data.readers import (
+    ENTITIES_KEY,
     read_entity_text,
     read_features,
     read_name_list,
     read_name_triples,
     triples_to_ids,
 )
+from mocme.data.vocab import Vocabulary
 from mocme.errors import DataError, MocmeError
 from mocme.io import _UMASK, YAML_ERRORS, fsync_dir, fsync_tree, read_text
 
@@ -73,7 +75,7 @@ def load_layout(directory: PathLike, name: str | None = None) -> MultiModalKG:
     features_dir = directory / "features"
     if features_dir.is_dir():
         for path in sorted(features_dir.glob("*.safetensors")):
-            kg.add_modality(read_features(path, kg.num_entities))
+            kg.add_modality(read_features(path, entities, name=path.name.removesuffix(".safetensors")))
     return kg
 
 
@@ -110,7 +112,7 @@ def save_layout(kg: MultiModalKG, directory: PathLike, overwrite: bool = False, 
         if kg.modalities:
             (tmp / "features").mkdir()
             for modality in kg.modalities.values():
-                save_modality(modality, tmp / "features" / f"{modality.name}.safetensors")
+                save_modality(modality, tmp / "features" / f"{modality.name}.safetensors", kg.entities)
         fsync_tree(tmp)
         _replace_directory(tmp, directory)
         fsync_dir(directory.parent)
@@ -140,10 +142,10 @@ def _storable(name: str) -> bool:
     )
 
 
-def save_modality(modality: Modality, path: PathLike) -> None:
-    """Write one modality as a safetensors file with ``features`` and ``mask``."""
+def save_modality(modality: Modality, path: PathLike, entities: Vocabulary) -> None:
+    """Write one modality as a safetensors file with ``features`` and ``mask``, rows in ``entities``' order."""
     save_file(
         {"features": modality.features.contiguous(), "mask": modality.mask.contiguous()},
         str(path),
-        metadata={"name": modality.name, "source": modality.source},
+        metadata={"name": modality.name, "source": modality.source, ENTITIES_KEY: entities.digest()},
     )

@@ -76,7 +76,7 @@ def load_dataset(config: DatasetConfig | str | None = None) -> MultiModalKG:
     for name, feature in config.features.items():
         if config.modalities is not None and name not in config.modalities:
             continue  # a modality the run leaves out: its file is not read, nor required
-        kg.add_modality(read_features(feature.path, kg.num_entities, name=name, mask_path=feature.mask))
+        kg.add_modality(read_features(feature.path, kg.entities, name=name, mask_path=feature.mask))
     unseen = kg.statistics()["test_triples_with_unseen_entity"]
     if unseen:
         warnings.warn(

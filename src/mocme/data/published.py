@@ -88,7 +88,11 @@ def _torch_load(path: Path, allow_pickle: bool) -> Any:
 def _select(path: Path, data: Any, key: str | None) -> Any:
     """The matrix or mapping inside ``data``; ``key`` picks one entry of a dict-like file."""
     if isinstance(data, (list, tuple)) and data and all(_is_array(v) for v in data):
-        return torch.stack([as_tensor(path, v, "row").reshape(-1) for v in data])
+        rows = [as_tensor(path, v, f"row {i}").reshape(-1) for i, v in enumerate(data)]
+        odd = next((i for i, row in enumerate(rows) if row.shape != rows[0].shape), None)
+        if odd is not None:
+            raise DataError(path, f"row {odd} has {rows[odd].numel()} values, row 0 has {rows[0].numel()}")
+        return torch.stack(rows)
     if not isinstance(data, Mapping):
         if key is not None:
             raise DataError(path, f"holds a single {type(data).__name__}, so there is no entry {key!r} to select")
@@ -122,12 +126,16 @@ def _listing(data: Mapping) -> str:
 
 
 def as_tensor(path: Path, value: Any, what: str) -> Tensor:
-    """A float32 tensor from a tensor, an array or an HDF5 dataset."""
+    """A float32 tensor from a tensor, an array, an HDF5 dataset or a list of numbers."""
     if not isinstance(value, (Tensor, np.ndarray)):
-        value = np.asarray(value[()])  # HDF5 datasets read fully on demand
+        try:
+            value = np.asarray(value[()] if _is_array(value) else value)  # HDF5 datasets read fully on demand
+        except (TypeError, ValueError):
+            raise DataError(path, f"{what} is not a numeric array ({type(value).__name__})") from None
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf":
-            raise DataError(path, f"{what} has unsupported dtype {value.dtype}")
+            detail = "is not a numeric array" if value.dtype.kind == "O" else f"has unsupported dtype {value.dtype}"
+            raise DataError(path, f"{what} {detail}")
         value = torch.from_numpy(np.ascontiguousarray(value))
     if not (value.is_floating_point() or value.dtype in (torch.int32, torch.int64, torch.int16, torch.uint8)):
         raise DataError(path, f"{what} has unsupported dtype {value.dtype}")
@@ -182,6 +190,8 @@ def align_matrix(
         matrix = matrix[:, 0]
     if matrix.ndim != 2:
         raise DataError(path, f"expected a 2-D matrix (rows x dim), got shape {tuple(matrix.shape)}")
+    if matrix.shape[1] == 0:
+        raise DataError(path, "its vectors have dimension 0")
     rows, n = matrix.shape[0], len(entities)
     if row_names is None:
         if rows != n:

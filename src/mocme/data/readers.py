@@ -320,9 +320,13 @@ def _is_float(value: str) -> bool:
 FEATURE_SUFFIXES = (".safetensors", ".npy", ".pt", ".pth")
 
 
+# The safetensors header key that records the entity order a feature file's rows follow.
+ENTITIES_KEY = "entities_sha256"
+
+
 def read_features(
     path: PathLike,
-    num_entities: int,
+    entities: Vocabulary | int,
     name: str | None = None,
     mask_path: PathLike | None = None,
 ) -> Modality:
@@ -330,13 +334,18 @@ def read_features(
 
     ``.safetensors`` and ``.pt`` files hold either one tensor or ``features`` plus ``mask``;
     ``.npy`` holds the matrix, and ``mask_path`` (any of these formats) an optional mask.
-    Without a mask every entity has the modality.
+    Without a mask every entity has the modality. ``entities`` is the dataset's vocabulary (or just
+    its size): a file that mocme wrote records its entity order, and one written for another order
+    is refused rather than attached to the wrong entities.
 
     Returns:
         A :class:`Modality` whose ``features`` have shape ``(num_entities, d)``.
     """
     path = resolve(path)
     name = name or path.name.split(".")[0]
+    num_entities = entities if isinstance(entities, int) else len(entities)
+    if not isinstance(entities, int):
+        _check_entity_order(path, entities)
     features, mask = _load_arrays(path)
     if mask_path is not None:
         if mask is not None:
@@ -356,6 +365,25 @@ def read_features(
         kind = "a NaN" if torch.isnan(available[~finite][0]).any() else "an infinite value"
         raise DataError(path, f"row {row} (entity {row}) contains {kind}")
     return Modality(name, features, mask, source=str(path))
+
+
+def _check_entity_order(path: Path, entities: Vocabulary) -> None:
+    """A one-line error when ``path``'s header records another entity order than ``entities``'."""
+    if path.suffix != ".safetensors":
+        return
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            recorded = (handle.metadata() or {}).get(ENTITIES_KEY)
+    except Exception:  # unreadable: _load_arrays says why
+        return
+    if recorded and recorded != entities.digest():
+        raise DataError(
+            path,
+            f"was written for another entity list or order than this dataset's {len(entities)} entities, so its "
+            "rows would belong to other entities; extract or import it again for this dataset",
+        )
 
 
 def _load_arrays(path: Path) -> tuple[object, object | None]:

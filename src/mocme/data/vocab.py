@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 
 
@@ -27,6 +28,10 @@ class Vocabulary:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocabulary) and self.names == other.names
+
+    def digest(self) -> str:
+        """SHA-256 of the names in id order: equal exactly when two vocabularies give every name the same id."""
+        return hashlib.sha256("\0".join(self.names).encode("utf-8")).hexdigest()
 
     def __repr__(self) -> str:
         return f"Vocabulary({len(self)} names)"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from safetensors.torch import save
 from torch import Tensor
 
 from mocme.data.kg import MultiModalKG
+from mocme.data.readers import ENTITIES_KEY
 from mocme.errors import MocmeError
 from mocme.io import atomic_path, write_json_atomic
 from mocme.version import package_version
@@ -48,8 +50,8 @@ class FeatureFile:
 
 def feature_path(directory: PathLike, name: str) -> Path:
     """``<directory>/<name>.safetensors``; ``name`` becomes the modality name when loaded."""
-    if not name or "/" in name or "\\" in name or name.startswith("."):
-        raise MocmeError(f"invalid modality name {name!r} (use a plain name such as 'text' or 'visual')")
+    if not re.fullmatch(r"[\w-]+", name):
+        raise MocmeError(f"invalid modality name {name!r} (letters, digits, '_' and '-', such as 'text' or 'visual')")
     return Path(directory) / f"{name}.safetensors"
 
 
@@ -97,18 +99,19 @@ def stored_checksum(path: PathLike) -> str | None:
 
 
 def up_to_date(path: PathLike, request: str) -> FeatureFile | None:
-    """The existing output when it was made for exactly this request, else ``None``."""
+    """The existing output when it and its sidecar were made for exactly this request, else ``None``.
+
+    A sidecar that is missing, unreadable or left from an earlier request (a crash between the two
+    writes) means the extraction runs again, so that both describe the same request afterwards.
+    """
     if stored_checksum(path) != request:
         return None
-    info: dict[str, Any] = {}
-    sidecar = sidecar_path(path)
-    if sidecar.is_file():
-        try:
-            info = json.loads(sidecar.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            info = {}
-    if info.get("checksum") != request:  # a sidecar left from an earlier request describes nothing here
-        info = {}
+    try:
+        info = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(info, dict) or info.get("checksum") != request:
+        return None
     return FeatureFile(Path(path), info, cached=True)
 
 
@@ -135,6 +138,7 @@ def manifest(
         "kind": kind,
         "dataset": kg.name,
         "entities": kg.num_entities,
+        "entities_sha256": kg.entities.digest(),
         "available": int(mask.sum()),
         "dimension": int(features.shape[1]),
         **details,
@@ -160,6 +164,7 @@ def write_features(path: PathLike, features: Tensor, mask: Tensor, info: dict[st
         "name": path.stem,
         "checksum": str(info.get("checksum", "")),
         "source": str(info.get("source", "")),
+        ENTITIES_KEY: str(info.get("entities_sha256", "")),
     }
     payload = save({"features": features, "mask": mask}, metadata=metadata)
     try:

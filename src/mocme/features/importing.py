@@ -56,6 +56,8 @@ def align_mapping(
             if key in mapping:
                 used.add(key)
                 value = as_tensor(path, mapping[key], f"entry {key!r}")
+                if value.ndim and value.shape[-1] == 0:
+                    raise DataError(path, f"entry {key!r} is a vector of dimension 0")
                 vectors.append(value.reshape(-1, value.shape[-1]) if value.ndim else value.reshape(1, 1))
         if not vectors:
             continue
@@ -91,9 +93,9 @@ def import_features(
     ``entity2id`` names the rows of a matrix; ``index`` maps entity names to the keys of a mapping;
     ``partial`` masks dataset entities that a row list lacks instead of failing.
     """
-    source = resolve(source)
     if entity2id is not None and index is not None:
         raise MocmeError("--entity2id names the rows of a matrix, --index the keys of a mapping: give one of them")
+    source, entity2id, index = (resolve(p) if p is not None else None for p in (source, entity2id, index))
     digests = [file_digest(p) if p is not None else None for p in (source, entity2id, index)]
     request = checksum("import", digests, key, partial, mask_zero_rows, list(kg.entities))
     if not force and (existing := up_to_date(path, request)):
