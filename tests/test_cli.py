@@ -237,3 +237,46 @@ def test_a_data_dir_with_yaml_characters_is_taken_as_it_is():
     for folder in ("/data/run #2", "/data/a: b", "~", "no"):
         config = load_config(overrides=_overrides(None, Path(folder), None, None, None))
         assert config.dataset.data_dir == Path(folder)
+
+
+def test_damaged_run_directories_are_one_line_errors(capsys, tiny_run, tmp_path):
+    import torch
+
+    def damaged(name, edit):
+        to = tmp_path / name
+        shutil.copytree(tiny_run, to)
+        edit(to)
+        return to
+
+    cases = {
+        "cannot read the run's config": damaged("yaml", lambda d: (d / "config.yaml").write_text("seed: [1,\n")),
+        "not a run config": damaged("empty", lambda d: (d / "config.yaml").write_text("")),
+        "not a mocme checkpoint": damaged("foreign", lambda d: torch.save([1, 2], d / "checkpoints" / "best.pt")),
+        "does not fit the model config.yaml describes": _edited_copy(
+            tiny_run, tmp_path / "shape", lambda config: config["model"].update(dim=24)
+        ),
+    }
+    for message, run_dir in cases.items():
+        for argv in (["evaluate", str(run_dir)], ["train", "--resume", str(run_dir), "-q"]):
+            code, _, err = run(capsys, *argv)
+            assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (argv, err)
+    afile = tmp_path / "afile"
+    afile.write_text("hi")
+    for out in (afile, afile / "sub"):
+        code, _, err = run(capsys, "train", "--out", str(out), *TINY)
+        assert code == 2 and "cannot be a run directory" in err and afile.read_text() == "hi", err
+
+
+def test_resuming_a_finished_run_returns_its_recorded_metrics_without_scoring_test_again(tiny_run, tmp_path):
+    from mocme.pipeline import resume
+
+    copy = tmp_path / "finished"
+    shutil.copytree(tiny_run, copy)
+    (copy / "metadata.json").unlink()  # as a kill between config.yaml and metadata.json leaves it
+    recorded = (copy / "metrics.json").read_bytes()
+    result = resume(copy)
+    assert (copy / "metrics.json").read_bytes() == recorded and result.metrics == json.loads(recorded)
+    assert (
+        json.loads((copy / "metadata.json").read_text())["seed"]
+        == yaml.safe_load((copy / "config.yaml").read_text())["seed"]
+    )

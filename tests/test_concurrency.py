@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.helpers.runs import READER, Launcher, assert_same_run, tiny_config
 
 
@@ -69,3 +71,15 @@ def test_a_second_writer_of_the_same_run_is_refused_in_one_line(tmp_path, capsys
             assert "is training this run" in err and len(err.strip().splitlines()) == 1, err
         assert (run / "metrics.json").is_file() and (run / "checkpoints" / "best.pt").is_file()  # untouched
     assert main(["train", "--resume", str(run), "-q"]) == 0  # free again once the holder is gone
+
+
+def test_a_refused_writer_leaves_the_holders_lock_in_place(tmp_path):
+    from mocme.errors import RunDirError
+    from mocme.rundir import LOCK_NAME, RunDirectory
+
+    run = tmp_path / "run"
+    with RunDirectory(run).lock():  # held before any config.yaml exists, as while --overwrite deletes
+        for _ in range(2):  # the second try stands for a third writer: the holder's lock is still there
+            with pytest.raises(RunDirError, match="another process"), RunDirectory(run).lock():
+                pass
+            assert (run / LOCK_NAME).exists()

@@ -109,8 +109,7 @@ def load_run(
     config = directory.load_config()
     kg, model = build(config, kg, resolve_device(device) if device is not None else None)
     name = checkpoint if directory.has_checkpoint(checkpoint) else "last"
-    state = directory.load_checkpoint(name, model.device)
-    model.load_state_dict(state["model"])
+    directory.load_weights(name, model)
     model.eval()
     return config, kg, model
 

@@ -124,10 +124,21 @@ class Run:
     def resume(self) -> RunResult:
         """Continue from ``checkpoints/last.pt``; ends exactly as an uninterrupted run would."""
         self.directory.remove_stale_temp_files()  # partial writes of the killed process; never checkpoints
+        if not self.directory.metadata_path.exists():  # killed between config.yaml and metadata.json
+            self.directory.write_metadata(self.config)
+        if self.directory.metrics_path.exists():  # finished: the test split is not scored again
+            self.select()
+            return RunResult(self.directory, self.kg, self.model, self.directory.metrics())
         if self.directory.has_checkpoint("last"):
             state = self.directory.load_checkpoint("last", self.model.device)
-            self.trainer.load_state_dict(state)
-            self.selection.load_state(state["train_state"])
+            try:
+                self.trainer.load_state_dict(state)
+                self.selection.load_state(state["train_state"])
+            except (RuntimeError, KeyError, TypeError, ValueError) as err:
+                raise RunDirError(
+                    f"{self.directory.checkpoint_path('last')}: cannot resume from it, it does not fit the run "
+                    f"config.yaml describes ({type(err).__name__}: {str(err).splitlines()[-1].strip()[:160]})"
+                ) from None
         self.directory.truncate_trace(self.trainer.epoch)
         return self.train()
 
@@ -149,7 +160,7 @@ class Run:
         selected = "best" if self.directory.has_checkpoint("best") else "last"
         if not self.directory.has_checkpoint(selected):
             raise RunDirError(f"{self.directory.path}: training produced no checkpoint")
-        self.model.load_state_dict(self.directory.load_checkpoint(selected, self.model.device)["model"])
+        self.directory.load_weights(selected, self.model)
         return selected
 
     def checkpoint(self) -> dict[str, Any]:

@@ -87,18 +87,22 @@ class RunDirectory:
             yield
             return
         folder_existed = self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # the path, or a folder above it, is a file
+            raise RunDirError(f"{self.path}: cannot be a run directory ({err.strerror or err})") from None
         handle = open(self.path / LOCK_NAME, "a+")  # noqa: SIM115 (held until the end of the block)
         try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                owner = handle.read().strip() or "unknown"
-                raise RunDirError(
-                    f"{self.path}: another process (pid {owner}) is training this run; wait for it to "
-                    "finish or use another --out"
-                ) from None
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()  # the holder's .lock stays: removing it would let a third process in beside the holder
+            raise RunDirError(
+                f"{self.path}: another process (pid {owner}) is training this run; wait for it to "
+                "finish or use another --out"
+            ) from None
+        try:
             handle.seek(0)
             handle.truncate()
             handle.write(f"{os.getpid()}\n")
@@ -130,7 +134,7 @@ class RunDirectory:
         self.remove_stale_temp_files()  # left by a creation that was killed before it wrote config.yaml
         (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.config_path, dump_config(config))
-        write_json_atomic(self.metadata_path, run_metadata(config))
+        self.write_metadata(config)
 
     def _has_content(self) -> bool:
         """Whether anything is here besides what a creation killed before writing config.yaml leaves."""
@@ -158,10 +162,20 @@ class RunDirectory:
         for path in self.stale_temp_files():
             path.unlink(missing_ok=True)
 
+    def write_metadata(self, config: RunConfig) -> None:
+        """Record versions, seed and revision in ``metadata.json`` (a resume writes it if a kill lost it)."""
+        write_json_atomic(self.metadata_path, run_metadata(config))
+
     def load_config(self) -> RunConfig:
         if not self.config_path.exists():
             raise RunDirError(f"{self.path}: not a run directory (no config.yaml)")
-        data = yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
+        try:
+            data = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise RunDirError(f"{self.config_path}: cannot read the run's config ({first})") from None
+        if not isinstance(data, dict):
+            raise RunDirError(f"{self.config_path}: not a run config (expected a mapping of sections)")
         try:
             return validate_config(data, str(self.config_path))
         except ConfigError as err:
@@ -201,9 +215,23 @@ class RunDirectory:
         if not path.exists():
             raise RunDirError(f"{path}: no such checkpoint")
         try:
-            return torch.load(path, map_location=map_location, weights_only=False)
+            state = torch.load(path, map_location=map_location, weights_only=False)
         except Exception as err:  # a foreign or damaged file raises many library-specific types
             raise RunDirError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
+        if not (isinstance(state, dict) and isinstance(state.get("model"), dict) and "train_state" in state):
+            raise RunDirError(f"{path}: not a mocme checkpoint (expected the model's weights and its training state)")
+        return state
+
+    def load_weights(self, name: str, model: torch.nn.Module) -> None:
+        """Load checkpoint ``name``'s weights into ``model``; a checkpoint of another shape is a one-line error."""
+        state = self.load_checkpoint(name, next(model.parameters()).device)
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as err:
+            first = str(err).splitlines()[-1].strip()[:160]
+            raise RunDirError(
+                f"{self.checkpoint_path(name)}: does not fit the model config.yaml describes ({first})"
+            ) from None
 
     def checkpoint_epoch(self, name: str) -> int | None:
         """The number of epochs completed when checkpoint ``name`` was written; ``None`` if there is none."""
