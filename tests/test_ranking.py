@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -173,6 +175,42 @@ def test_training_degree_counts_a_self_loop_once():
         "loops", Vocabulary(["a", "b", "c", "d", "e"]), Vocabulary(["r", "s"]), train, train[:0], train[:0]
     )
     assert training_degrees(kg).tolist() == [1, 1, 1, 3, 0]
+    repeated = dataclasses.replace(kg, train=torch.cat([train, train[:1]]))  # a line given twice counts once
+    assert training_degrees(repeated).tolist() == [1, 1, 1, 3, 0]
+
+
+def test_an_empty_split_and_an_empty_shard_give_null_metrics_not_a_crash():
+    from mocme.data import MultiModalKG, Vocabulary
+    from mocme.evaluation import Evaluator, evaluate
+    from tests.conftest import TableModel
+
+    train = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 0, 3]])
+    kg = MultiModalKG("empty", Vocabulary(["a", "b", "c", "d"]), Vocabulary(["r"]), train, train[:0], train[:1])
+    model = TableModel(torch.rand(4, 2, 4, generator=torch.Generator().manual_seed(0)))
+    metrics = evaluate(model, kg, "valid")
+    assert metrics["both"]["count"] == 0 and metrics["both"]["realistic"]["inverse_harmonic_mean_rank"] != 0
+
+    class SecondOfTwo:  # the process that gets no query of a one-triple split
+        def shard(self, items):
+            return items[1::2][:0] if len(items) == 2 else items[1::2]
+
+        def gather(self, values, device):
+            return values
+
+    assert len(Evaluator(kg, sharding=SecondOfTwo()).ranks(model, kg.valid).optimistic) == 0
+
+
+def test_the_breakdown_table_shows_the_hits_that_were_evaluated():
+    from mocme.data import MultiModalKG, Vocabulary
+    from mocme.evaluation import evaluate
+    from mocme.tables import breakdown_table
+    from tests.conftest import TableModel
+
+    train = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 0, 3]])
+    kg = MultiModalKG("ks", Vocabulary(["a", "b", "c", "d"]), Vocabulary(["r"]), train, train[:0], train)
+    model = TableModel(torch.rand(4, 2, 4, generator=torch.Generator().manual_seed(0)))
+    header = breakdown_table(evaluate(model, kg, "test", ks=(3, 5))).splitlines()[0]
+    assert "Hits@3" in header and "Hits@5" in header and "Hits@10" not in header and "nan" not in header
 
 
 def test_degree_groups_are_powers_of_two():
@@ -181,7 +219,7 @@ def test_degree_groups_are_powers_of_two():
     from mocme.evaluation.evaluator import Ranks
 
     hub_degree = [1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 100]
-    train = torch.tensor([[i, 0, i + 1000] for i, d in enumerate(hub_degree) for _ in range(d)])
+    train = torch.tensor([[i, 0, 20 + 100 * i + j] for i, d in enumerate(hub_degree) for j in range(d)])
     kg = MultiModalKG("hubs", Vocabulary(str(i) for i in range(2000)), Vocabulary(["r"]), train, train[:0], train[:0])
     # one query per hub, its answer a second hub of higher degree; the hub decides the group
     entities = torch.arange(len(hub_degree))

@@ -67,34 +67,36 @@ def scorers_table(per_scorer: dict[str, dict[str, Any]], title: str | None = Non
 
 
 def breakdown_table(metrics: dict[str, Any]) -> str:
-    """Realistic MRR and Hits@10 (both sides) per relation category, per modality availability, by
-    whether the query and answer entities were seen in training and by the training degree of the
-    less-known of them (with the triples of each group)."""
+    """Realistic MRR and the smallest and largest Hits@K evaluated (both sides) per relation category,
+    per modality availability, by whether the query and answer entities were seen in training and by
+    the training degree of the less-known of them (with the triples of each group)."""
+    hits = _hits_columns(metrics)
     rows = []
     for category, values in metrics.get("by_relation_category", {}).items():
-        rows.append([f"relations {category}", *_summary(values), None])
+        rows.append([f"relations {category}", *_summary(values, hits), None])
     for modality, groups in metrics.get("by_modality", {}).items():
         for label, values in groups.items():
-            rows.append([f"answer {label}: {modality}", *_summary(values), None])
+            rows.append([f"answer {label}: {modality}", *_summary(values, hits), None])
     for group, values in metrics.get("by_seen", {}).items():
-        rows.append([SEEN_GROUPS.get(group, group), *_summary(values), values.get("triples")])
+        rows.append([SEEN_GROUPS.get(group, group), *_summary(values, hits), values.get("triples")])
     for group, values in metrics.get("by_degree", {}).items():
         triples = "train triple" if group == "1" else "train triples"
-        rows.append([f"less-known entity in {group} {triples}", *_summary(values), values.get("triples")])
+        rows.append([f"less-known entity in {group} {triples}", *_summary(values, hits), values.get("triples")])
     if not rows:
         return ""
-    return render(["group", "MRR", "Hits@1", "Hits@10", "queries", "triples"], rows)
+    return render(["group", "MRR", *(short_name(n) for n in hits), "queries", "triples"], rows)
 
 
-def _summary(values: dict[str, Any]) -> list[Any]:
+def _hits_columns(metrics: dict[str, Any]) -> list[str]:
+    """The smallest and largest ``hits_at_K`` the metrics hold (one name when a single K was asked)."""
+    ks = sorted(int(n.removeprefix("hits_at_")) for n in metrics["both"]["realistic"] if n.startswith("hits_at_"))
+    return list(dict.fromkeys(f"hits_at_{k}" for k in (ks[:1] + ks[-1:])))
+
+
+def _summary(values: dict[str, Any], hits: list[str]) -> list[Any]:
     both = values["both"]
     realistic = both["realistic"]
-    return [
-        realistic["inverse_harmonic_mean_rank"],
-        realistic.get("hits_at_1", float("nan")),
-        realistic.get("hits_at_10", float("nan")),
-        both["count"],
-    ]
+    return [realistic["inverse_harmonic_mean_rank"], *(realistic[n] for n in hits), both["count"]]
 
 
 def _cell(value: Any, decimals: int | None = None) -> str:

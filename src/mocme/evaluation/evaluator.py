@@ -234,9 +234,10 @@ def degree_breakdown(ranks: Ranks, kg: MultiModalKG, ks: Sequence[int] = DEFAULT
 
 
 def training_degrees(kg: MultiModalKG) -> Tensor:
-    """The number of training triples each entity occurs in (a self-loop ``(e, r, e)`` once), shape
-    ``(num_entities,)``."""
-    heads, tails = kg.train[:, 0], kg.train[:, 2]
+    """The number of distinct training triples each entity occurs in (a self-loop ``(e, r, e)`` once,
+    a repeated line once), shape ``(num_entities,)``."""
+    train = torch.unique(kg.train, dim=0) if len(kg.train) else kg.train
+    heads, tails = train[:, 0], train[:, 2]
     counts = torch.bincount(heads, minlength=kg.num_entities)
     return counts + torch.bincount(tails[tails != heads], minlength=kg.num_entities)
 

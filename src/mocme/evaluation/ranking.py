@@ -98,7 +98,7 @@ def _count_unfiltered(
         workspace: see :func:`filtered_ranks`.
     """
     batch, num_entities = scores.shape
-    rows = min(batch, max(1, TILE_ELEMENTS // num_entities))
+    rows = max(1, min(batch, TILE_ELEMENTS // num_entities))  # at least 1: an empty batch has no tiles
     if workspace is None or workspace.numel() < rows * num_entities:
         workspace = torch.empty(rows * num_entities, dtype=scores.dtype, device=scores.device)
     accumulate = torch.float64 if num_entities >= _EXACT_FLOAT32_COUNT else scores.dtype
