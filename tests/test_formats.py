@@ -78,3 +78,47 @@ def test_the_projects_layout_is_named_by_its_dataset_yaml_other_layouts_by_their
     assert load_dataset(DatasetConfig(name=str(tmp_path / "bar"))).name == "Foo"
     (tmp_path / "bar" / "dataset.yaml").unlink()
     assert load_dataset(DatasetConfig(name=str(tmp_path / "bar"))).name == "bar"
+
+
+def _copy(source: Path, to: Path) -> Path:
+    to.mkdir()
+    for file in source.iterdir():
+        (to / file.name).write_bytes(file.read_bytes())
+    return to
+
+
+def test_kgbert_and_mygo_folders_with_an_entities_txt_are_not_taken_for_the_projects_layout(tmp_path):
+    twin, _ = load_folder(EXAMPLES / "openke")
+    kgbert = _copy(EXAMPLES / "kg-bert", tmp_path / "kg-bert")  # kg-bert's data/umls ships these two lists
+    (kgbert / "entities.txt").write_text("".join(f"{n}\n" for n in twin.entities))
+    (kgbert / "relations.txt").write_text("".join(f"{n}\n" for n in twin.relations))
+    kg, fmt = load_folder(kgbert)
+    assert fmt.name == "kg-bert" and torch.equal(kg.train, load_folder(EXAMPLES / "kg-bert")[0].train)
+
+    # MyGO's DB15K: entities.txt and relations.txt (one name per line, in id order) beside id triples
+    mygo = _copy(EXAMPLES / "mygo", tmp_path / "mygo")
+    (mygo / "entity2id.txt").rename(mygo / "entities.txt")
+    (mygo / "relation2id.txt").rename(mygo / "relations.txt")
+    (mygo / "entities.txt").write_text("".join(f"{n}\n" for n in twin.entities))
+    (mygo / "relations.txt").write_text("".join(f"{n}\n" for n in twin.relations))
+    kg, fmt = load_folder(mygo)
+    assert (
+        fmt.name == "mygo" and list(kg.entities) == list(twin.entities) and list(kg.relations) == list(twin.relations)
+    )
+    for split in ("train", "valid", "test"):
+        assert torch.equal(kg.split(split), twin.split(split)), split
+    # MyGO's MKG-Y: no relation list at all; the relations are their ids
+    (mygo / "relations.txt").unlink()
+    kg, _ = load_folder(mygo)
+    assert list(kg.relations) == [str(i) for i in range(len(twin.relations))]
+    assert torch.equal(kg.train, twin.train)
+
+
+def test_libkge_file_names_are_read_from_the_flattened_keys_libkge_writes(tmp_path):
+    folder = _copy(EXAMPLES / "libkge", tmp_path / "libkge")
+    (folder / "test_filtered.del").write_text((folder / "test.del").read_text().splitlines()[0] + "\n")
+    (folder / "dataset.yaml").write_text(
+        "dataset:\n  name: people\n  files.test.filename: test_filtered.del\n  files.test.type: triples\n"
+    )
+    kg, _ = load_folder(folder)
+    assert len(kg.test) == 1 and len(load_folder(EXAMPLES / "libkge")[0].test) > 1

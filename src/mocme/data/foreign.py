@@ -69,11 +69,18 @@ def _ids_line(line: str) -> bool:
     return len(parts) == 3 and all(p.lstrip("-").isdigit() for p in parts)
 
 
+MYGO_ENTITIES = ("entity2id.txt", "entities.txt")
+MYGO_RELATIONS = ("relation2id.txt", "relations.txt")
+
+
+def _first_existing(folder: Path, names: tuple[str, ...]) -> Path | None:
+    return next((folder / n for n in names if exists(folder / n)), None)
+
+
 def is_mygo(folder: Path) -> bool:
     return (
         exists(folder / "train.txt")
-        and exists(folder / "entity2id.txt")
-        and exists(folder / "relation2id.txt")
+        and _first_existing(folder, MYGO_ENTITIES) is not None
         and _ids_line(first_line(folder / "train.txt"))
     )
 
@@ -109,14 +116,24 @@ def load_openke(folder: Path, name: str, columns: Columns | None = None) -> Mult
 
 
 def load_mygo(folder: Path, name: str, columns: Columns | None = None) -> MultiModalKG:
-    """MyGO / C2RS: ``train.txt`` of tab-separated ids (``h r t`` unless ``columns`` says otherwise)."""
-    entities = read_openke_vocabulary(folder / "entity2id.txt", count_line=False)
-    relations = read_openke_vocabulary(folder / "relation2id.txt", count_line=False)
+    """MyGO / C2RS: ``{train,valid,test}.txt`` of tab-separated ids (``h r t`` unless ``columns`` says
+    otherwise). Entity names from ``entity2id.txt`` (``name id`` lines, a count line optional) or
+    ``entities.txt`` (one per line, in id order); relation names likewise from ``relation2id.txt`` or
+    ``relations.txt``, or, where the folder has neither (MyGO's MKG-Y), the relation ids themselves."""
+    entities = Vocabulary(read_row_names(_first_existing(folder, MYGO_ENTITIES)))
+    relation_file = _first_existing(folder, MYGO_RELATIONS)
+    relations = Vocabulary(read_row_names(relation_file)) if relation_file is not None else None
     order = columns or "hrt"
+    unbounded = 2**62  # no relation list: every id is in range, and the list is the ids seen
     splits = {
-        split: read_id_triples(folder / f"{split}.txt", len(entities), len(relations), order, count_line=False)
+        split: read_id_triples(
+            folder / f"{split}.txt", len(entities), len(relations) if relations else unbounded, order, count_line=False
+        )
         for split in SPLITS
     }
+    if relations is None:
+        used = max((int(t[:, 1].max()) + 1 for t in splits.values() if len(t)), default=0)
+        relations = Vocabulary(str(i) for i in range(used))
     return attach_shipped_features(MultiModalKG(name, entities, relations, **splits), folder)
 
 
@@ -197,6 +214,9 @@ def _libkge_files(folder: Path) -> dict[str, str]:
         entry = listed.get(key)
         if isinstance(entry, dict) and isinstance(entry.get("filename"), str):
             files[key] = entry["filename"]
+        flat = dataset.get(f"files.{key}.filename")  # LibKGE writes its keys flattened
+        if isinstance(flat, str):
+            files[key] = flat
     return files
 
 

@@ -68,7 +68,8 @@ FORMATS: dict[str, Format] = {
         ),
         Format(
             "mygo",
-            "MyGO / C2RS: {train,valid,test}.txt of tab-separated h r t ids beside entity2id.txt, relation2id.txt",
+            "MyGO / C2RS: {train,valid,test}.txt of tab-separated h r t ids beside entity2id.txt or entities.txt "
+            "(and relation2id.txt or relations.txt)",
             foreign.is_mygo,
             foreign.load_mygo,
             ("entity2id.txt", "relation2id.txt", "train.txt", "valid.txt", "test.txt"),

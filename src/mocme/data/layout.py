@@ -46,7 +46,14 @@ MARKER = "entities.txt"
 
 
 def is_layout(directory: PathLike) -> bool:
-    return (Path(directory) / MARKER).is_file()
+    """``entities.txt`` beside ``train.tsv``, and no kg-bert ``dev.tsv`` (kg-bert and MyGO folders
+    ship an ``entities.txt`` too, with other split files)."""
+    directory = Path(directory)
+    return (
+        (directory / MARKER).is_file()
+        and any((directory / f).is_file() for f in ("train.tsv", "train.tsv.gz"))
+        and not any((directory / f).is_file() for f in ("dev.tsv", "dev.tsv.gz"))
+    )
 
 
 def load_layout(directory: PathLike, name: str | None = None) -> MultiModalKG:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mocme.data.formats import FORMATS
 from mocme.data.kg import MultiModalKG
-from mocme.data.readers import read_entity_text
+from mocme.data.readers import normalised_text, read_entity_text
 from mocme.data.vocab import Vocabulary
 from mocme.errors import MocmeError
 from mocme.io import resolve
@@ -159,7 +159,8 @@ def readable_name(name: str) -> str:
 
 
 def _names_as_text(folder: Path, entities: Vocabulary) -> list[str | None]:
-    return [readable_name(n) for n in entities]
+    """Each name made readable, whitespace normalised as every other text source is."""
+    return [normalised_text(readable_name(n)) for n in entities]
 
 
 def _no_text(folder: Path, entities: Vocabulary) -> None:
