@@ -122,3 +122,19 @@ def test_libkge_file_names_are_read_from_the_flattened_keys_libkge_writes(tmp_pa
     )
     kg, _ = load_folder(folder)
     assert len(kg.test) == 1 and len(load_folder(EXAMPLES / "libkge")[0].test) > 1
+
+
+def test_a_pykeen_header_gives_the_column_order_and_a_data_row_of_header_words_is_kept(tmp_path):
+    folder = tmp_path / "pykeen"
+    folder.mkdir()
+    rows = [("Alice", "knows", "Bob"), ("Bob", "likes", "Carol")]
+    for split in ("train", "valid", "test"):
+        lines = "".join(f"{h}\t{t}\t{r}\n" for h, r, t in rows)
+        (folder / f"{split}.tsv").write_text("head\ttail\trelation\n" + lines)
+    kg, _ = load_folder(folder)
+    assert list(kg.relations) == ["knows", "likes"] and kg.entities.name(int(kg.train[0, 2])) == "Bob"
+    (folder / "train.tsv").write_text("source\th\ttarget\n" + "".join(f"{h}\t{r}\t{t}\n" for h, r, t in rows))
+    for split in ("valid", "test"):
+        (folder / f"{split}.tsv").write_text("".join(f"{h}\t{r}\t{t}\n" for h, r, t in rows))
+    kg, _ = load_folder(folder)
+    assert len(kg.train) == 3 and "h" in list(kg.relations)  # two heads named: data, not a header

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import cast
 
 import torch
 import yaml
 
-from mocme.data.columns import Columns, Row, detect_columns, reorder, split_row
+from mocme.data.columns import COLUMNS, Columns, Row, detect_columns, reorder, split_row
 from mocme.data.kg import SPLITS, Modality, MultiModalKG
 from mocme.data.published import align_matrix, open_published, read_row_names
 from mocme.data.readers import (
@@ -30,7 +31,12 @@ from mocme.data.vocab import Vocabulary
 from mocme.errors import DataError
 from mocme.io import YAML_ERRORS, read_text, resolve
 
-HEADER_NAMES = {"head", "relation", "tail", "subject", "predicate", "object", "source", "target", "h", "r", "t"}
+# Header words by the role of their column.
+HEADER_ROLES = {
+    **dict.fromkeys(("head", "subject", "source", "h"), "h"),
+    **dict.fromkeys(("relation", "predicate", "r"), "r"),
+    **dict.fromkeys(("tail", "object", "target", "t"), "t"),
+}
 SHIPPED_FEATURES = {"img_features": "visual", "text_features": "text", "visual": "visual", "textual": "text"}
 
 
@@ -93,8 +99,13 @@ def is_kb2e(folder: Path) -> bool:
     return exists(folder / "train.txt") and not _ids_line(first_line(folder / "train.txt"))
 
 
+def _header_roles(line: str) -> str:
+    """The role (``h``, ``r``, ``t``, ``?`` for a non-header word) of each tab-separated field of ``line``."""
+    return "".join(HEADER_ROLES.get(p.strip().lower(), "?") for p in line.split("\t"))
+
+
 def _has_header(path: Path) -> bool:
-    return {p.strip().lower() for p in first_line(path).split("\t")} <= HEADER_NAMES
+    return sorted(_header_roles(first_line(path))) == ["h", "r", "t"]
 
 
 def is_pykeen(folder: Path) -> bool:
@@ -138,17 +149,26 @@ def load_mygo(folder: Path, name: str, columns: Columns | None = None) -> MultiM
 
 
 # -- names (KB2E, MoMoK, PyKEEN, kg-bert) ------------------------------------------------------------------
-def _read_rows(path: Path, dotted: bool, header: bool) -> tuple[Path, list[Row], int]:
-    """Raw three-name rows of one split file, its resolved path and the line number of its first row."""
+def _read_rows(path: Path, dotted: bool, header: bool) -> tuple[Path, list[Row], int, Columns | None]:
+    """Raw three-name rows of one split file, its resolved path, the line number of its first row and
+    the column order its header line gives (``None``: no header)."""
     path, lines = _lines(path)
-    start = 1
-    if header and lines and _is_header(lines[0]):
+    start, order = 1, None
+    if header and lines and (order := header_columns(path, lines[0])) is not None:
         lines, start = lines[1:], 2
-    return path, [split_row(path, line, number, dotted) for number, line in enumerate(lines, start=start)], start
+    rows = [split_row(path, line, number, dotted) for number, line in enumerate(lines, start=start)]
+    return path, rows, start, order
 
 
-def _is_header(line: str) -> bool:
-    return {p.strip().lower() for p in line.split("\t")} <= HEADER_NAMES
+def header_columns(path: Path, line: str) -> Columns | None:
+    """The column order a header line names (one head, one relation and one tail word, e.g.
+    ``head<TAB>relation<TAB>tail``), or ``None`` when the line is not a header but data."""
+    roles = _header_roles(line)
+    if sorted(roles) != ["h", "r", "t"]:
+        return None
+    if roles not in COLUMNS:
+        raise DataError(path, f"header puts the columns in the order {roles!r}; supported: {', '.join(COLUMNS)}", 1)
+    return cast(Columns, roles)
 
 
 def _named_graph(
@@ -162,14 +182,17 @@ def _named_graph(
 ) -> MultiModalKG:
     """A graph from three split files of name rows; the vocabularies from ``*2id.txt`` when shipped."""
     read = [_read_rows(f, dotted, header) for f in files]
+    headed = {order for *_, order in read if order is not None}
+    if len(headed) > 1:
+        raise DataError(folder, f"the split files' headers give different column orders ({', '.join(sorted(headed))})")
     vocab_files = [folder / "entity2id.txt", folder / "relation2id.txt"]
     entities = relations = None
     if exists(vocab_files[0]):
         entities = read_openke_vocabulary(vocab_files[0], count_line=False)
     if exists(vocab_files[1]):
         relations = read_openke_vocabulary(vocab_files[1], count_line=False)
-    order = columns or fixed or detect_columns(folder, [rows for _, rows, _ in read], relations)
-    named = [(path, reorder(rows, order), start) for path, rows, start in read]
+    order = columns or next(iter(headed), None) or fixed or detect_columns(folder, [r[1] for r in read], relations)
+    named = [(path, reorder(rows, order), start) for path, rows, start, _ in read]
     if entities is None or relations is None:
         found_entities, found_relations = vocabularies_from_names([rows for _, rows, _ in named])
         entities, relations = entities or found_entities, relations or found_relations
