@@ -138,3 +138,12 @@ def test_a_pykeen_header_gives_the_column_order_and_a_data_row_of_header_words_i
         (folder / f"{split}.tsv").write_text("".join(f"{h}\t{r}\t{t}\n" for h, r, t in rows))
     kg, _ = load_folder(folder)
     assert len(kg.train) == 3 and "h" in list(kg.relations)  # two heads named: data, not a header
+
+
+def test_a_bipartite_graph_with_an_entity_named_like_a_relation_asks_for_the_columns():
+    """Users -> items in 'h t r' order, one item called 'views': the user column is disjoint from the
+    others, but it is not the relations (it has more distinct values), so detection asks."""
+    users, items = [f"user{i}" for i in range(5)], ["book", "film", "views", "song"]
+    rows = [(u, items[(i + j) % 4], ("buys", "views")[j % 2]) for i, u in enumerate(users) for j in range(3)]
+    with pytest.raises(MocmeError, match="give --columns"):
+        detect_columns(Path("x"), [rows])

@@ -3,8 +3,9 @@
 Formats that do not fix the order (thunlp KB2E ships ``head tail relation``, MoMoK and PyKEEN
 ``head relation tail``) are read as raw three-column rows; the order is then either given
 (``--columns`` / ``dataset.columns``) or detected. Detection is unambiguous only: exactly one column
-must hold values that never appear in the two others while those two share entities (or, with a
-relation vocabulary, exactly one column must hold only relation names).
+must hold values that never appear in the two others, and fewer distinct ones than each, while
+those two share entities (or, with a relation vocabulary, exactly one column must hold mostly
+relation names; a name it lacks is then reported with its file and line).
 """
 
 from __future__ import annotations
@@ -30,14 +31,18 @@ def detect_columns(source: Path, splits: list[list[Row]], relations: Vocabulary 
         relations: the relation vocabulary when the folder ships one.
     """
     values = [{row[c] for rows in splits for row in rows} for c in range(3)]
-    if relations is not None:
-        candidates = [c for c in range(3) if values[c] and values[c] <= relations.index.keys()]
+    if relations is not None:  # the column of relation names (mostly: a misspelt one is reported by line later)
+        share = [len(v & relations.index.keys()) / len(v) if v else 0.0 for v in values]
+        best = max(range(3), key=share.__getitem__)
+        candidates = [best] if share[best] > 0 and sorted(share)[1] < share[best] / 2 else []
     else:
-        candidates = [
-            c
-            for c in range(3)
-            if not values[c] & (values[(c + 1) % 3] | values[(c + 2) % 3]) and values[(c + 1) % 3] & values[(c + 2) % 3]
-        ]
+        candidates = []
+        for c in range(3):
+            others = values[(c + 1) % 3], values[(c + 2) % 3]
+            disjoint = not values[c] & (others[0] | others[1])
+            fewer = len(values[c]) < min(len(others[0]), len(others[1]))  # relations: fewer than entities
+            if disjoint and fewer and others[0] & others[1]:
+                candidates.append(c)
     if len(candidates) != 1:
         raise MocmeError(
             f"{source}: cannot tell which column holds the relations; "
