@@ -134,3 +134,23 @@ def test_one_device_resolver_for_training_evaluation_and_features():
     else:
         with pytest.raises(MocmeError, match="CUDA GPU"):
             resolve_device(f"cuda:{torch.cuda.device_count()}")
+
+
+@pytest.mark.parametrize("name", ["transe", "rotate"])
+def test_distance_scores_under_bf16_autocast_equal_float32(name):
+    """``|q|² + |t|² - 2 q·t`` nearly cancels for a good answer; in bfloat16 it lost the distance."""
+    from mocme.models.interactions import INTERACTIONS
+
+    torch.manual_seed(0)
+    interaction = INTERACTIONS[name](200, 4)
+    table = torch.randn(64, 200) * 3
+    q = interaction.query(table[:32], torch.randint(4, (32,)))
+    near = q.detach() + 0.02 * torch.randn(32, 200)  # each query's own good answer
+    candidates = torch.cat([table, near])
+    index = torch.arange(64, 96).unsqueeze(1)
+    exact_all, exact_gathered = interaction.score_all(q, candidates), interaction.score_gathered(q, candidates, index)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        all_scores = interaction.score_all(q, candidates)
+        gathered = interaction.score_gathered(q, candidates, index)
+    torch.testing.assert_close(all_scores, exact_all, rtol=0, atol=1e-4)
+    torch.testing.assert_close(gathered, exact_gathered, rtol=0, atol=1e-4)

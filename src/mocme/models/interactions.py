@@ -41,6 +41,10 @@ class Interaction(nn.Module):
         """Query vectors; ``h`` ``(B, d)``, ``relations`` ``(B,)`` -> ``(B, d)``."""
         raise NotImplementedError
 
+    def undropped_query(self, h: Tensor, relations: Tensor) -> Tensor:
+        """:meth:`query` without the interaction's own dropout (what DURA penalises), same shapes."""
+        return self.query(h, relations)
+
     def score_all(self, q: Tensor, t: Tensor) -> Tensor:
         """Scores of every candidate; ``q`` ``(B, d)``, ``t`` ``(C, d)`` -> ``(B, C)``."""
         return q @ t.T
@@ -117,13 +121,20 @@ class TuckER(Interaction):
         self.dropout = Dropout(dropout)
 
     def query(self, h: Tensor, relations: Tensor) -> Tensor:
+        return self.dropout(self.undropped_query(h, relations))
+
+    def undropped_query(self, h: Tensor, relations: Tensor) -> Tensor:
         r = F.embedding(relations, self.relation)
         outer = (r.unsqueeze(2) * h.unsqueeze(1)).reshape(len(h), -1)
-        return self.dropout(outer @ self.core)
+        return outer @ self.core
 
 
 class _Distance(Interaction):
-    """``γ - ||q - t||₂``, computed against all candidates through ``|q|² + |t|² - 2 q·t``."""
+    """``γ - ||q - t||₂``, computed against all candidates through ``|q|² + |t|² - 2 q·t``.
+
+    Always in float32, autocast or not: for a good answer the two large terms nearly cancel, and a
+    bfloat16 ``q·t`` would swamp the small distance left (and clamp it to zero, with no gradient).
+    """
 
     bilinear = False
 
@@ -132,13 +143,23 @@ class _Distance(Interaction):
         self.margin = margin
 
     def score_all(self, q: Tensor, t: Tensor) -> Tensor:
-        squared = (q * q).sum(-1, keepdim=True) + (t * t).sum(-1) - 2 * (q @ t.T)
-        return self.margin - squared.clamp_min(1e-12).sqrt()
+        with torch.autocast(q.device.type, enabled=False):
+            q, t = _at_least_float32(q, t)
+            squared = (q * q).sum(-1, keepdim=True) + (t * t).sum(-1) - 2 * (q @ t.T)
+            return self.margin - squared.clamp_min(1e-12).sqrt()
 
     def score_gathered(self, q: Tensor, t: Tensor, index: Tensor) -> Tensor:
-        t_squared = F.embedding(index, (t * t).sum(-1, keepdim=True)).squeeze(-1)
-        squared = (q * q).sum(-1, keepdim=True) + t_squared - 2 * gathered_dot(q, t, index)
-        return self.margin - squared.clamp_min(1e-12).sqrt()
+        with torch.autocast(q.device.type, enabled=False):
+            q, t = _at_least_float32(q, t)
+            t_squared = F.embedding(index, (t * t).sum(-1, keepdim=True)).squeeze(-1)
+            squared = (q * q).sum(-1, keepdim=True) + t_squared - 2 * gathered_dot(q, t, index)
+            return self.margin - squared.clamp_min(1e-12).sqrt()
+
+
+def _at_least_float32(q: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """``q`` and ``t`` in float32, or in their common wider type (float64 stays float64)."""
+    dtype = torch.promote_types(torch.promote_types(q.dtype, t.dtype), torch.float32)
+    return q.to(dtype), t.to(dtype)
 
 
 class TransE(_Distance):
