@@ -268,6 +268,23 @@ def test_dura_of_distmult_by_hand():
     torch.testing.assert_close(t.grad, 0.5 * torch.tensor([[4.0, 2.0]]))
 
 
+@pytest.mark.parametrize(("name", "regularizer"), [("complex", N3), ("complex", DURA), ("tucker", DURA)])
+def test_regularisers_penalise_the_embeddings_not_a_dropped_out_copy(name, regularizer):
+    """With input and core dropout on, training mode gives the same penalty as eval mode."""
+    kg = generate(SyntheticSpec(num_entities=60, num_relations=3, modalities={}))
+    torch.manual_seed(0)
+    config = ModelConfig(name=name, dim=16, relation_dim=8, dropout=0.5, core_dropout=0.5)
+    model = build_model(config, kg)
+    queries, answers = kg.train[:40, :2], kg.train[:40, 2]
+    pairs = (torch.arange(40), answers)
+    values = []
+    for training in (False, True):
+        model.train(training)
+        table = model.scorer_tables(queries)["structure"]
+        values.append(float(regularizer(0.1)(table, pairs, lambda c: c)))
+    assert values[1] == pytest.approx(values[0], rel=1e-6)
+
+
 def test_dura_refuses_distance_models_and_sampled_strategies():
     kg = generate(SyntheticSpec(num_entities=30, num_relations=2, modalities={}))
     rotate = build_model(ModelConfig(name="rotate", dim=6), kg)

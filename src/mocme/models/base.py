@@ -46,7 +46,8 @@ class ScorerTable:
         table: ``(N, d)`` candidate vectors of all entities.
         query_available: ``(B,)`` bool, or ``None`` (everywhere).
         table_available: ``(N,)`` bool, or ``None`` (everywhere).
-        subject: ``(B, d)`` the query entity's vectors that ``query`` was made from, and
+        subject: ``(B, d)`` the query entity's vectors that ``query`` was made from (before any
+            input dropout), and
         relations: ``(B,)`` the query relations; both for regularisers (N3, DURA), ``None`` if unknown.
     """
 

@@ -36,9 +36,11 @@ class StructuralModel(KGModel):
                     relation.normal_(0.0, init_scale)
 
     def scorer_tables(self, queries: Tensor) -> dict[str, ScorerTable]:
-        h = self.dropout(F.embedding(queries[:, 0], self.entity))
-        q = self.interaction.query(h, queries[:, 1])
-        return {"structure": ScorerTable(self.interaction, q, self.entity, subject=h, relations=queries[:, 1])}
+        """The scoring table; its ``subject`` is the query entity's embedding before dropout, which is
+        what N3 and DURA penalise."""
+        subject = F.embedding(queries[:, 0], self.entity)
+        q = self.interaction.query(self.dropout(subject), queries[:, 1])
+        return {"structure": ScorerTable(self.interaction, q, self.entity, subject=subject, relations=queries[:, 1])}
 
     def scorer_scores(self, queries: Tensor, candidates: Candidates = None) -> dict[str, ScorerScores]:
         h = self.dropout(F.embedding(queries[:, 0], self.entity))

@@ -66,7 +66,11 @@ class N3(Regularizer):
 
 
 class DURA(Regularizer):
-    """DURA: the squared norms of the query vector and of the answer (Zhang et al., 2020)."""
+    """DURA: the squared norms of the query vector and of the answer (Zhang et al., 2020).
+
+    The query is rebuilt from the clean subject, without dropout, as the penalty is defined on the
+    embeddings themselves rather than on a dropped-out copy.
+    """
 
     name = "dura"
 
@@ -78,7 +82,9 @@ class DURA(Regularizer):
             )
 
     def penalty(self, table: ScorerTable, rows: Tensor, answers: Tensor) -> Tensor:
-        query, answer = table.query[rows].float(), table.table[answers].float()
+        assert table.subject is not None and table.relations is not None
+        query = table.interaction.undropped_query(table.subject[rows], table.relations[rows]).float()
+        answer = table.table[answers].float()
         return (query * query).sum(1) + (answer * answer).sum(1)
 
 
