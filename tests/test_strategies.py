@@ -281,7 +281,7 @@ def test_regularisers_penalise_the_embeddings_not_a_dropped_out_copy(name, regul
     for training in (False, True):
         model.train(training)
         table = model.scorer_tables(queries)["structure"]
-        values.append(float(regularizer(0.1)(table, pairs, lambda c: c)))
+        values.append(float(regularizer(0.1)(table, pairs, lambda c: c).detach()))
     assert values[1] == pytest.approx(values[0], rel=1e-6)
 
 
