@@ -143,9 +143,16 @@ def test_convert_then_inspect_gives_the_same_statistics(tmp_path, capsys):
 def test_convert_overwrite_replaces_the_destination(tmp_path, capsys):
     dest = tmp_path / "converted"
     (dest / "stale").mkdir(parents=True)
+    (dest / "entities.txt").write_text("old\n")  # an earlier conversion
     assert main(["convert", str(ROOT / "_graph"), str(dest), "--overwrite"]) == 0
-    assert not (dest / "stale").exists() and (dest / "entities.txt").is_file()
+    assert not (dest / "stale").exists() and (dest / "entities.txt").read_text() != "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["converted"]
+    documents = tmp_path / "documents"
+    documents.mkdir()
+    (documents / "thesis.txt").write_text("years of work")
+    assert main(["convert", str(ROOT / "_graph"), str(documents), "--overwrite"]) == 2
+    assert "not a dataset in the project's layout" in capsys.readouterr().err
+    assert (documents / "thesis.txt").read_text() == "years of work"
 
 
 def test_inspect_a_benchmark(data_dir, capsys):

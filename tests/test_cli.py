@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import click
 import pytest
@@ -280,3 +281,26 @@ def test_resuming_a_finished_run_returns_its_recorded_metrics_without_scoring_te
         json.loads((copy / "metadata.json").read_text())["seed"]
         == yaml.safe_load((copy / "config.yaml").read_text())["seed"]
     )
+
+
+def test_usage_errors_unusable_paths_and_interrupts_are_one_line(capsys, tiny_run, tmp_path, monkeypatch):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    graph = Path(__file__).parent / "bad_inputs" / "_graph"
+    cases = [
+        (["train", "--epochs", "abc"], "Invalid value for '--epochs'"),
+        (["convert", str(graph), str(afile / "sub")], str(afile)),
+        (["features", "import", str(graph), str(tmp_path), "--name", "v"], str(tmp_path)),
+        (["train", "--resume", str(tiny_run), "--epochs", "5"], "do not combine it with --epochs"),
+        (["train", "--set", "seed=99999999999999999999999", "--epochs", "1"], "seed"),
+    ]
+    for argv, expected in cases:
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and expected in err and len(err.strip().splitlines()) == 1, (argv, err)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("mocme.data.loading.load_dataset", interrupted)
+    code, _, err = run(capsys, "inspect", str(graph))
+    assert code == 130 and err.strip() == "interrupted"

@@ -113,6 +113,18 @@ def test_an_override_of_a_searched_key_is_an_error(tmp_path, capsys):
     assert not study.exists()
 
 
+def test_a_storage_that_cannot_be_opened_is_one_line_and_leaves_no_folder(tmp_path, capsys):
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    for storage in (str(folder), "bogus://x"):
+        study = tmp_path / "study"
+        code, _, err = run(capsys, "hpo", write_config(tmp_path), "--out", str(study), "--storage", storage)
+        assert code == 2 and "cannot open the study storage" in err and len(err.strip().splitlines()) == 1, err
+        assert not study.exists()
+    code, _, err = run(capsys, "hpo", write_config(tmp_path), "--sampler-seed", "-5")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--sampler-seed" in err, err
+
+
 class FakeTrial:
     def __init__(self, prune: bool):
         self.prune, self.reported = prune, []

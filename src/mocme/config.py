@@ -59,7 +59,7 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    seed: int = Field(0, ge=0, description="Fixes initialisation, query order, negatives and dropout.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Fixes initialisation, query order, negatives and dropout.")
     device: Literal["auto", "cpu", "cuda"] = Field(
         "cpu", description="Where to train: cpu, cuda, or auto (cuda if any)."
     )

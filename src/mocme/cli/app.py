@@ -1,7 +1,8 @@
 """The ``mocme`` command: one Typer app; commands live in sibling modules and register on it.
 
-Bad input never shows a traceback: a :class:`~mocme.errors.MocmeError` prints as one line on
-stderr and exits with status 2 (``--debug`` shows the traceback instead).
+Bad input never shows a traceback: a :class:`~mocme.errors.MocmeError`, a usage error or a place
+that cannot be read or written (``OSError``) prints as one line on stderr and exits with status 2
+(``--debug`` shows the traceback instead).
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ def _root(
         os.environ[DEBUG_ENV] = "1"
 
 
+class Interrupted(Exception):
+    """A command stopped by Ctrl-C that says how to go on: its message is printed, exit status 130."""
+
+
 def fail(message: str) -> None:
     """Raise the project's one-line error (exit status 2)."""
     raise MocmeError(message)
@@ -105,24 +110,41 @@ def _one_line_warnings(show: Callable[..., None]) -> Callable[..., None]:
 
 
 def _main(argv: list[str] | None) -> int:
-    command = typer.main.get_command(app)
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or os.environ.get(DEBUG_ENV) == "1"
     try:
+        command = typer.main.get_command(app)
         status = command.main(args=argv, prog_name="mocme", standalone_mode=False)
     except click.exceptions.Exit as done:
         return done.exit_code
-    except USAGE_ERRORS as err:  # usage errors: unknown options, missing arguments
-        err.show()
+    except Interrupted as stopped:
+        typer.echo(str(stopped), err=True)
+        return EXIT_INTERRUPTED
+    except USAGE_ERRORS as err:  # usage errors: unknown options, missing arguments, bad values
+        typer.echo(f"error: {_usage_line(err)}", err=True)
         return EXIT_BAD_INPUT
-    except ABORTS:
+    except (*ABORTS, KeyboardInterrupt):
         typer.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        return EXIT_INTERRUPTED
-    except MocmeError as err:
+    except (MocmeError, OSError) as err:  # OSError: a place the command cannot read or write
         if debug:
             traceback.print_exc()
-        typer.echo(f"error: {err}", err=True)
+        typer.echo(f"error: {_one_line(err)}", err=True)
         return EXIT_BAD_INPUT
+    if status == EXIT_INTERRUPTED:  # typer turns a Ctrl-C inside a command into this status
+        typer.echo("interrupted", err=True)
     return status if isinstance(status, int) else 0  # without standalone mode, typer.Exit(n) returns n
+
+
+def _usage_line(err: click.ClickException) -> str:
+    """A usage error as one line, pointing to the command's ``--help``."""
+    context = getattr(err, "ctx", None)
+    where = f" (see '{context.command_path} --help')" if context is not None else ""
+    return " ".join(err.format_message().split()) + where
+
+
+def _one_line(err: Exception) -> str:
+    """The project's errors as they are; an ``OSError`` as ``PATH: reason``."""
+    if isinstance(err, OSError):
+        path = err.filename if err.filename is not None else err.filename2
+        return f"{path}: {err.strerror or err}" if path else str(err.strerror or err)
+    return str(err)

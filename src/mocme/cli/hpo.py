@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -76,7 +77,11 @@ def hpo(
     sampler_seed: Annotated[
         int | None,
         typer.Option(
-            "--sampler-seed", help="Seed of the TPE sampler (default: the config's seed).", show_default=False
+            "--sampler-seed",
+            min=0,
+            max=2**32 - 1,
+            help="Seed of the TPE sampler (default: the config's seed).",
+            show_default=False,
         ),
     ] = None,
     data_dir: DataDirOption = None,
@@ -105,6 +110,7 @@ def hpo(
 
     optuna = require("optuna", extra="hpo")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial comes from here instead
+    logging.getLogger("optuna").addFilter(_not_interrupted)  # Ctrl-C is one 'interrupted' line, not a trace
     overrides = list(sets or [])
     if data_dir is not None:
         overrides.append(data_dir_override(data_dir))
@@ -169,3 +175,8 @@ def summary_table(summary: StudySummary) -> str:
 
 def _short(value: object) -> object:
     return float(f"{value:.4g}") if isinstance(value, float) else value
+
+
+def _not_interrupted(record: logging.LogRecord) -> bool:
+    """Drop optuna's report of a trial stopped by Ctrl-C (the command says 'interrupted' itself)."""
+    return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mocme.cli.app import EXIT_INTERRUPTED, DataDirOption, JsonOption, app, data_dir_override, fail
+from mocme.cli.app import DataDirOption, Interrupted, JsonOption, app, data_dir_override, fail
 from mocme.errors import NumericalError, renamed
 
 SetOption = Annotated[
@@ -105,8 +105,22 @@ def train(
 
     progress = not quiet
     if resume is not None:
-        if config is not None or sets or out is not None:
-            fail("--resume continues a run with its saved config; do not combine it with CONFIG, --set or --out")
+        given = [
+            flag
+            for flag, value in (
+                ("CONFIG", config),
+                ("--set", sets),
+                ("--out", out),
+                ("--data-dir", data_dir),
+                ("--device", device),
+                ("--seed", seed),
+                ("--epochs", epochs),
+                ("--overwrite", overwrite or None),
+            )
+            if value
+        ]
+        if given:
+            fail(f"--resume continues a run with its saved config; do not combine it with {', '.join(given)}")
         run_dir = resume
         metric = RunDirectory(run_dir).load_config().training.metric
     else:
@@ -128,8 +142,7 @@ def train(
                 callbacks=callbacks,
             )
     except KeyboardInterrupt:
-        typer.echo(_interrupted(run_dir), err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise Interrupted(_interrupted(run_dir)) from None
     except NumericalError as err:
         raise NumericalError(f"{err}; {_last_checkpoint(run_dir)}") from None
     if not main_process():

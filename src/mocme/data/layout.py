@@ -87,10 +87,16 @@ def load_layout(directory: PathLike, name: str | None = None) -> MultiModalKG:
 
 
 def save_layout(kg: MultiModalKG, directory: PathLike, overwrite: bool = False, description: str = "") -> Path:
-    """Write ``kg`` in the project's layout. The directory appears complete or not at all."""
+    """Write ``kg`` in the project's layout. The directory appears complete or not at all.
+
+    ``overwrite`` replaces a dataset saved in this layout (or an empty folder), never a folder of
+    other files.
+    """
     directory = Path(directory)
     if directory.exists() and not overwrite:
         raise MocmeError(f"{directory}: already exists (pass overwrite to replace it)")
+    if directory.exists() and not (directory / MARKER).is_file() and any(directory.iterdir()):
+        raise MocmeError(f"{directory}: exists and is not a dataset in the project's layout; refusing to replace it")
     for vocab in (kg.entities, kg.relations):
         bad = next((n for n in vocab if not _storable(n)), None)
         if bad is not None:

@@ -133,12 +133,18 @@ def run_study(
     if searched:  # every trial would replace the override with its own value
         raise ConfigError(f"--set {searched[0]}: the study searches this key; change its range in 'search' instead")
     directory = Path(out) if out is not None else Path("runs") / f"{Path(config).stem}-hpo"
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     url = _storage_url(storage, directory)
     name = study_name or Path(config).stem
-    study = _open_study(optuna, url, name, base, space, startup_trials, pruning)
+    try:
+        study = _open_study(optuna, url, name, base, space, startup_trials, pruning)
+    except BaseException:
+        if created and not any(directory.iterdir()):  # leave no empty study folder behind
+            directory.rmdir()
+        raise
     study.sampler = optuna.samplers.TPESampler(
-        n_startup_trials=startup_trials, seed=(base.seed if seed is None else seed) + len(study.trials)
+        n_startup_trials=startup_trials, seed=((base.seed if seed is None else seed) + len(study.trials)) % 2**32
     )
 
     def objective(trial: Any) -> float:
@@ -183,13 +189,17 @@ def _open_study(
     optuna: Any, url: str, name: str, base: RunConfig, space: dict[str, Dimension], startup: int, pruning: bool
 ):
     """Create the study, or load it after checking that it searches the same config and space."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable in practice
-        storage = optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=startup) if pruning else optuna.pruners.NopPruner()
-    study = optuna.create_study(
-        storage=storage, study_name=name, direction="maximize", pruner=pruner, load_if_exists=True
-    )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable in practice
+            storage = optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+        study = optuna.create_study(
+            storage=storage, study_name=name, direction="maximize", pruner=pruner, load_if_exists=True
+        )
+    except Exception as err:  # SQLAlchemy raises many types: no driver, not a database, cannot open
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise MocmeError(f"{url}: cannot open the study storage ({first})") from None
     signature = json.dumps(
         {"config": base.model_dump(mode="json"), "search": {k: d.model_dump() for k, d in space.items()}},
         sort_keys=True,
