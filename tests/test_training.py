@@ -261,6 +261,12 @@ def test_module_lr_gives_the_non_embedding_parameters_their_own_learning_rate():
     assert any(n.startswith("experts.") for n in (names[id(p)] for p in modules["params"]))
     assert not is_embedding("experts.text.first.weight") and is_embedding("interaction.relation")
     assert len(_optimizer(model, TrainingConfig(optimizer="adagrad")).param_groups) == 1
+    rotate = build_model(ModelConfig(name="rotate", dim=8), kg)  # RotatE's relations are phases
+    embeddings, _ = _optimizer(rotate, TrainingConfig(optimizer="adagrad", lr=0.1, module_lr=0.002)).param_groups
+    assert {n for n, p in rotate.named_parameters() if any(p is q for q in embeddings["params"])} == {
+        "entity",
+        "interaction.phase",
+    }
 
 
 def test_each_torchrun_process_draws_its_own_dropout_and_rank_0_draws_a_single_processs(monkeypatch):

@@ -144,6 +144,12 @@ class TrainingConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:
+        scores_all = self.negatives in ("one_vs_all", "k_vs_all") or (self.negatives == "egns" and self.pool == "all")
+        if self.regularizer != "none" and not scores_all:
+            raise ValueError(
+                f"training.regularizer {self.regularizer!r} needs a strategy that scores every entity "
+                f"(one_vs_all, k_vs_all, or egns with pool 'all'), not {self.negatives!r}"
+            )
         if self.warmup_epochs and self.schedule == "plateau":
             raise ValueError("training.warmup_epochs does not combine with schedule 'plateau'")
         sampled_subset = self.negatives == "egns" and self.egns.selection != "weight" and self.pool == "sampled"

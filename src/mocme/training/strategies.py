@@ -266,11 +266,7 @@ def build_strategy(config: TrainingConfig, model: KGModel, **overrides: Any) -> 
 def _regularizer(config: TrainingConfig, model: KGModel, scores_all: bool) -> Regularizer | None:
     if config.regularizer == "none":
         return None
-    if not scores_all:
-        raise ConfigError(
-            f"training.regularizer {config.regularizer!r} needs a strategy that scores every entity "
-            f"(one_vs_all, k_vs_all, or egns with pool 'all'), not {config.negatives!r}"
-        )
+    assert scores_all, "TrainingConfig refuses a regularizer with a sampled strategy"
     regularizer = REGULARIZERS[config.regularizer](config.regularizer_weight)
     for module in model.modules():
         if hasattr(module, "bilinear") and hasattr(module, "query"):

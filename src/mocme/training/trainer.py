@@ -268,9 +268,13 @@ def _optimizer(model: KGModel, config: TrainingConfig) -> torch.optim.Optimizer:
     return cls(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
 
 
+# The attribute names of the interactions' relation tables: vectors (``relation``) or RotatE's phases.
+RELATION_TABLES = frozenset({"relation", "phase"})
+
+
 def is_embedding(name: str) -> bool:
     """Whether parameter ``name`` is a table of embedding vectors: the entity table or a scorer's relation vectors."""
-    return name == "entity" or name.rsplit(".", 1)[-1] == "relation"
+    return name == "entity" or name.rsplit(".", 1)[-1] in RELATION_TABLES
 
 
 @contextlib.contextmanager
