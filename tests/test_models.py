@@ -231,8 +231,10 @@ def test_diversity_penalty_is_the_mean_over_a_steps_encodings_not_their_sum():
     model.train()
     queries, candidates = torch.arange(8), torch.arange(kg.num_entities)
 
-    def redundancy(ids):  # mean over modalities of the views' redundancy
-        return torch.stack([view_redundancy(v) for v in model.entity_parts(ids, dropout=False).views]).mean()
+    def redundancy(ids):  # mean over modalities of the views' redundancy, over the entities that have each
+        available = model._available(ids)
+        views = model.entity_parts(ids, dropout=False).views
+        return torch.stack([view_redundancy(v, available[:, m]) for m, v in enumerate(views)]).mean()
 
     with torch.no_grad():
         expected = 0.5 * (redundancy(queries) + redundancy(candidates)) / 2
@@ -446,3 +448,23 @@ def test_a_new_entity_without_any_modality_is_refused():
     dim = kg.modalities["text"].dim
     with pytest.raises(ValueError, match="new entity 1 has no modality"):
         model.with_new_entities(kg, {"text": torch.randn(2, dim)}, {"text": torch.tensor([True, False])})
+
+
+def test_diversity_penalty_leaves_out_the_views_of_a_modality_the_entity_lacks():
+    """An entity without text has bias-only text views: identical for all of them, so they would
+    pull the penalty towards the bias's own redundancy."""
+    from mocme.models.fusion import view_redundancy
+
+    kg, model = make("mocme", {"diversity": 0.5})
+    ids = torch.arange(kg.num_entities)
+    m = model.modalities.index("text")
+    available = model._available(ids)[:, m]
+    assert bool(available.any()) and not bool(available.all())
+    with torch.no_grad():
+        views = model.entity_parts(ids, dropout=False).views[m]
+        cos = views.cosines()
+        assert torch.equal(cos[~available][0], cos[~available][-1])  # bias-only views: the same for all
+        off_diagonal = ~torch.eye(views.experts, dtype=torch.bool)
+        expected = cos[available][:, off_diagonal].pow(2).mean()
+        torch.testing.assert_close(view_redundancy(views, available), expected)
+        assert not torch.isclose(view_redundancy(views, torch.ones_like(available)), expected)

@@ -249,13 +249,14 @@ def view_complementarity(views: Views) -> Tensor:
     return 1 - (cos.sum(-1) - cos.diagonal(dim1=-2, dim2=-1)) / (views.experts - 1)
 
 
-def view_redundancy(views: Views) -> Tensor:
-    """Mean squared cosine between distinct views (the diversity penalty); ``()``."""
+def view_redundancy(views: Views, available: Tensor) -> Tensor:
+    """Mean squared cosine between distinct views (the diversity penalty) over the entities that have
+    the modality, ``available`` ``(n,)`` bool (an entity without it has bias-only views); ``()``."""
     cos = views.cosines()
-    if views.experts == 1:
+    if views.experts == 1 or not bool(available.any()):
         return cos.new_zeros(())
     off_diagonal = ~torch.eye(views.experts, dtype=torch.bool, device=cos.device)
-    return cos[:, off_diagonal].pow(2).mean()
+    return cos[available][:, off_diagonal].pow(2).mean()
 
 
 class IntraModalFusion(nn.Module):

@@ -180,17 +180,18 @@ class MoCME(KGModel):
         """The views and context-free view logits of entities ``ids`` ``(n,)`` (``None``: every entity, read
         without copying its tables); inputs dropped out if ``dropout``."""
         views, base, penalties = [], [], []
-        for name in self.modalities:
+        available = self._available(ids)
+        for m, name in enumerate(self.modalities):
             x = self._input(name, ids)
             x = self.dropout(x) if dropout else x
             v, gated = self.experts[name](x, self.intra[name].gate)
             views.append(v)
             base.append(self.intra[name].base_logits(gated, v))
             if self.training and self.config.diversity:
-                penalties.append(view_redundancy(v))
+                penalties.append(view_redundancy(v, available[:, m]))
         if penalties:
             self._redundancies.append(torch.stack(penalties).mean())
-        return EntityParts(views, base, self._structure_dropped(self._available(ids)))
+        return EntityParts(views, base, self._structure_dropped(available))
 
     def _structure_dropped(self, available: Tensor) -> Tensor:
         """While training, structure marked unavailable for ``model.structure_dropout`` of the entities
