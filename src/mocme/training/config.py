@@ -80,7 +80,9 @@ class TrainingConfig(BaseModel):
     egns: EGNSConfig = Field(default_factory=EGNSConfig)
     adversarial_temperature: float = Field(1.0, gt=0, description="Self-adversarial: π ∝ exp(α s).")
     mask_known: bool = Field(
-        False, description="one_vs_all: leave the query's other known answers out of its softmax (kbc keeps them)."
+        False,
+        description="one_vs_all and EGNS's softmax form: leave the query's other known answers out of its "
+        "softmax (kbc keeps them).",
     )
     k_vs_all_average: Literal["pairs", "queries"] = Field(
         "pairs",
