@@ -39,6 +39,15 @@ def test_synthetic_is_deterministic_and_seeded():
     assert not torch.equal(a.train, c.train)
 
 
+def test_synthetic_spec_refuses_more_tails_per_head_than_other_entities():
+    """A head's tails are other entities; max_tails >= N planted self-loops (N) or crashed (> N)."""
+    with pytest.raises(ValueError, match=r"max_tails \(10\) must be below num_entities \(10\)"):
+        SyntheticSpec(num_entities=10, num_relations=10, max_tails=10)
+    kg = generate(SyntheticSpec(num_entities=10, num_relations=10, max_tails=9, triples_per_entity=20))
+    triples = torch.cat([kg.train, kg.valid, kg.test])
+    assert not bool((triples[:, 0] == triples[:, 2]).any())
+
+
 def test_synthetic_structure():
     spec = small_spec(
         modalities={

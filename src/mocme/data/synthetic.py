@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mocme.data.kg import Modality, MultiModalKG
 from mocme.data.vocab import Vocabulary
@@ -45,7 +45,9 @@ class SyntheticSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    seed: int = Field(0, description="Fixes the graph, features and split (independent of the training seed).")
+    seed: int = Field(
+        0, ge=0, le=2**63 - 1, description="Fixes the graph, features and split (independent of the training seed)."
+    )
     num_entities: int = Field(1000, ge=10, description="Number of entities N.")
     num_relations: int = Field(8, ge=1, description="Number of relations R.")
     structure_factors: int = Field(4, ge=0, description="Latent factors revealed only by the graph.")
@@ -63,6 +65,12 @@ class SyntheticSpec(BaseModel):
     test_fraction: float = Field(
         0.1, ge=0, lt=0.5, description="Share of triples held out for testing (unless an entity is unseen in train)."
     )
+
+    @model_validator(mode="after")
+    def _tails_fit(self) -> SyntheticSpec:
+        if self.max_tails >= self.num_entities:  # a head's tails are other entities: at most N - 1
+            raise ValueError(f"max_tails ({self.max_tails}) must be below num_entities ({self.num_entities})")
+        return self
 
 
 def generate(spec: SyntheticSpec | None = None) -> MultiModalKG:
