@@ -159,6 +159,15 @@ def test_public_sources_are_used_without_a_mirror(data_dir, tmp_path, monkeypatc
     assert len(report.downloaded) == len(UMLS_FILES) and is_available(BENCHMARKS["UMLS"], tmp_path / "data")
 
 
+def test_a_file_gone_from_the_public_source_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    (tmp_path / "github").mkdir()
+    with serve(tmp_path / "github") as url:  # an empty server: every public file answers 404
+        monkeypatch.setattr(fetch, "PUBLIC_URL", url + "/{repo}/{commit}/{path}")
+        code = main(["download", "UMLS", "--to", str(tmp_path / "data"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "not found (HTTP 404)" in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_mirror_from_environment_and_data_dir_from_mocme_data(mirror, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(fetch.MIRROR_ENV, mirror)
     monkeypatch.setenv("MOCME_DATA", str(tmp_path))

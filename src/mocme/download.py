@@ -223,7 +223,10 @@ def _has_verified_copy(destination: Path, sha256: str) -> bool:
 def _fetch(file: RemoteFile, destination: Path, base: str | None, timeout: float, progress: _FileProgress) -> None:
     """Fetch one file into ``destination`` atomically: from its public source, or from the mirror."""
     if base is None:
-        _fetch_plain(file.public_url, file, destination, timeout, progress)
+        try:
+            _fetch_plain(file.public_url, file, destination, timeout, progress)
+        except _NotFound:
+            raise MocmeError(f"{file.public_url}: not found (HTTP 404); the public source has moved it") from None
         return
     url = f"{base}/{urllib.parse.quote(file.path)}"
     try:

@@ -8,7 +8,8 @@ import gzip
 import json
 import math
 import os
-import tempfile
+import secrets
+import stat
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,10 +63,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = create_beside(path.parent, f".{path.name}.", ".tmp", folder=False)
+    with contextlib.suppress(FileNotFoundError):  # a replaced file keeps its mode, as open(path, "w") would
+        os.chmod(tmp_path, stat.S_IMODE(os.stat(path).st_mode))
     try:
         yield tmp_path
         with open(tmp_path, "rb") as handle:
@@ -77,13 +77,23 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def create_beside(parent: Path, prefix: str, suffix: str, *, folder: bool) -> Path:
+    """A new, uniquely named empty file (or folder) ``parent/<prefix><random><suffix>``.
 
-
-_UMASK = _read_umask()
+    Created with mode 0666 (0777) less the process's umask *now*, as ``open(path, "w")`` or
+    ``mkdir`` would, unlike ``tempfile``'s private 0600 (0700).
+    """
+    for _ in range(100):
+        candidate = parent / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            if folder:
+                os.mkdir(candidate, 0o777)
+            else:
+                os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{parent}: no free temporary name for {prefix}*{suffix}")
 
 
 def fsync_dir(directory: Path) -> None:
@@ -137,9 +147,18 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
 
 
 def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
-    """Append one JSON line and flush it to disk (a torn last line is tolerated by readers)."""
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(to_json(record) + "\n")
+    """Append one JSON line and flush it to disk. A torn last line (a crash mid-append) is cut off
+    first, so the new record starts a line of its own; readers tolerate a torn last line too."""
+    with open(path, "ab+") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        if end:
+            handle.seek(end - 1)
+            if handle.read(1) != b"\n":
+                handle.seek(0)
+                content = handle.read()
+                handle.truncate(content.rfind(b"\n") + 1)
+        handle.seek(0, os.SEEK_END)
+        handle.write((to_json(record) + "\n").encode("utf-8"))
         handle.flush()
         os.fsync(handle.fileno())
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import yaml
@@ -39,7 +38,7 @@ from mocme.data.readers import (
 )
 from mocme.data.vocab import Vocabulary
 from mocme.errors import DataError, MocmeError
-from mocme.io import _UMASK, YAML_ERRORS, fsync_dir, fsync_tree, read_text
+from mocme.io import YAML_ERRORS, create_beside, fsync_dir, fsync_tree, read_text
 
 PathLike = str | os.PathLike[str]
 MARKER = "entities.txt"
@@ -108,8 +107,7 @@ def save_layout(kg: MultiModalKG, directory: PathLike, overwrite: bool = False, 
         if not re.fullmatch(r"[\w-]+", name):
             raise MocmeError(f"cannot save modality {name!r}: its file name must be letters, digits, '_' or '-'")
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    tmp.chmod(0o777 & ~_UMASK)  # mkdtemp creates 0700; give the dataset the usual permissions
+    tmp = create_beside(directory.parent, f".{directory.name}.", "", folder=True)
     try:
         meta = {"name": kg.name, "description": description, **kg.statistics()}
         (tmp / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
@@ -142,7 +140,7 @@ def _replace_directory(new: Path, directory: Path) -> None:
         return
     if not directory.is_dir():
         raise MocmeError(f"{directory}: exists and is not a directory")
-    old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+    old = create_beside(directory.parent, f".{directory.name}.old.", "", folder=True)
     os.replace(directory, old)
     os.replace(new, directory)
     shutil.rmtree(old)
