@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import re
@@ -190,10 +191,28 @@ def test_weights_are_left_out_with_a_warning_when_the_dataset_cannot_be_loaded(m
         ("<http://www.w3.org/2000/01/rdf-schema#seeAlso>", "seeAlso"),
         ("/film/film/genre", "/film/film/genre"),
         ("/people/person/spouse_s./people/marriage/type_of_union", "…./people/marriage/type_of_union"),
+        ("<b>", "<b>"),  # brackets are stripped from URIs only
     ],
 )
 def test_relation_labels_are_short(name, label):
     assert short_label(name) == label
+
+
+def test_a_run_without_a_validation_split_gets_a_report_that_says_so(tmp_path):
+    spec = {"num_entities": 150, "num_relations": 3, "valid_fraction": 0.0}
+    config = validate_config({**tiny_config("mocme").model_dump(), "dataset": {"synthetic": spec}})
+    run = pipeline.train(config, tmp_path / "novalid")
+    text = html.unescape(write_report(run.directory.path).read_text(encoding="utf-8"))
+    assert "No validation split: the last epoch's checkpoint is used" in text
+
+
+def test_the_report_never_replaces_a_file_of_its_run(mocme_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(mocme_run.directory.path, run)
+    for target in (run / "metrics.json", run / "checkpoints" / "r.html"):
+        assert main(["report", str(run), "--out", str(target)]) == 2
+        assert "the run" in capsys.readouterr().err
+    assert (run / "metrics.json").read_bytes() == (mocme_run.directory.path / "metrics.json").read_bytes()
 
 
 def test_modality_weights_are_distributions_over_available_modalities(mocme_run):

@@ -44,6 +44,12 @@ def write_report(
     path = Path(out) if out is not None else directory.path / REPORT_NAME
     if path.is_dir():
         raise MocmeError(f"{path}: is a directory; give the report's file name")
+    if path.resolve().parent == directory.path.resolve() and path.name != REPORT_NAME and path.exists():
+        raise MocmeError(f"{path}: is a file of the run itself; give the report another name")
+    if path.resolve().is_relative_to((directory.path / "checkpoints").resolve()):
+        raise MocmeError(f"{path}: is inside the run's checkpoints; give the report another place")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise MocmeError(f"{path.parent}: is not a folder")
     write_text_atomic(path, build_report(directory, data_dir))
     return path
 
@@ -109,10 +115,15 @@ def _metrics_section(metrics: dict[str, Any], selection: str) -> str:
     splits = [s for s in ("valid", "test") if s in metrics]
     if not splits:
         return ""
-    selected = (
-        f"Selected checkpoint: {metrics.get('selected_checkpoint')} (epoch {metrics.get('selected_epoch')}, "
-        f"on {metrics.get('selection_metric', 'valid.' + selection)})"
-        + ("; the test split was scored once, there." if "test" in metrics else "; the test split was not scored.")
+    if "valid" in metrics:
+        chosen = (
+            f"Selected checkpoint: {metrics.get('selected_checkpoint')} (epoch {metrics.get('selected_epoch')}, "
+            f"on {metrics.get('selection_metric', 'valid.' + selection)})"
+        )
+    else:
+        chosen = f"No validation split: the last epoch's checkpoint is used (epoch {metrics.get('selected_epoch')})"
+    selected = chosen + (
+        "; the test split was scored once, there." if "test" in metrics else "; the test split was not scored."
     )
     parts = [f"<p>{escape(PROTOCOL)}</p>", f"<p>{escape(selected)}</p>"]
     for split in splits:
@@ -230,7 +241,7 @@ def _degree_section(metrics: dict[str, Any]) -> str:
         return ""
     rows, names = _group_rows(metrics, "by_degree")
     caption = (
-        "Each test triple counts in the group of its less-known entity's training triples (0: unseen in "
+        "Each triple counts in the group of its less-known entity's training triples (0: unseen in "
         "training); where structure is thin, the other modalities have the most to add."
     )
     table = h.table(["split", "training triples", *(short_name(n) for n in names), "queries", "triples"], rows)

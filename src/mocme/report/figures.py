@@ -245,9 +245,9 @@ def short_label(name: str, width: int = LABEL_WIDTH) -> str:
     """A relation name fit for an axis: a URI's last segment (``<http://x.org/ontology/country>`` ->
     ``country``), otherwise the name, cut to ``width`` characters from the left."""
     suffix = RECIPROCAL if name.endswith(RECIPROCAL) else ""
-    bare = name.removesuffix(suffix).strip("<>")
+    bare = name.removesuffix(suffix)
     if "://" in bare:
-        bare = re.split(r"[/#]", bare.rstrip("/#"))[-1]
+        bare = re.split(r"[/#]", bare.strip("<>").rstrip("/#"))[-1]
     bare += suffix
     return bare if len(bare) <= width else "…" + bare[-(width - 1) :]
 

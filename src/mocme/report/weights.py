@@ -57,7 +57,7 @@ def modality_weights(model: MoCME, kg: MultiModalKG) -> ModalityWeights:
     sums = torch.zeros(2 * kg.num_relations, len(model.modalities), dtype=torch.float64)
     counts = torch.zeros(2 * kg.num_relations, dtype=torch.long)
     queries, _, _ = ranking_queries(kg.valid, kg.num_relations)
-    for chunk in queries.to(device).split(CHUNK):
+    for chunk in queries.to(device).split(CHUNK) if len(queries) else ():  # an empty valid split: no contexts
         weights = model.encode(chunk[:, 0], chunk[:, 1]).alpha.double().cpu()
         relation = chunk[:, 1].cpu()
         sums.index_add_(0, relation, weights)
