@@ -187,3 +187,13 @@ def test_mask_shape_and_values(tmp_path):
     save_file({"features": torch.ones(3, 2), "mask": torch.ones(2, dtype=torch.bool)}, str(tmp_path / "b.safetensors"))
     with pytest.raises(DataError, match=r"mask must have shape \(3,\)"):
         read_features(tmp_path / "b.safetensors", 3)
+
+
+@pytest.mark.parametrize("token", ["1_0", "１", "٣"])
+def test_ids_that_numpy_would_misread_are_refused_with_their_line(tmp_path, token):
+    from mocme.data.readers import read_id_triples
+
+    path = tmp_path / "train.txt"
+    path.write_text(f"0\t1\t0\n{token}\t0\t1\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"train\.txt:2: ids must be integers"):
+        read_id_triples(path, 20, 5, "hrt", count_line=False)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -124,6 +125,9 @@ def read_id_triples(path: PathLike, num_entities: int, num_relations: int, order
         if len(row) != 3:
             names = " ".join(_COLUMN_NAMES[c] for c in order)
             raise DataError(path, f"expected 3 columns '{names}', got {len(row)}", number)
+    for number, line in enumerate(lines, start=first):  # what numpy would misread: '1_0' as 10, '１' as 1
+        if ("_" in line or not line.isascii()) and not all(_ID.fullmatch(v) for v in line.split()):
+            raise DataError(path, "ids must be integers", number)
     try:
         ids = np.array(rows, dtype=np.int64).reshape(-1, 3)
     except (ValueError, OverflowError):
@@ -134,12 +138,12 @@ def read_id_triples(path: PathLike, num_entities: int, num_relations: int, order
     return triples
 
 
+_ID = re.compile(r"-?[0-9]+")
+
+
 def _is_int(value: str) -> bool:
-    try:
-        int(value)
-    except ValueError:
-        return False
-    return True
+    """ASCII digits with an optional minus sign (``int`` and numpy also take ``1_0`` and ``１``)."""
+    return _ID.fullmatch(value) is not None
 
 
 def _raise_first_bad_id(
