@@ -93,6 +93,7 @@ ABLATION_1VSALL_VARIANTS: dict[str, list[str]] = {
     "1vsAll recipe, inter-modal complementarity off": [*SHARED, "model.inter=false"],
     "1vsAll recipe, K = 1 expert": [*SHARED, "model.experts=1"],
     "1vsAll recipe, EGNS off (plain 1vsAll)": [*SHARED, "training.negatives=one_vs_all"],
+    "1vsAll recipe, degree gate on": [*SHARED, "model.degree_gate=true"],
     "MoCME (structure only, 1vsAll)": MAIN_VARIANTS["MoCME (structure only, 1vsAll)"],
 }
 # Ablation sets: --variants name -> (table title, variants; the first is the full model).

@@ -468,3 +468,40 @@ def test_diversity_penalty_leaves_out_the_views_of_a_modality_the_entity_lacks()
         expected = cos[available][:, off_diagonal].pow(2).mean()
         torch.testing.assert_close(view_redundancy(views, available), expected)
         assert not torch.isclose(view_redundancy(views, torch.ones_like(available)), expected)
+
+
+def test_the_degree_gate_starts_as_without_it_then_moves_weight_to_structure_by_degree():
+    from mocme.evaluation.evaluator import training_degrees
+
+    kg, plain = make("mocme", {})
+    _, gated = make("mocme", {"degree_gate": True}, kg)
+    ids = torch.arange(kg.num_entities)
+    with torch.no_grad():
+        torch.testing.assert_close(gated.encode(ids).alpha, plain.encode(ids).alpha)  # w starts at 0
+        gated.inter.degree_weight.fill_(2.0)
+        before, after = plain.encode(ids).alpha, gated.encode(ids).alpha
+    degree = training_degrees(kg)
+    both = before.gt(0).all(1)  # entities with every modality: structure's share can move
+    assert bool((after[both & (degree > 0), 0] > before[both & (degree > 0), 0]).all())
+    torch.testing.assert_close(after[degree == 0], before[degree == 0])
+    gain = (after[both, 0] - before[both, 0]) / (1 - before[both, 0])
+    high, low = degree[both] >= degree[both].median(), degree[both] < degree[both].median()
+    assert float(gain[high].mean()) > float(gain[low].mean())  # the better structure knows it, the more
+    assert "degree_weight" not in dict(plain.named_parameters()) and "inter.degree_weight" in dict(
+        gated.named_parameters()
+    )
+
+
+def test_the_degree_gate_learns_and_new_entities_have_degree_zero():
+    kg, model = make("mocme", {"degree_gate": True})
+    model.train()
+    loss = -model.score(kg.train[:32]).sum()
+    loss.backward()
+    assert model.inter.degree_weight.grad is not None and float(model.inter.degree_weight.grad.abs()) > 0
+    names = model.modalities[1:]
+    features = {n: torch.randn(2, kg.modalities[n].dim) for n in names}
+    masks = {n: torch.ones(2, dtype=torch.bool) for n in names}
+    extended = model.with_new_entities(kg, features, masks)
+    assert extended.log_degree.shape == (kg.num_entities + 2,) and float(extended.log_degree[-2:].abs().sum()) == 0
+    with pytest.raises(ConfigError, match="fusion 'mean' has none"):
+        load_config(overrides=["model.degree_gate=true", "model.fusion=mean"])

@@ -75,6 +75,11 @@ class ModelConfig(BaseModel):
         description="MoCME: inter-modal complementarity of a modality: the relative norm of its part orthogonal to "
         "the others (orthogonal), or 1 - its mean cosine to them (cosine: the first reading, a no-op for M = 2).",
     )
+    degree_gate: bool = Field(
+        False,
+        description="MoCME: add w·log(1 + training degree) to the structure modality's inter-modal logit (w learned, "
+        "from 0), so the fusion can keep a well-known entity's structural embedding (not yet measured on benchmarks).",
+    )
     attention_dim: int = Field(32, ge=1, description="MoCME: width of the relation query q_r and of W.")
     projection_dim: int = Field(32, ge=1, description="MoCME: width of the projection P used by inter-modal cosines.")
     modality_scorers: bool = Field(True, description="MoCME: a scorer per modality besides the unified one.")
@@ -98,6 +103,12 @@ class ModelConfig(BaseModel):
         scoring = self.interaction if self.name == "mocme" else self.name
         if scoring in ("complex", "rotate") and self.dim % 2:
             raise ValueError(f"model.dim must be even for {scoring} (its halves are the real and imaginary parts)")
+        return self
+
+    @model_validator(mode="after")
+    def _degree_gate_needs_learned_weights(self) -> ModelConfig:
+        if self.degree_gate and self.fusion == "mean":
+            raise ValueError("model.degree_gate moves learned modality weights; fusion 'mean' has none")
         return self
 
     @model_validator(mode="before")

@@ -326,6 +326,7 @@ class InterModalFusion(nn.Module):
         projection_dim: int,
         unified: str = "convex",
         measure: str = "orthogonal",
+        degree_gate: bool = False,
     ):
         super().__init__()
         self.mode, self.lambda_inter, self.unified = mode, lambda_inter, unified
@@ -334,12 +335,17 @@ class InterModalFusion(nn.Module):
         self.query = nn.Parameter(torch.randn(contexts, attention_dim) / math.sqrt(attention_dim))
         self.projection = nn.Linear(dim, projection_dim, bias=False)
         self.log_temperature = nn.Parameter(torch.zeros(()))
+        # degree gate: w·log(1 + degree) on the structure logit, w from 0 (the fusion starts as without it)
+        self.degree_weight = nn.Parameter(torch.zeros(())) if degree_gate else None
 
-    def forward(self, modal: list[Tensor], available: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, modal: list[Tensor], available: Tensor, context: Tensor, log_degree: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Fuse modalities.
 
         Shapes: ``modal`` ``M`` tensors ``(n, d)`` (structure first), ``available`` ``(n, M)``
-        bool, ``context`` ``(n,)``; returns ``e*`` ``(n, d)`` and ``α`` ``(n, M)``.
+        bool, ``context`` ``(n,)``, ``log_degree`` ``(n,)`` the entities' ``log(1 + training degree)``
+        (read by the degree gate); returns ``e*`` ``(n, d)`` and ``α`` ``(n, M)``.
         """
         if self.mode == "mean":
             alpha = available.to(modal[0].dtype) / available.sum(1, keepdim=True)
@@ -355,6 +361,11 @@ class InterModalFusion(nn.Module):
             logits = (keys * query).sum(-1).T
             if projected is not None:
                 logits = logits + self.lambda_inter * self.measure(projected, available)
+            if self.degree_weight is not None:
+                if log_degree is None:
+                    raise ValueError("the degree gate needs the entities' log_degree")
+                structure = logits[:, :1] + (self.degree_weight * log_degree).unsqueeze(1)
+                logits = torch.cat([structure, logits[:, 1:]], 1)
             logits = logits / self.log_temperature.exp().clamp_min(MIN_TEMPERATURE)
             alpha = torch.softmax(logits.masked_fill(~available, -math.inf), dim=-1)
         if self.unified == "anchored" and len(modal) > 1:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mocme.data.kg import MultiModalKG
+from mocme.evaluation.evaluator import training_degrees
 from mocme.models.base import (
     Candidates,
     CandidateSet,
@@ -88,11 +89,13 @@ class EntityParts:
         views: per modality, the ``(n, K, d)`` expert views (factorised where that is cheaper).
         base: per modality, ``(n, K)`` context-free view logits ``g(x) + λ c`` (``None`` for mean fusion).
         available: ``(n, M)`` bool.
+        log_degree: ``(n,)`` ``log(1 + training degree)``, for the degree gate (``None`` without it).
     """
 
     views: list[Views]
     base: list[Tensor | None]
     available: Tensor
+    log_degree: Tensor | None = None
 
 
 class MoCME(KGModel):
@@ -112,6 +115,8 @@ class MoCME(KGModel):
             with torch.no_grad():
                 self.entity.normal_(0.0, config.init_scale)
         self.register_buffer("structure_mask", _structure_mask(kg, config.unseen_structure), persistent=False)
+        if config.degree_gate:  # how well structure knows each entity; 0 for one unseen in training
+            self.register_buffer("log_degree", torch.log1p(training_degrees(kg).float()), persistent=False)
         for name, modality in kg.modalities.items():
             features = (
                 _standardize(modality.features, modality.mask) if config.normalize_features else modality.features
@@ -145,6 +150,7 @@ class MoCME(KGModel):
             config.projection_dim,
             config.unified,
             config.inter_measure,
+            config.degree_gate,
         )
         self.scorer_names = [*(self.modalities if config.modality_scorers else []), JOINT]
         self.scorers = nn.ModuleDict({name: _interaction(config, 2 * kg.num_relations) for name in self.scorer_names})
@@ -191,7 +197,10 @@ class MoCME(KGModel):
                 penalties.append(view_redundancy(v, available[:, m]))
         if penalties:
             self._redundancies.append(torch.stack(penalties).mean())
-        return EntityParts(views, base, self._structure_dropped(available))
+        log_degree = None
+        if self.config.degree_gate:
+            log_degree = self.log_degree if ids is None else self.log_degree[ids]
+        return EntityParts(views, base, self._structure_dropped(available), log_degree)
 
     def _structure_dropped(self, available: Tensor) -> Tensor:
         """While training, structure marked unavailable for ``model.structure_dropout`` of the entities
@@ -216,7 +225,7 @@ class MoCME(KGModel):
             fused, beta = self.intra[name].fuse(parts.views[m], parts.base[m], context)
             modal.append(fused)
             betas.append(beta)
-        joint, alpha = self.inter(modal, parts.available, context)
+        joint, alpha = self.inter(modal, parts.available, context, parts.log_degree)
         if dropout:
             modal, joint = [self.dropout(m) for m in modal], self.dropout(joint)
         return Encoding(modal, joint, parts.available, alpha, torch.stack(betas, 1))
@@ -383,6 +392,8 @@ class MoCME(KGModel):
         with torch.no_grad():
             extended.entity = nn.Parameter(torch.cat([self.entity, self.entity.new_zeros(n, self.entity.shape[1])]))
             extended.structure_mask = torch.cat([self.structure_mask, self.structure_mask.new_zeros(n)])
+            if self.config.degree_gate:  # a new entity has no training triple
+                extended.log_degree = torch.cat([self.log_degree, self.log_degree.new_zeros(n)])
             for name in names:
                 mask = masks[name].to(self.structure_mask.device, torch.bool)
                 rows = features[name].to(self.entity.device, torch.float32)
