@@ -23,6 +23,11 @@ from mocme.errors import DataError
 YAML_ERRORS = Exception
 
 
+def exists(path: Path) -> bool:
+    """Whether ``path`` or ``path.gz`` is a file (what :func:`resolve` would find)."""
+    return path.is_file() or path.with_name(path.name + ".gz").is_file()
+
+
 def resolve(path: str | os.PathLike[str]) -> Path:
     """Return ``path``, or ``path.gz`` when only the compressed file exists."""
     path = Path(path)

@@ -29,7 +29,7 @@ from mocme.data.readers import (
 )
 from mocme.data.vocab import Vocabulary
 from mocme.errors import DataError
-from mocme.io import YAML_ERRORS, read_text, resolve
+from mocme.io import YAML_ERRORS, exists, read_text, resolve
 
 # Header words by the role of their column.
 HEADER_ROLES = {
@@ -38,11 +38,6 @@ HEADER_ROLES = {
     **dict.fromkeys(("tail", "object", "target", "t"), "t"),
 }
 SHIPPED_FEATURES = {"img_features": "visual", "text_features": "text", "visual": "visual", "textual": "text"}
-
-
-def exists(path: Path) -> bool:
-    """Whether ``path`` or ``path.gz`` is a file."""
-    return path.is_file() or path.with_name(path.name + ".gz").is_file()
 
 
 def first_line(path: Path) -> str:

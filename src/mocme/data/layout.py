@@ -38,7 +38,7 @@ from mocme.data.readers import (
 )
 from mocme.data.vocab import Vocabulary
 from mocme.errors import DataError, MocmeError
-from mocme.io import YAML_ERRORS, create_beside, fsync_dir, fsync_tree, read_text
+from mocme.io import YAML_ERRORS, create_beside, exists, fsync_dir, fsync_tree, read_text
 
 PathLike = str | os.PathLike[str]
 MARKER = "entities.txt"
@@ -48,11 +48,7 @@ def is_layout(directory: PathLike) -> bool:
     """``entities.txt`` beside ``train.tsv``, and no kg-bert ``dev.tsv`` (kg-bert and MyGO folders
     ship an ``entities.txt`` too, with other split files)."""
     directory = Path(directory)
-    return (
-        (directory / MARKER).is_file()
-        and any((directory / f).is_file() for f in ("train.tsv", "train.tsv.gz"))
-        and not any((directory / f).is_file() for f in ("dev.tsv", "dev.tsv.gz"))
-    )
+    return (directory / MARKER).is_file() and exists(directory / "train.tsv") and not exists(directory / "dev.tsv")
 
 
 def load_layout(directory: PathLike, name: str | None = None) -> MultiModalKG:
