@@ -160,19 +160,60 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
     from mocme import pipeline
     from mocme.config import load_config
+    from mocme.errors import ConfigError
     from mocme.rundir import RunDirectory
 
     torch.set_num_threads(job["threads"])
     run_dir = Path(job["run_dir"])
     config = load_config(config_path(job["dataset"], job.get("recipe", MOCME_CONFIG)), job["overrides"])
     directory = RunDirectory(run_dir)
-    same_config = directory.path.joinpath("config.yaml").exists() and directory.load_config() == config
-    if not (same_config and (run_dir / "metrics.json").exists()):  # a finished run of this config is reused
-        if same_config and directory.has_checkpoint("last"):
-            pipeline.resume(run_dir)  # a killed suite picks up where it stopped
-        else:
-            pipeline.train(config, run_dir, overwrite=True)
+    existing = directory.load_config() if directory.path.joinpath("config.yaml").exists() else None
+    if existing is not None and (run_dir / "metrics.json").exists():  # a finished run of this config is reused
+        if config_fingerprint(existing) != config_fingerprint(config):
+            raise ConfigError(
+                f"{run_dir} holds a finished run of another config; train this one elsewhere with --runs-dir "
+                "(and --out), or remove that folder first"
+            )
+    elif existing == config and directory.has_checkpoint("last"):
+        pipeline.resume(run_dir)  # a killed suite picks up where it stopped
+    else:  # no run, or an unfinished run of another config
+        pipeline.train(config, run_dir, overwrite=True)
     return with_head_metrics(summarize(job))
+
+
+# Config fields a row's identity leaves out: the seed (compared on its own), where the files are (a
+# checkout elsewhere is the same run) and how many threads trained it.
+UNCOMPARED_FIELDS = ("seed", "threads")
+
+
+def config_fingerprint(config: Any) -> str:
+    """SHA-256 of what a resolved run config trains: its values that differ from the defaults (so a new
+    option with a default leaves old runs' fingerprints alone), without the seed, threads, data
+    folder and feature file paths."""
+    import hashlib
+
+    values = config.model_dump(mode="json", exclude_defaults=True)
+    for field in UNCOMPARED_FIELDS:
+        values.pop(field, None)
+    dataset = values.get("dataset", {})
+    dataset.pop("data_dir", None)
+    for feature in dataset.get("features", {}).values():
+        feature.pop("path", None)
+    return hashlib.sha256(json.dumps(_without_empty(values), sort_keys=True).encode()).hexdigest()
+
+
+def _without_empty(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the sections left empty (a section holding only a location, say)."""
+    nested = {key: _without_empty(value) if isinstance(value, dict) else value for key, value in values.items()}
+    return {key: value for key, value in nested.items() if value != {}}
+
+
+def job_fingerprint(job: dict[str, Any]) -> str:
+    """The :func:`config_fingerprint` of the config ``job`` would train."""
+    from mocme.config import load_config
+
+    config = load_config(config_path(job["dataset"], job.get("recipe", MOCME_CONFIG)), job["overrides"])
+    return config_fingerprint(config)
 
 
 def config_path(dataset: str, recipe: str) -> Path:
@@ -235,7 +276,8 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
         "valid_time_curve": _time_curve(trace),
         "run_dir": job["run_dir"],
         "seed": config.seed,
-    }
+        "config_sha256": config_fingerprint(config),
+    } | {key: job[key] for key in ("threads", "jobs") if key in job}
     if by_seen:
         row["test_by_seen"] = by_seen
     if by_degree:
@@ -307,14 +349,22 @@ IGNORED_OVERRIDES = ("seed=", "dataset.data_dir=", "dataset.features.text.path="
 
 def same_run(row: dict[str, Any], job: dict[str, Any]) -> bool:
     """Whether ``row`` is the finished result of ``job``: same dataset, variant, seed and overrides
-    (apart from the seed and the data and feature locations)."""
+    (apart from the seed and the data and feature locations), and the same config where both know its
+    fingerprint (a config file edited since the row gives another)."""
 
     def others(overrides: list[str]) -> list[str]:
         return [o for o in overrides if not o.startswith(IGNORED_OVERRIDES)]
 
-    return (row["dataset"], row["variant"], seed_of(row)) == (job["dataset"], job["variant"], job["seed"]) and others(
-        row["overrides"]
-    ) == others(job["overrides"])
+    return (
+        (row["dataset"], row["variant"], seed_of(row)) == (job["dataset"], job["variant"], job["seed"])
+        and others(row["overrides"]) == others(job["overrides"])
+        and not _other_config(row, job)
+    )
+
+
+def _other_config(row: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two rows (or a row and a job) record config fingerprints, and they differ."""
+    return "config_sha256" in row and "config_sha256" in other and row["config_sha256"] != other["config_sha256"]
 
 
 def job_seed(job: dict[str, Any]) -> int:
@@ -327,11 +377,15 @@ def job_seed(job: dict[str, Any]) -> int:
 
 
 def conflicting_row(job: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """A recorded row of ``job``'s dataset, variant and seed that other overrides produced: recording
-    ``job`` would replace it, and the tables would pool runs of different configs as one variant."""
+    """A recorded row that ``job`` must not join: a row of its dataset and variant, of any seed, whose
+    config fingerprint differs (the tables would pool runs of different configs as one variant), or
+    a row of its seed that other overrides produced (recording ``job`` would replace it). Rows from
+    before fingerprints were recorded are compared by their overrides only."""
     key = (job["dataset"], job["variant"], job_seed(job))
     for row in rows:
-        if (row["dataset"], row["variant"], seed_of(row)) == key and not same_run(row, {**job, "seed": key[2]}):
+        if (row["dataset"], row["variant"]) != key[:2]:
+            continue
+        if _other_config(row, job) or (seed_of(row) == key[2] and not same_run(row, {**job, "seed": key[2]})):
             return row
     return None
 
@@ -343,11 +397,15 @@ def pooled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ``seeds`` (the seeds, ascending), ``test_mrr_sd`` (sample standard deviation of the realistic
     test MRR) and, for curves, those of its lowest seed; a single run passes through with ``seeds``.
     """
+    from mocme.errors import ConfigError
+
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["dataset"], row["variant"]), []).append(row)
     out = []
-    for group in groups.values():
+    for (dataset, variant), group in groups.items():
+        if len({r["config_sha256"] for r in group if "config_sha256" in r}) > 1:
+            raise ConfigError(f"{dataset} {variant!r}: its rows ran different configs, which one mean would mix")
         group = sorted(group, key=seed_of)
         first = {**group[0], "seeds": [seed_of(r) for r in group]}
         if len(group) > 1:
@@ -471,7 +529,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                     f"validation MRR), dimension {first['dim']}, device {first['device']}"
                     + (", bf16 autocast training (evaluation in fp32)." if first.get("precision") == "bf16" else ".")
                     + (
-                        " Baseline recipes: the row's own config (`configs/baselines/`)."
+                        " Other recipes: the row's own config (`mocme-NAME`: `configs/<dataset>-NAME.yaml`; a "
+                        "baseline's: `configs/baselines/<dataset>-<recipe>.yaml`), with its epoch budget in the "
+                        "last column."
                         if len(mocme_recipe) < len(chosen)
                         else ""
                     )
@@ -488,7 +548,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             out += [
                 "",
                 "| model | modalities | MRR | Hits@1 | Hits@3 | Hits@10 | MR | MRR opt / pess | valid MRR "
-                "| epoch selected / trained | s/epoch | recipe, d |",
+                "| epoch selected / trained | s/epoch | recipe, d, epoch budget |",
                 "|---|---|---|---|---|---|---|---|---|---|---|---|",
             ]
             for r in sorted(chosen, key=lambda r: -_mrr(r)):
@@ -501,7 +561,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                     f"{_pct(r['test']['pessimistic']['inverse_harmonic_mean_rank'])} | "
                     f"{_pct(r['valid']['realistic']['inverse_harmonic_mean_rank'])} | "
                     f"{r['selected_epoch']}/{r['epochs_trained']} | {_or_dash(r['seconds_per_epoch'])} | "
-                    f"{r.get('recipe', MOCME_CONFIG)}{', bf16' if r.get('precision') == 'bf16' else ''}, {r['dim']} |"
+                    f"{r.get('recipe', MOCME_CONFIG)}{', bf16' if r.get('precision') == 'bf16' else ''}, {r['dim']}, "
+                    f"{r['epochs_budget']} |"
                 )
             if ablation:
                 out += paired_table(rows, dataset, ablation)
@@ -632,12 +693,18 @@ def main_figure(rows: list[dict[str, Any]]) -> Any | None:
     best = [max((v[d][0] for v in PUBLISHED.values() if d in v), default=float("nan")) for d in datasets]
     if any(b == b for b in best):
         series["best published MMKGC (image + text)"] = best
-    budgets = ", ".join(f"{d} {next(r['epochs_budget'] for r in main if r['dataset'] == d)} ep." for d in datasets)
+    budgets = ", ".join(f"{d} {_budget_range([r for r in main if r['dataset'] == d])}" for d in datasets)
     figure, ax = subplots(figsize=(max(6.0, 2.1 * len(datasets)), 3.8))
     grouped_bars(ax, datasets, series, ylabel="test MRR, realistic (%)", fmt="{:.1f}")
-    ax.set_title(f"MoCME and structural baselines, same budget per dataset ({budgets})")
+    ax.set_title(f"MoCME and structural baselines, epoch budgets: {budgets}", fontsize=9)
     ax.legend(ncol=min(len(series), 3), loc="upper center", bbox_to_anchor=(0.5, -0.1))
     return figure
+
+
+def _budget_range(rows: list[dict[str, Any]]) -> str:
+    """The epoch budgets of ``rows``: ``"40 ep."``, or ``"10-100 ep."`` where they differ."""
+    low, high = min(r["epochs_budget"] for r in rows), max(r["epochs_budget"] for r in rows)
+    return f"{low} ep." if low == high else f"{low}-{high} ep."
 
 
 def ablation_figure(rows: list[dict[str, Any]], dataset: str, ablation: str = "ablation") -> Any | None:
@@ -698,7 +765,8 @@ def time_figure(rows: list[dict[str, Any]]) -> Any | None:
             continue
         curve = r.get("valid_time_curve") or [[e * (r.get("seconds_per_epoch") or 0), v] for e, v in r["valid_curve"]]
         curves[r["dataset"], r["variant"]] = curve
-    return _curve_panels(curves, "wall-clock minutes (2-core CPU)", 1 / 60, 2)
+    devices = sorted({r["device"] for r in pooled(rows) if (r["dataset"], r["variant"]) in curves})
+    return _curve_panels(curves, f"wall-clock minutes ({', '.join(devices)})", 1 / 60, 2)
 
 
 def _curve_panels(
@@ -788,10 +856,19 @@ def locked_rows(out: Path) -> Iterator[list[dict[str, Any]]]:
 def record_row(out: Path, row: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Put ``row`` (if any) into ``<out>.json`` in place of its (dataset, variant, seed), rewrite the
     outputs, under the results lock. Returns every row now recorded."""
+    from mocme.errors import ConfigError
+
     with locked_rows(out) as rows:
         if row is not None:
             key = (row["dataset"], row["variant"], row["seed"])
-            rows = [r for r in rows if (r["dataset"], r["variant"], seed_of(r)) != key] + [row]
+            rows = [r for r in rows if (r["dataset"], r["variant"], seed_of(r)) != key]
+            clash = next((r for r in rows if (r["dataset"], r["variant"]) == key[:2] and _other_config(r, row)), None)
+            if clash is not None:  # a suite beside this one recorded the variant with another config meanwhile
+                raise ConfigError(
+                    f"{key[0]} {key[1]!r} seed {key[2]}: {out.with_suffix('.json')} holds seed {seed_of(clash)} of "
+                    f"another config; this run stays in {row['run_dir']}"
+                )
+            rows.append(row)
         write_results(out, rows)
     return rows
 
@@ -800,10 +877,28 @@ def refresh_rows(out: Path) -> None:
     """Re-read every recorded row whose run directory is here and rewrite the outputs (``--table-only``),
     under the results lock, so a row that a running suite records meanwhile is kept."""
     with locked_rows(out) as rows:
-        rows = [
-            with_head_metrics(summarize(row)) if Path(row["run_dir"], "metrics.json").exists() else row for row in rows
-        ]
+        rows = [with_head_metrics(summarize(row)) if _still_its_run(row) else row for row in rows]
         write_results(out, rows)
+
+
+def _still_its_run(row: dict[str, Any]) -> bool:
+    """Whether ``row``'s run directory holds a finished run of the config that produced the row (its
+    fingerprint, or for an older row the config its overrides give today); warns when it holds another."""
+    from mocme.errors import MocmeError
+    from mocme.rundir import RunDirectory
+
+    run_dir = Path(row["run_dir"])
+    if not (run_dir / "metrics.json").exists():
+        return False
+    try:
+        expected = row.get("config_sha256") or job_fingerprint(row)
+        found = config_fingerprint(RunDirectory(run_dir).load_config())
+    except MocmeError:
+        found = None
+    if found != expected:
+        print(f"{run_dir}: holds another run than its row in the results; the row is kept as recorded", file=sys.stderr)
+        return False
+    return True
 
 
 def stop_workers_on_sigterm() -> None:
@@ -883,7 +978,9 @@ def main() -> None:
                         ],
                         "run_dir": str(args.runs_dir / dataset / (slug if seed is None else f"{slug}-seed{seed}")),
                         "threads": args.threads,
+                        "jobs": args.jobs,
                     }
+                    job["config_sha256"] = job_fingerprint(job)
                     if seed is not None:
                         job["seed"] = seed
                         if any(same_run(row, job) for row in previous):
@@ -893,8 +990,8 @@ def main() -> None:
                     if recorded is not None:
                         raise ConfigError(
                             f"{dataset} {name!r} seed {job_seed(job)} is in {results_path} from other overrides "
-                            f"({' '.join(recorded['overrides'])}); record this run elsewhere with --out, or remove "
-                            "that row first"
+                            f"({' '.join(recorded['overrides'])}) or another config; record this run elsewhere "
+                            "with --out and --runs-dir, or remove that row first"
                         )
                     jobs.append(job)
         stop_workers_on_sigterm()

@@ -70,15 +70,15 @@ def test_tables_sort_by_test_mrr_and_state_the_budget(suite: Any) -> None:
     assert mkgy.index("| MoCME (structure + text) |") < mkgy.index("| TuckER (structure, 1vsAll) |")
     assert (
         "| MoCME (structure + text) | structure + text | **32.00** | 16.00 | 32.00 | 64.00 | 100 "
-        "| 33.00 / 31.00 | 30.00 | 4/4 | 12.5 | mocme, 256 |" in mkgy
+        "| 33.00 / 31.00 | 30.00 | 4/4 | 12.5 | mocme, 256, 4 |" in mkgy
     )
     assert "- MoCME (structure + text): structure 25.00, text 5.00" in mkgy
     assert "MoMoK (ICLR 2025) 37.91 / 35.09 / 43.20" in mkgy
     assert (
-        "| complex-n3, 256 |" in mkgy
+        "| complex-n3, 256, 4 |" in mkgy
         and "structure-only baseline (test MRR, as MMKGC papers report it): TuckER 37.05" in mkgy
     )
-    assert "Rows from the MoCME config: at most 4 epochs" in mkgy and "Baseline recipes" in mkgy
+    assert "Rows from the MoCME config: at most 4 epochs" in mkgy and "Other recipes" in mkgy
     assert "bf16" not in mkgy
     wn = text.split("## WN18RR\n")[1]
     assert "bf16 autocast training (evaluation in fp32)" in wn
@@ -109,7 +109,7 @@ def test_results_and_figures_are_written(suite: Any, tmp_path: Path) -> None:
         "mmkgc_time.svg",
     ]
     time = (out.parent / "mmkgc_time.svg").read_text()
-    assert "wall-clock minutes" in time and "MKG-Y" in time
+    assert "wall-clock minutes (cpu)" in time and "MKG-Y" in time
 
 
 def test_suites_side_by_side_each_add_their_rows(suite: Any, tmp_path: Path) -> None:
@@ -281,3 +281,63 @@ def test_ablation_tables_give_each_switch_its_gap_per_shared_seed_and_the_paired
     assert suite.paired_t_p(gaps) == pytest.approx(p)
     assert f"| 1vsAll recipe, fusion: mean | 0, 1, 2 | −0.20 (−0.20 / −0.10 / −0.30) | {p:.2f} |" in ablation
     assert "| 1vsAll recipe, K = 1 expert | 2 | +0.10 (+0.10) |  |" in ablation  # one shared seed: no test
+
+
+def test_rows_of_another_config_are_refused_at_any_seed_and_never_pooled(suite: Any, tmp_path: Path) -> None:
+    """A config edited between seeds (the same variant name and overrides) gives another fingerprint:
+    the suite refuses to add its runs to the old ones, and a mean over both is refused."""
+    from mocme.errors import ConfigError
+
+    variant = "ComplEx-N3 (structure, 1vsAll)"
+    recorded = [
+        {**_row("MKG-Y", variant, 0.35, seed=seed, recipe="complex-n3"), "overrides": [], "config_sha256": "a"}
+        for seed in (0, 1)
+    ]
+    job = {"dataset": "MKG-Y", "variant": variant, "recipe": "complex-n3", "seed": 3, "overrides": ["seed=3"]}
+    assert suite.conflicting_row({**job, "config_sha256": "b"}, recorded) is recorded[0]
+    assert suite.conflicting_row({**job, "config_sha256": "a"}, recorded) is None
+    assert not suite.same_run(recorded[0], {**job, "seed": 0, "overrides": ["seed=0"], "config_sha256": "b"})
+    with pytest.raises(ConfigError, match="different configs"):
+        suite.pooled([*recorded, {**recorded[0], "seed": 2, "config_sha256": "b"}])
+    out = tmp_path / "mmkgc"
+    suite.write_results(out, recorded)
+    before = out.with_suffix(".json").read_text()
+    with pytest.raises(ConfigError, match="another config"):  # a suite beside recorded seed 2 meanwhile
+        suite.record_row(out, {**recorded[0], "seed": 2, "config_sha256": "b", "run_dir": "runs/x"})
+    assert out.with_suffix(".json").read_text() == before
+
+
+def test_the_fingerprint_leaves_out_seed_threads_and_file_locations_but_not_the_budget(suite: Any) -> None:
+    from mocme.config import load_config
+
+    base = suite.config_fingerprint(load_config(None, []))
+    moved = ["seed=3", "threads=1", "dataset.data_dir=/elsewhere"]
+    assert suite.config_fingerprint(load_config(None, moved)) == base
+    assert suite.config_fingerprint(load_config(None, ["model.dim=64"])) == base  # the default value
+    assert suite.config_fingerprint(load_config(None, ["training.epochs=7"])) != base
+
+
+def test_a_finished_run_of_another_config_is_never_overwritten(suite: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    """The run directory is named by variant and seed only: a job of another config must not delete the
+    finished run a recorded row points to, and ``--table-only`` must not read another run into a row."""
+    from mocme.errors import ConfigError
+
+    monkeypatch.setattr(suite, "config_path", lambda dataset, recipe: None)  # the built-in synthetic default
+    tiny = ["dataset.synthetic.num_entities=120", "model.dim=8", "model.relation_dim=4", "training.epochs=1"]
+    run_dir = tmp_path / "runs" / "variant-seed0"
+    job = {"dataset": "MKG-Y", "variant": "MoCME (structure + text)", "recipe": "mocme", "overrides": tiny}
+    job |= {"run_dir": str(run_dir), "threads": 1, "seed": 0}
+    row = suite.run_one(job)
+    assert row["config_sha256"] == suite.job_fingerprint(job) and row["threads"] == 1
+    metrics = (run_dir / "metrics.json").read_text()
+    moved = {**job, "overrides": [*tiny, f"dataset.data_dir={tmp_path}"]}
+    assert suite.run_one(moved)["test"] == row["test"]  # the same run from another checkout: reused
+    longer = {**job, "overrides": [*tiny, "training.epochs=2"]}
+    with pytest.raises(ConfigError, match="--runs-dir"):
+        suite.run_one(longer)
+    assert (run_dir / "metrics.json").read_text() == metrics
+
+    out = tmp_path / "mmkgc"
+    suite.write_results(out, [{**row, "config_sha256": "another"}])
+    suite.refresh_rows(out)  # the folder holds another config's run than the row says: kept as recorded
+    assert json.loads(out.with_suffix(".json").read_text())[0]["config_sha256"] == "another"
