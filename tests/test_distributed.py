@@ -13,7 +13,10 @@ import pytest
 import yaml
 
 from mocme.cli import main
+from mocme.errors import ConfigError, RunDirError
+from mocme.pipeline import resume
 from mocme.training.distributed import Distributed
+from mocme.training.trainer import global_batches
 
 CONFIG = {
     "seed": 5,
@@ -87,6 +90,66 @@ def test_each_process_takes_an_even_share_of_the_global_batch():
             assert all(a[1] == b[0] for a, b in itertools.pairwise(shares))
             sizes = [b - a for a, b in shares]
             assert max(sizes) - min(sizes) <= 1
+
+
+def test_a_last_batch_too_small_to_share_joins_the_one_before():
+    assert global_batches(299, 149, 1) == [(0, 149), (149, 298), (298, 299)]  # one process: as before
+    assert global_batches(299, 149, 2) == [(0, 299)]  # a last batch of 1 query for 2 processes joins
+    assert global_batches(301, 50, 3) == [(0, 150), (150, 301)]
+    assert global_batches(300, 50, 3) == [(0, 150), (150, 300)]
+    assert global_batches(0, 50, 2) == []
+    with pytest.raises(ConfigError, match="1 training queries cannot be shared among 2 processes"):
+        global_batches(1, 50, 2)
+
+
+@pytest.mark.slow
+def test_two_processes_train_when_the_last_global_batch_has_one_query(tmp_path):
+    """k_vs_all on this graph has 299 distinct queries: with 149 per process, the epoch ends on 1 query."""
+    config = {
+        "seed": 1,
+        "dataset": {"synthetic": {"num_entities": 60, "num_relations": 3}},
+        "model": {"dim": 8, "relation_dim": 4},
+        "training": {"epochs": 1, "negatives": "k_vs_all", "batch_size": 149},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "mocme"]
+    done = _run([*command, "train", str(path), "--out", str(tmp_path / "run"), "--distributed", "--quiet"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "metadata.json").read_text())["processes"] == 2
+
+
+def test_a_parameter_without_a_gradient_on_every_process_keeps_none(monkeypatch):
+    """As in one process, where the optimiser skips it (no weight decay, no moments)."""
+    import torch
+    import torch.distributed as dist
+
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(29_500 + os.getpid() % 1000))
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        used, unused = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))
+        used.grad = torch.full((3,), 2.0)
+        losses = Distributed(0, 1, 0).average_gradients([used, unused], torch.tensor([0.5, 1.5]))
+        assert unused.grad is None and used.grad.tolist() == [2.0, 2.0, 2.0] and losses.tolist() == [0.5, 1.5]
+    finally:
+        dist.destroy_process_group()
+
+
+def test_resuming_with_another_number_of_processes_is_refused(tmp_path):
+    """The global batch is processes × batch_size: a resume by another count would change it mid-run."""
+    import torch
+
+    run_dir = tmp_path / "run"
+    tiny = ["--set", "dataset.synthetic.num_entities=60", "--set", "model.dim=8", "--set", "model.relation_dim=4"]
+    assert main(["train", "--quiet", "--out", str(run_dir), *tiny, "--set", "training.epochs=2"]) == 0
+    (run_dir / "metrics.json").unlink()  # as if killed after its last checkpoint
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    assert state["train_state"]["processes"] == 1
+    state["train_state"]["processes"] = 2
+    torch.save(state, run_dir / "checkpoints" / "last.pt")
+    with pytest.raises(RunDirError, match="trained by 2 process"):
+        resume(run_dir)
 
 
 def test_distributed_outside_torchrun_is_a_one_line_error(tmp_path, capsys, monkeypatch):

@@ -285,6 +285,29 @@ def test_regularisers_penalise_the_embeddings_not_a_dropped_out_copy(name, regul
     assert values[1] == pytest.approx(values[0], rel=1e-6)
 
 
+@pytest.mark.parametrize("regularizer", [N3, DURA])
+def test_mocme_regularisers_penalise_the_query_encoding_without_dropout(regularizer):
+    """MoCME's penalty subject is the fused query encoding without its input and output dropout."""
+    kg = generate(SyntheticSpec(num_entities=60, num_relations=3))
+    torch.manual_seed(0)
+    config = ModelConfig(
+        name="mocme", interaction="complex", dim=16, dropout=0.5, structure_dropout=0.0, modality_scorers=True
+    )
+    model = build_model(config, kg)
+    queries, answers = kg.train[:40, :2], kg.train[:40, 2]
+    pairs = (torch.arange(40), answers)
+    values = []
+    for training in (False, True):
+        model.train(training)
+        tables = model.scorer_tables(queries)
+        values.append(
+            {name: float(regularizer(0.1)(table, pairs, lambda c: c).detach()) for name, table in tables.items()}
+        )
+    assert set(values[0]) == {"structure", "text", "visual", "joint"}
+    for name, value in values[0].items():
+        assert values[1][name] == pytest.approx(value, rel=1e-5), name
+
+
 def test_dura_refuses_distance_models_and_sampled_strategies():
     kg = generate(SyntheticSpec(num_entities=30, num_relations=2, modalities={}))
     rotate = build_model(ModelConfig(name="rotate", dim=6), kg)

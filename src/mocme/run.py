@@ -131,6 +131,13 @@ class Run:
             return RunResult(self.directory, self.kg, self.model, self.directory.metrics())
         if self.directory.has_checkpoint("last"):
             state = self.directory.load_checkpoint("last", self.model.device)
+            trained_by = state.get("train_state", {}).get("processes", self.trainer.processes)
+            if trained_by != self.trainer.processes:  # the global batch would change mid-run
+                raise RunDirError(
+                    f"{self.directory.checkpoint_path('last')}: trained by {trained_by} process(es), resumed by "
+                    f"{self.trainer.processes}; resume it with as many (torchrun --nproc-per-node {trained_by} ... "
+                    "--distributed, or no torchrun for 1)"
+                )
             try:
                 self.trainer.load_state_dict(state)
                 self.selection.load_state(state["train_state"])

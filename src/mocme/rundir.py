@@ -272,6 +272,8 @@ def run_metadata(config: RunConfig) -> dict[str, Any]:
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seed": config.seed,
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        # the global batch is processes × training.batch_size
+        "processes": torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1,
         "versions": {
             "mocme": package_version(),
             "python": platform.python_version(),

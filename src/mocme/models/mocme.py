@@ -182,25 +182,29 @@ class MoCME(KGModel):
         some entity lacks a trained structural embedding, or training hides it (``structure_dropout``)."""
         return not bool(self.structure_mask.all()) or bool(self.training and self.config.structure_dropout)
 
-    def entity_parts(self, ids: Tensor | None, dropout: bool = True) -> EntityParts:
+    def entity_parts(self, ids: Tensor | None, dropout: bool = True, available: Tensor | None = None) -> EntityParts:
         """The views and context-free view logits of entities ``ids`` ``(n,)`` (``None``: every entity, read
-        without copying its tables); inputs dropped out if ``dropout``."""
+        without copying its tables); inputs dropped out if ``dropout``.
+
+        ``available`` ``(n, M)``: re-encode with these modalities (an earlier encoding's, structure
+        dropout included), adding no diversity penalty; by default the entities' own.
+        """
         views, base, penalties = [], [], []
-        available = self._available(ids)
+        own = self._available(ids)
         for m, name in enumerate(self.modalities):
             x = self._input(name, ids)
             x = self.dropout(x) if dropout else x
             v, gated = self.experts[name](x, self.intra[name].gate)
             views.append(v)
             base.append(self.intra[name].base_logits(gated, v))
-            if self.training and self.config.diversity:
-                penalties.append(view_redundancy(v, available[:, m]))
+            if self.training and self.config.diversity and available is None:
+                penalties.append(view_redundancy(v, own[:, m]))
         if penalties:
             self._redundancies.append(torch.stack(penalties).mean())
         log_degree = None
         if self.config.degree_gate:
             log_degree = self.log_degree if ids is None else self.log_degree[ids]
-        return EntityParts(views, base, self._structure_dropped(available), log_degree)
+        return EntityParts(views, base, self._structure_dropped(own) if available is None else available, log_degree)
 
     def _structure_dropped(self, available: Tensor) -> Tensor:
         """While training, structure marked unavailable for ``model.structure_dropout`` of the entities
@@ -248,20 +252,26 @@ class MoCME(KGModel):
 
     # -- scoring -------------------------------------------------------------------------------------
     def scorer_tables(self, queries: Tensor) -> dict[str, ScorerTable]:
+        """Each scorer's query vectors and all-entity table; a table's ``subject`` (what N3 and DURA
+        penalise) is the query encoding without dropout, as a structural model's is its embedding."""
         query, cand = self._encodings(queries, CandidateSet(None))
+        clean = query
+        if self.training and self.config.dropout:  # the same modalities (structure dropout), no dropout
+            parts = self.entity_parts(queries[:, 0], dropout=False, available=query.available)
+            clean = self.fuse(parts, queries[:, 1], dropout=False)
         tables = {}
         relations = queries[:, 1]
         for name in self.scorer_names:
             interaction = self.scorers[name]
             if name == JOINT:
                 q = interaction.query(query.joint, relations)
-                tables[name] = ScorerTable(interaction, q, cand.joint, subject=query.joint, relations=relations)
+                tables[name] = ScorerTable(interaction, q, cand.joint, subject=clean.joint, relations=relations)
                 continue
             m = self.modalities.index(name)
             q = interaction.query(query.modal[m], relations)
             masked = name != STRUCTURE or self.structure_partial
             available = (query.available[:, m], cand.available[:, m]) if masked else (None, None)
-            tables[name] = ScorerTable(interaction, q, cand.modal[m], *available, query.modal[m], relations)
+            tables[name] = ScorerTable(interaction, q, cand.modal[m], *available, clean.modal[m], relations)
         return tables
 
     def scorer_scores(self, queries: Tensor, candidates: Candidates = None) -> dict[str, ScorerScores]:

@@ -66,16 +66,25 @@ class Distributed:
         return total / self.world
 
     def average_gradients(self, parameters: list[torch.nn.Parameter], extra: Tensor) -> Tensor:
-        """Average the gradients (``None`` counts as zero) and ``extra`` over the processes, in one all-reduce."""
+        """Average the gradients (``None`` counts as zero) and ``extra`` over the processes, in one all-reduce.
+
+        A parameter that no process has a gradient for keeps ``None``, as in a single process, so the
+        optimiser skips it (no weight decay, no moment updates).
+        """
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
-        flat = torch.cat([g.reshape(-1).float() for g in grads] + [extra.reshape(-1).float().to(grads[0].device)])
+        device = grads[0].device
+        has_grad = torch.tensor([float(p.grad is not None) for p in parameters], device=device)
+        flat = torch.cat([g.reshape(-1).float() for g in grads] + [has_grad, extra.reshape(-1).float().to(device)])
         dist.all_reduce(flat)
-        flat /= self.world
         offset = 0
         for p, g in zip(parameters, grads, strict=True):
-            p.grad = flat[offset : offset + g.numel()].view_as(p).to(p.dtype)
+            p.grad = (flat[offset : offset + g.numel()] / self.world).view_as(p).to(p.dtype)
             offset += g.numel()
-        return flat[offset:].view_as(extra)
+        anywhere = flat[offset : offset + len(parameters)] > 0
+        for p, some in zip(parameters, anywhere.tolist(), strict=True):
+            if not some:
+                p.grad = None
+        return (flat[offset + len(parameters) :] / self.world).view_as(extra)
 
     def shard(self, items: Tensor) -> Tensor:
         """Every ``world``-th row, starting at this rank."""

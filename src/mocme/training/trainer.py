@@ -30,7 +30,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from mocme.data.kg import MultiModalKG
-from mocme.errors import NumericalError
+from mocme.errors import ConfigError, NumericalError
 from mocme.models.base import KGModel
 from mocme.training.config import TrainingConfig
 from mocme.training.distributed import Distributed
@@ -95,7 +95,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "train_state": {"epoch": self.epoch},
+            "train_state": {"epoch": self.epoch, "processes": self.processes},
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -103,6 +103,11 @@ class Trainer:
                 "python": random.getstate(),
             },
         }
+
+    @property
+    def processes(self) -> int:
+        """How many processes train together (the global batch is ``processes × batch_size``)."""
+        return self.distributed.world if self.distributed is not None else 1
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -168,16 +173,13 @@ class Trainer:
         extra = self.strategy.begin_epoch(epoch)
         self.model.train()
         parameters = [p for p in self.model.parameters() if p.requires_grad]
-        world = self.distributed.world if self.distributed is not None else 1
-        step_size = config.batch_size * world
         totals: dict[str, Tensor] = {}
         first_bad: dict[str, Tensor] = {}
         grad_norms: list[Tensor] = []
-        batches = range(0, len(queries), step_size)
-        for step, start in enumerate(
+        batches = global_batches(len(queries), config.batch_size, self.processes)
+        for step, (start, end) in enumerate(
             tqdm(batches, desc=f"epoch {epoch + 1}", disable=None if self.progress else True, leave=False, unit="batch")
         ):
-            end = min(start + step_size, len(queries))
             self.optimizer.zero_grad(set_to_none=True)
             losses = self.step(queries, targets, start, end, generator)
             names = list(losses)
@@ -230,6 +232,21 @@ class Trainer:
         )
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
             return self.strategy.step(batch)
+
+
+def global_batches(queries: int, batch_size: int, processes: int = 1) -> list[tuple[int, int]]:
+    """``[start, end)`` of each global batch of ``processes × batch_size`` of an epoch's ``queries``.
+
+    A last batch too small to give every process a query joins the batch before it (a process with
+    no query would have nothing to back-propagate).
+    """
+    if 0 < queries < processes:
+        raise ConfigError(f"{queries} training queries cannot be shared among {processes} processes")
+    step = batch_size * processes
+    bounds = [(start, min(start + step, queries)) for start in range(0, queries, step)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < processes:
+        bounds[-2:] = [(bounds[-2][0], queries)]
+    return bounds
 
 
 def _raise_if_not_finite(epoch: int, first_bad: dict[str, Tensor], totals: dict[str, Tensor]) -> None:
