@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -66,6 +67,26 @@ def test_a_search_writes_trials_best_config_and_continues_its_study(tmp_path, ca
 
     code, stdout, _ = run(capsys, "hpo", config, "--trials", "0", "--out", str(out), "--quiet")  # show it
     assert code == 0 and "4 trials (0 added)" in stdout and "seconds" in stdout
+
+
+def test_a_study_continued_from_another_folder_reads_its_own_trials(tmp_path, capsys, monkeypatch):
+    """Trial folders are found in the study directory, not relative to where the command runs (where an
+    unrelated ``study/trial-0000`` would have been taken for the best trial)."""
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    config = write_config(tmp_path / "a")
+    assert run(capsys, "hpo", config, "--trials", "1", "--out", "study", "--quiet")[0] == 0
+    best = (tmp_path / "a" / "study" / "best.yaml").read_text()
+    elsewhere = tmp_path / "b"
+    decoy = elsewhere / "study" / "trial-0000"
+    assert main(["train", "--quiet", "--out", str(decoy), "--set", "dataset.synthetic.num_entities=50"]) == 0
+    capsys.readouterr()
+    monkeypatch.chdir(elsewhere)
+    code, stdout, _ = run(
+        capsys, "hpo", "../a/search.yaml", "--trials", "0", "--out", "../a/study", "--quiet", "--json"
+    )
+    assert code == 0 and json.loads(stdout)["trials"][0]["run_dir"] == str(Path("../a/study/trial-0000"))
+    assert (tmp_path / "a" / "study" / "best.yaml").read_text() == best
 
 
 def test_a_study_refuses_a_changed_config(tmp_path, capsys):

@@ -154,11 +154,11 @@ def run_study(
 
     def report(study: Any, trial: Any) -> None:
         if on_trial is not None:
-            on_trial(_row(trial))
+            on_trial(_row(trial, directory))
 
     before = len(study.trials)
     study.optimize(objective, n_trials=trials, timeout=timeout, catch=(NumericalError,), callbacks=[report])
-    rows = [_row(t) for t in study.trials]
+    rows = [_row(t, directory) for t in study.trials]
     complete = [r for r in rows if r.state == "complete" and r.value is not None]
     best = max(complete, key=lambda r: r.value) if complete else None
     best_config = None
@@ -175,7 +175,7 @@ def _run_trial(trial: Any, config: RunConfig, directory: Path, pruning: bool, pr
     run_dir = directory / f"trial-{trial.number:04d}"
     if run_dir.exists():
         raise MocmeError(f"{run_dir}: exists but is no trial of this study (use another study directory)")
-    trial.set_user_attr("run_dir", str(run_dir))
+    trial.set_user_attr("run_dir", run_dir.name)  # in the study directory, wherever the command runs from
     callbacks = [PruneOnValidation(trial, config.training.metric, config.training.epochs)] if pruning else []
     result = pipeline.train(config, run_dir, progress=progress, callbacks=callbacks)
     trial.set_user_attr("epochs", result.metrics["epochs_trained"])
@@ -223,7 +223,9 @@ def _storage_url(storage: str | None, directory: Path) -> str:
     return "sqlite:///" + Path(storage).resolve().as_posix()
 
 
-def _row(trial: Any) -> TrialRow:
+def _row(trial: Any, directory: Path) -> TrialRow:
+    """A trial as a row; its run directory is in the study ``directory`` (the name is what counts, also
+    for studies that stored a path relative to where their command ran)."""
     epochs = trial.user_attrs.get("epochs")
     if epochs is None and trial.intermediate_values:
         epochs = max(trial.intermediate_values)
@@ -233,7 +235,7 @@ def _row(trial: Any) -> TrialRow:
         value=trial.value,
         epochs=epochs,
         params=dict(trial.params),
-        run_dir=trial.user_attrs.get("run_dir"),
+        run_dir=str(directory / Path(trial.user_attrs["run_dir"]).name) if "run_dir" in trial.user_attrs else None,
         seconds=(
             (trial.datetime_complete - trial.datetime_start).total_seconds()
             if trial.datetime_start and trial.datetime_complete
