@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import re
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import types
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import mocme
@@ -145,3 +147,28 @@ def test_tied_answers_share_the_mean_position_in_the_list_and_as_target():
     assert sum(ranks.values()) == 28  # 1 + ... + 7: ties share positions, none is lost
     target = mocme.predict(model, kg, entity, relation, top=1, target=e3).target
     assert target.rank == ranks[e3]
+
+
+@pytest.mark.parametrize("unified", ["anchored", "convex"])
+def test_an_explanation_splits_each_answer_score_over_its_modalities(unified):
+    """With the unified decision, the contributions sum to the answer's logit and the driver is the
+    largest; the views' weights in e* are what build it (anchored: structure whole)."""
+    from mocme.data.synthetic import SyntheticSpec, generate
+    from mocme.models import build_model
+    from mocme.models.config import ModelConfig
+
+    kg = generate(SyntheticSpec(num_entities=80, num_relations=3))
+    config = ModelConfig(name="mocme", interaction="complex", dim=16, unified=unified, joint="unified")
+    model = build_model(config, kg)
+    entity, relation = kg.entities.name(int(kg.train[0, 0])), kg.relations.name(int(kg.train[0, 1]))
+    prediction = mocme.predict(model, kg, entity, relation, top=20, explain=True)
+    for c in prediction.candidates:
+        parts = {m: v for m, v in c.contributions.items() if v is not None}
+        assert math.log(torch.sigmoid(torch.tensor(sum(parts.values()))).item()) == pytest.approx(c.score, abs=1e-5)
+        assert c.driver == (max(parts, key=parts.get) if len(parts) > 1 else None)
+    weights, alpha = prediction.representation_weights, prediction.modality_weights
+    if unified == "anchored" and weights["structure"] is not None:
+        assert weights["structure"] == 1.0
+        assert all(weights[m] == pytest.approx(alpha[m]) for m in weights if m != "structure" and alpha[m] is not None)
+    else:
+        assert weights == pytest.approx(alpha)

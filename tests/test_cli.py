@@ -190,7 +190,9 @@ def test_predict_with_explanation(capsys, tiny_run):
     )
     assert code == 0, out
     assert "Top 5 answers of (e000, r0, ?)" in out
-    assert "alpha" in out and "driver" in out
+    assert "alpha" in out and "driver" in out and "weight in e*" in out and "in the context of r0:" in out
+    code, out, _ = run(capsys, "predict", str(tiny_run), "--tail", "e001", "--relation", "r1", "--explain")
+    assert code == 0 and "in the context of r1⁻¹:" in out  # a head query reads the relation reversed
     code, out, _ = run(capsys, "predict", str(tiny_run), "--tail", "e001", "--relation", "r1", "--json")
     result = json.loads(out)
     assert result["direction"] == "head" and len(result["candidates"]) == 10

@@ -18,7 +18,7 @@ from mocme.data import MultiModalKG, Vocabulary, load_layout, save_layout
 from mocme.data.kg import Modality
 from mocme.data.loading import DatasetConfig, FeatureFile, load_dataset
 from mocme.data.readers import read_features
-from mocme.errors import DataError, MocmeError
+from mocme.errors import DataError, DataWarning, MocmeError
 from mocme.features import cache
 from mocme.features.image import match_images
 from mocme.features.importing import import_features, read_row_names
@@ -88,7 +88,8 @@ def test_entity_texts_sources(tmp_path):
     assert names[:2] == ["Rock music", "Zürich"] and names[3] == "Gilles Mbang Ondo"
     file = tmp_path / "desc.tsv"
     file.write_text("Paris\tcapital   of France\nunknown\tignored\n", encoding="utf-8")
-    from_file, described = entity_texts(kg, text_file=file)
+    with pytest.warns(DataWarning, match=r"1 names are no entity of small and were skipped, e.g. 'unknown' \(line 2\)"):
+        from_file, described = entity_texts(kg, text_file=file)
     assert from_file == [None, None, None, None, None, "capital of France", None]
     assert described == str(file)
 

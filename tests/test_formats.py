@@ -69,6 +69,13 @@ def test_no_format_is_a_one_line_error(tmp_path):
         detect_format(tmp_path)
 
 
+def test_a_graph_without_its_validation_split_says_so(tmp_path):
+    (tmp_path / "train.tsv").write_text("a\tr\tb\n")
+    (tmp_path / "test.tsv").write_text("b\tr\ta\n")
+    with pytest.raises(MocmeError, match=r"train.tsv but no valid.tsv \(or dev.tsv\)"):
+        detect_format(tmp_path)
+
+
 def test_the_projects_layout_is_named_by_its_dataset_yaml_other_layouts_by_their_folder(tmp_path):
     from mocme.data import save_layout
 

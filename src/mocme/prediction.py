@@ -3,7 +3,10 @@
 Every model explains itself through its scorers: the probability ``σ(s_h)`` each scorer gives
 a candidate (one scorer per modality plus the unified one for MoCME). MoCME adds the weights that
 built the query entity's representation: ``α`` over its modalities (in the query relation's
-context) and ``β`` over each modality's expert views.
+context), each view's weight in the unified embedding ``e*`` (with ``unified: anchored``
+structure enters whole, weight 1, and the others are added with weight ``α``) and ``β`` over each
+modality's expert views; and, for bilinear interactions, each candidate's unified score split
+over the candidate's modalities, ``s(q, e*_c) = Σ_m c_m s(q, e^m_c)``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from mocme.data.kg import MultiModalKG
 from mocme.data.vocab import Vocabulary
 from mocme.errors import MocmeError
 from mocme.models import KGModel, MoCME
+from mocme.models.fusion import view_coefficients
 
 Direction = Literal["tail", "head"]
 
@@ -31,7 +35,12 @@ class Candidate:
     score: float
     known: str | None  # "train" or "valid/test" when the triple is already known, else None
     scorers: dict[str, float | None] = field(default_factory=dict)  # σ(s_h); None where a scorer is undefined
-    driver: str | None = None  # the modality scorer with the largest probability
+    # MoCME, bilinear interactions: the unified score split over the candidate's modalities (they sum
+    # to the unified scorer's logit); None where the candidate lacks the modality
+    contributions: dict[str, float | None] = field(default_factory=dict)
+    # the modality that drove the answer: with the unified decision, the largest contribution to its
+    # score; where modality scorers decide too, the modality scorer with the largest probability
+    driver: str | None = None
 
 
 @dataclass
@@ -43,6 +52,8 @@ class Prediction:
     direction: Direction
     candidates: list[Candidate]
     modality_weights: dict[str, float | None] | None = None  # α of the query entity; None: it lacks the modality
+    # the weight of each of the query entity's views in its e* (anchored: structure 1, the others α)
+    representation_weights: dict[str, float | None] | None = None
     view_weights: dict[str, list[float]] | None = None  # β of the query entity per modality (MoCME)
     target: Candidate | None = None  # the asked-about answer, when one was given
 
@@ -111,7 +122,10 @@ def _predict(
     with model.precomputed():
         scorers = model.scorer_scores(query)
         scores = model.combine(scorers)[0].float().cpu()
-        alpha, beta = _query_weights(model, query) if explain and isinstance(model, MoCME) else (None, None)
+        weights = _query_weights(model, query) if explain and isinstance(model, MoCME) else None
+        parts = model.joint_contributions(query) if explain and isinstance(model, MoCME) else None
+        parts = parts[0].float().cpu() if parts is not None else None
+        unified_decides = isinstance(model, MoCME) and set(model.deciding(scorers)) == {"joint"}
     known_any = kg.filter_index.answers_of(int(query[0, 0]), int(query[0, 1]))
     known_train = kg.train_index.answers_of(int(query[0, 0]), int(query[0, 1]))
     ranked_scores = scores.clone()
@@ -138,34 +152,51 @@ def _predict(
             name: (None if defined[name] is not None and not bool(defined[name][index]) else float(p[index]))
             for name, p in probabilities.items()
         }
+        contributions = {}
+        if parts is not None:
+            values = parts[index].tolist()
+            contributions = {name: None if v != v else v for name, v in zip(model.modalities, values, strict=True)}
+        if not explain:
+            driver = None
+        elif unified_decides:
+            driver = _largest(contributions)
+        else:
+            driver = _largest({name: p for name, p in scorer_values.items() if name != "joint"})
         return Candidate(
             rank=rank,
             entity=kg.entities.name(index),
             score=float(scores[index]),
             known="train" if index in train_set else ("valid/test" if index in known_set else None),
             scorers=scorer_values if explain else {},
-            driver=_driver(scorer_values) if explain else None,
+            contributions=contributions,
+            driver=driver,
         )
 
     result = Prediction(entity, relation, direction, [candidate(int(i), realistic_rank(int(i))) for i in order])
     if target is not None:
         t = lookup(kg.entities, target, "entity")
         result.target = candidate(t, realistic_rank(t))
-    if alpha is not None:
-        result.modality_weights, result.view_weights = alpha, beta
+    if weights is not None:
+        result.modality_weights, result.representation_weights, result.view_weights = weights
     return result
 
 
-def _query_weights(model: MoCME, query: torch.Tensor) -> tuple[dict[str, float | None], dict[str, list[float]]]:
-    """α and β of the query entity in the query's relation context; ``None`` / ``[]`` where it lacks a modality."""
+def _query_weights(
+    model: MoCME, query: torch.Tensor
+) -> tuple[dict[str, float | None], dict[str, float | None], dict[str, list[float]]]:
+    """α, the views' weights in ``e*`` and β of the query entity in the query's relation context;
+    ``None`` / ``[]`` where it lacks a modality."""
     encoding = model.encode(query[:, 0], query[:, 1])
     has = encoding.available[0]
-    alpha = {name: float(encoding.alpha[0, m]) if has[m] else None for m, name in enumerate(model.modalities)}
-    beta = {name: [float(b) for b in encoding.beta[0, m]] if has[m] else [] for m, name in enumerate(model.modalities)}
-    return alpha, beta
+    in_joint = view_coefficients(encoding.alpha, encoding.available, model.config.unified)
+    names = list(enumerate(model.modalities))
+    alpha = {name: float(encoding.alpha[0, m]) if has[m] else None for m, name in names}
+    representation = {name: float(in_joint[0, m]) if has[m] else None for m, name in names}
+    beta = {name: [float(b) for b in encoding.beta[0, m]] if has[m] else [] for m, name in names}
+    return alpha, representation, beta
 
 
-def _driver(scorers: dict[str, float | None]) -> str | None:
-    """The modality scorer (not the unified one) that is most confident in the candidate."""
-    modal = {name: p for name, p in scorers.items() if p is not None and name != "joint"}
-    return max(modal, key=lambda name: modal[name]) if len(modal) > 1 else None
+def _largest(values: dict[str, float | None]) -> str | None:
+    """The name of the largest value, when at least two are defined."""
+    defined = {name: v for name, v in values.items() if v is not None}
+    return max(defined, key=lambda name: defined[name]) if len(defined) > 1 else None

@@ -307,8 +307,10 @@ def predict(
     """Ranked answers of (HEAD, RELATION, ?) or (?, RELATION, TAIL), by entity and relation names.
 
     With --explain, each answer shows the probability every scorer gives it (one scorer per
-    modality plus the unified one) and the modality that drove it; for MoCME also the query entity's
-    modality weights (alpha) and expert-view weights (beta) in this relation's context.
+    modality plus the unified one), for MoCME the unified scorer's logit split over the answer's
+    modalities (from m; they add up to it), and the modality that drove it; for MoCME also the query
+    entity's modality weights (alpha), each view's weight in its unified embedding and the
+    expert-view weights (beta) in this relation's context.
     With --new-entities and/or --feature, a MoCME run also places entities it never saw from
     their modalities (structure is unavailable for them), as query entities and as answers.
     """
@@ -350,19 +352,24 @@ def predict(
         return
     asked = f"({result.entity}, {relation}, ?)" if result.direction == "tail" else f"(?, {relation}, {result.entity})"
     scorers_shown = list(result.candidates[0].scorers) if explain and result.candidates else []
+    parts_shown = list(result.candidates[0].contributions) if explain and result.candidates else []
+    with_driver = any(c.driver for c in result.candidates)
     headers = ["rank", "entity", "score", "known", *(f"p[{h}]" for h in scorers_shown)]
-    if explain and len(scorers_shown) > 1:
-        headers.append("driver")
+    headers += [f"from {m}" for m in parts_shown] + (["driver"] if with_driver else [])
     rows = []
     tied = any(c.rank != int(c.rank) for c in result.candidates)  # a tie shares the mean position
     for c in result.candidates:
         known = c.known or ("new entity" if c.entity in added else "")
         rank = f"{c.rank:g}" if tied else int(c.rank)
         row = [rank, c.entity, c.score, known, *(c.scorers.get(h) for h in scorers_shown)]
-        if explain and len(scorers_shown) > 1:
-            row.append(c.driver or "")
+        row += [c.contributions.get(m) for m in parts_shown] + ([c.driver or ""] if with_driver else [])
         rows.append(row)
     typer.echo(render(headers, rows, title=f"Top {len(rows)} answers of {asked}"))
+    if parts_shown:
+        typer.echo(
+            "from m: the part of the unified scorer's logit that the answer's m view gives (they sum to it; "
+            "blank where the answer lacks m)"
+        )
     if result.target is not None:
         t = result.target
         kind = "filtered: known answers left out" if exclude_known else "raw: known answers included"
@@ -373,14 +380,23 @@ def predict(
         placed = ", ".join(f"{name} ({' + '.join(modalities[name])})" for name in added)
         typer.echo(f"\nnew entities, placed from their modalities (structure unavailable): {placed}")
     if result.modality_weights is not None:
-        typer.echo(f"\nWhat built the representation of {result.entity} in the context of {relation}:")
+        context = relation if result.direction == "tail" else f"{relation}⁻¹"  # a head query reads r reversed
+        typer.echo(f"\nWhat built the representation of {result.entity} in the context of {context}:")
+        in_joint = result.representation_weights or {}
         rows = [
-            [name, "missing", _missing(name, result.entity in added)]
+            [name, "missing", "", _missing(name, result.entity in added)]
             if weight is None
-            else [name, f"{weight:.4f}", " ".join(f"{b:.2f}" for b in (result.view_weights or {}).get(name, []))]
+            else [
+                name,
+                f"{in_joint.get(name, weight):.4f}",
+                f"{weight:.4f}",
+                " ".join(f"{b:.2f}" for b in (result.view_weights or {}).get(name, [])),
+            ]
             for name, weight in result.modality_weights.items()
         ]
-        typer.echo(render(["modality", "alpha", "view weights beta"], rows))
+        typer.echo(render(["modality", "weight in e*", "alpha", "view weights beta"], rows))
+        if getattr(model, "config", None) is not None and model.config.unified == "anchored":
+            typer.echo("(unified: anchored: the structural view enters e* whole, the others with weight alpha)")
 
 
 def _missing(modality: str, new: bool) -> str:

@@ -17,6 +17,7 @@ from mocme.data.columns import Columns
 from mocme.data.kg import MultiModalKG
 from mocme.data.layout import is_layout, load_layout
 from mocme.errors import MocmeError
+from mocme.io import exists
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,13 @@ def detect_format(folder: Path) -> Format:
         if fmt.detect(folder):
             return fmt
     known = ", ".join(FORMATS)
+    for train in ("train.tsv", "train.txt"):
+        if exists(folder / train):  # a graph whose validation split is missing, not an unknown folder
+            suffix = train.removeprefix("train")
+            raise MocmeError(
+                f"{folder}: {train} but no valid{suffix} (or dev{suffix}): give the validation split that "
+                f"selects the model beside the train{suffix} and test{suffix} splits"
+            )
     raise MocmeError(
         f"{folder}: no dataset found (expected entities.txt, OpenKE entity2id.txt, train.txt, train.tsv "
         f"or LibKGE entity_ids.del; known formats: {known})"

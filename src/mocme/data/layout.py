@@ -19,12 +19,14 @@ Names may contain spaces but not tabs or newlines.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 from pathlib import Path
 
 import yaml
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 from mocme.data.kg import SPLITS, Modality, MultiModalKG
@@ -119,7 +121,12 @@ def save_layout(kg: MultiModalKG, directory: PathLike, overwrite: bool = False, 
         if kg.modalities:
             (tmp / "features").mkdir()
             for modality in kg.modalities.values():
-                save_modality(modality, tmp / "features" / f"{modality.name}.safetensors", kg.entities)
+                target = tmp / "features" / f"{modality.name}.safetensors"
+                record = _source_record(modality)
+                save_modality(modality, target, kg.entities, record.get("checksum") if record else None)
+                if record is not None:  # what made the features (a text encoder, for entities added later)
+                    record = {**record, "file": target.name}
+                    target.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         fsync_tree(tmp)
         _replace_directory(tmp, directory)
         fsync_dir(directory.parent)
@@ -149,10 +156,27 @@ def _storable(name: str) -> bool:
     )
 
 
-def save_modality(modality: Modality, path: PathLike, entities: Vocabulary) -> None:
-    """Write one modality as a safetensors file with ``features`` and ``mask``, rows in ``entities``' order."""
+def save_modality(modality: Modality, path: PathLike, entities: Vocabulary, checksum: str | None = None) -> None:
+    """Write one modality as a safetensors file with ``features`` and ``mask``, rows in ``entities``' order
+    (``checksum``: the extraction's, which its sidecar record states too)."""
+    metadata = {"name": modality.name, "source": modality.source, ENTITIES_KEY: entities.digest()}
     save_file(
         {"features": modality.features.contiguous(), "mask": modality.mask.contiguous()},
         str(path),
-        metadata={"name": modality.name, "source": modality.source, ENTITIES_KEY: entities.digest()},
+        metadata=metadata | ({"checksum": checksum} if checksum else {}),
     )
+
+
+def _source_record(modality: Modality) -> dict | None:
+    """The sidecar record (``<file>.json``) of the feature file a modality was read from, where it
+    describes that file (the same extraction checksum in both), else ``None``."""
+    source = Path(modality.source) if modality.source else None
+    if source is None or source.suffix != ".safetensors" or not source.is_file():
+        return None
+    try:
+        record = json.loads(source.with_suffix(".json").read_text(encoding="utf-8"))
+        with safe_open(str(source), framework="pt") as handle:
+            stored = (handle.metadata() or {}).get("checksum")
+    except Exception:  # no sidecar, or an unreadable one: nothing to carry over
+        return None
+    return record if isinstance(record, dict) and stored and record.get("checksum") == stored else None

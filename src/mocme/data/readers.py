@@ -224,13 +224,16 @@ def read_name_list(path: PathLike) -> Vocabulary:
 
 
 # -- entity text --------------------------------------------------------------------------------
-def read_entity_text(path: PathLike, entities: Vocabulary, strict: bool = True) -> list[str | None]:
+def read_entity_text(
+    path: PathLike, entities: Vocabulary, strict: bool = True, skipped: list[tuple[str, int]] | None = None
+) -> list[str | None]:
     """Read ``name<TAB>text`` lines into a list aligned with ``entities`` (``None`` = no text).
 
     Texts are normalised (``normalised_text``): an empty one is no text.
 
     With ``strict=False``, names outside the vocabulary are skipped (benchmark text files often
-    cover a superset of a split's entities); otherwise they are an error.
+    cover a superset of a split's entities), and listed with their line in ``skipped`` if given;
+    otherwise they are an error.
     """
     path, lines = _lines(path)
     texts: list[str | None] = [None] * len(entities)
@@ -244,6 +247,8 @@ def read_entity_text(path: PathLike, entities: Vocabulary, strict: bool = True) 
         if ident is None:
             if strict:
                 raise DataError(path, f"unknown entity {name[:60]!r}", number)
+            if skipped is not None:
+                skipped.append((name, number))
             continue
         if ident in first_seen:
             raise DataError(path, f"entity {name[:60]!r} listed twice (first on line {first_seen[ident]})", number)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from mocme.data.kg import MultiModalKG
 from mocme.data.readers import read_entity_text
 from mocme.data.registry import BENCHMARKS, readable_name
 from mocme.device import resolve_device
-from mocme.errors import MocmeError
+from mocme.errors import DataWarning, MocmeError
 from mocme.features.cache import FeatureFile, checksum, folder_digest, manifest, up_to_date, write_features
 from mocme.features.runtime import quiet_downloads, require
 
@@ -48,7 +49,15 @@ def entity_texts(
     if text_file is not None:
         if source != "dataset":
             raise MocmeError("give either --text-file or --source names, not both")
-        texts = read_entity_text(text_file, kg.entities, strict=False)
+        skipped: list[tuple[str, int]] = []
+        texts = read_entity_text(text_file, kg.entities, strict=False, skipped=skipped)
+        if skipped:  # a name spelt otherwise than in the graph silently leaves its entity without text
+            examples = ", ".join(f"{name[:40]!r} (line {line})" for name, line in skipped[:3])
+            warnings.warn(
+                f"{text_file}: {len(skipped):,} names are no entity of {kg.name} and were skipped, e.g. {examples}",
+                DataWarning,
+                stacklevel=2,
+            )
         described = str(Path(text_file))
     elif source == "names":
         texts = [readable_name(name) for name in kg.entities]

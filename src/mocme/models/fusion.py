@@ -383,6 +383,18 @@ class InterModalFusion(nn.Module):
         return joint, alpha
 
 
+def view_coefficients(alpha: Tensor, available: Tensor, unified: str) -> Tensor:
+    """The weight of each modality's view in ``e*`` (:class:`InterModalFusion`), ``(n, M)``, so that
+    ``e* = Σ_m c_m e^m`` exactly: ``α`` (convex), or with ``anchored`` 1 on structure where the entity
+    has it and ``α`` on the others (renormalised where it lacks structure)."""
+    if unified != "anchored" or alpha.shape[1] < 2:
+        return alpha
+    structure = available[:, :1]
+    rest = alpha[:, 1:].sum(1, keepdim=True)
+    scale = torch.where(structure, torch.ones_like(rest), 1 / rest.clamp_min(1e-12))
+    return torch.cat([structure.to(alpha.dtype), alpha[:, 1:] * scale], 1)
+
+
 def orthogonal_complementarity(projected: Tensor, available: Tensor) -> Tensor:
     """``c^m`` from the projections ``P e^m`` ``(M, n, p)`` over the available ones; ``(n, M)``.
 

@@ -40,7 +40,14 @@ from mocme.models.base import (
 )
 from mocme.models.config import ModelConfig
 from mocme.models.dropout import Dropout
-from mocme.models.fusion import InterModalFusion, IntraModalFusion, ModalityExperts, Views, view_redundancy
+from mocme.models.fusion import (
+    InterModalFusion,
+    IntraModalFusion,
+    ModalityExperts,
+    Views,
+    view_coefficients,
+    view_redundancy,
+)
 from mocme.models.interactions import INTERACTIONS, Interaction, TuckER
 
 STRUCTURE = "structure"
@@ -273,6 +280,26 @@ class MoCME(KGModel):
             available = (query.available[:, m], cand.available[:, m]) if masked else (None, None)
             tables[name] = ScorerTable(interaction, q, cand.modal[m], *available, clean.modal[m], relations)
         return tables
+
+    def joint_contributions(self, queries: Tensor) -> Tensor | None:
+        """The unified scorer's score of every candidate, split over the candidate's modalities:
+        ``s(q, e*_c) = Σ_m c_m(c) s(q, e^m_c)`` with ``c`` the views' weights in ``e*``
+        (:func:`view_coefficients`); exact for bilinear interactions, ``None`` for distance ones.
+
+        Shapes: ``queries`` ``(B, 2)``; returns ``(B, N, M)`` (NaN where a candidate lacks the modality).
+        """
+        interaction = self.scorers[JOINT]
+        if not interaction.bilinear:
+            return None
+        cset = CandidateSet(None)
+        query, cand = self._encodings(queries, cset)
+        q = interaction.query(query.joint, queries[:, 1])
+        weights = view_coefficients(cand.alpha, cand.available, self.config.unified)
+        parts = [
+            score_candidates(interaction, q, cand.modal[m], cset) * weights[:, m] for m in range(len(self.modalities))
+        ]
+        parts = [torch.where(cand.available[:, m], part, float("nan")) for m, part in enumerate(parts)]
+        return torch.stack(parts, -1)
 
     def scorer_scores(self, queries: Tensor, candidates: Candidates = None) -> dict[str, ScorerScores]:
         cset = candidate_set(candidates, self.num_entities, queries.device)

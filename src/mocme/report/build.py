@@ -280,7 +280,13 @@ def _modalities_section(
                 figure_svg(figures.alpha_distribution(weights)),
                 "Weight α of each modality in the unified embedding, per entity, in the neutral (no relation) "
                 "context; entities that lack a modality give it weight 0 and are left out of its panel. "
-                "n counts the entities in each group; lines mark the median and the extremes.",
+                "n counts the entities in each group; lines mark the median and the extremes."
+                + (
+                    " This run's unified embedding is anchored: an entity's structural view enters it whole "
+                    "and each other view is added with weight α, so structure's own α only sets the others' share."
+                    if config.model.unified == "anchored"
+                    else ""
+                ),
                 "alpha distribution",
                 wide=True,
             )
