@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -12,7 +13,6 @@ from mocme import pipeline
 from mocme.config import validate_config
 from mocme.data import generate
 from mocme.data.synthetic import SyntheticModality, SyntheticSpec
-from mocme.errors import ConfigError
 from mocme.evaluation import evaluate
 from mocme.models import ModelConfig, build_model
 from mocme.models import mocme as mocme_module
@@ -21,7 +21,7 @@ from mocme.training.full import BYTES_PER_PAIR, entity_chunk, full_step
 from mocme.training.losses import weighted_negative_loss
 from mocme.training.regularizers import REGULARIZERS
 from mocme.training.strategies import build_strategy
-from mocme.training.weighting import egns_weights
+from mocme.training.weighting import egns_weights, gumbel_noise
 
 TINY_MB = 24 * 7 * BYTES_PER_PAIR / 2**20  # a budget that forces chunks of a handful of entities
 
@@ -203,15 +203,28 @@ def test_entity_chunk_follows_the_budget():
     assert entity_chunk(1, 1000, 1e6) == 1000
 
 
-def test_sampling_from_all_entities_refuses_to_chunk():
+def test_sampling_from_all_entities_draws_in_chunks_too():
+    """Gumbel-top-k: each chunk's noisy log-weights merge into the rows' k draws, as topk's do."""
     kg = graph()
     config = TrainingConfig(batch_size=24, negatives="egns", pool="all", egns={"selection": "sample", "keep": 4})
     model = model_for("distmult", kg)
     queries, targets, labels = batch(kg)
     loss, _ = scorer_loss(model, config, 0.5)
-    full_step(model, queries, targets, labels, loss, None, 24, torch.Generator().manual_seed(0))
-    with pytest.raises(ConfigError, match="selection 'sample' with pool 'all'"):
-        full_step(model, queries, targets, labels, loss, TINY_MB, 24, torch.Generator().manual_seed(0))
+    for memory_mb in (None, TINY_MB):
+        generator = torch.Generator().manual_seed(0)
+        model.zero_grad(set_to_none=True)
+        losses = full_step(
+            model,
+            queries,
+            targets,
+            labels,
+            loss,
+            memory_mb,
+            24,
+            partial(gumbel_noise, len(queries), generator=generator),
+        )
+        assert all(torch.isfinite(v) for v in losses.values())
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
 def test_mocme_scores_all_entities_in_blocks(monkeypatch):

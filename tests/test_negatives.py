@@ -18,6 +18,7 @@ from mocme.training.weighting import (
     binary_entropy_from_logits,
     egns_temperature,
     egns_weights,
+    gumbel_noise,
     self_adversarial_weights,
     uniform_weights,
 )
@@ -70,7 +71,8 @@ def test_egns_topk_and_sampling_select_k_valid_negatives():
     valid = torch.rand(6, 20, generator=gen) > 0.2
     valid[0] = False  # a row without any valid negative
     top = egns_weights(scores, valid, EGNSConfig(selection="topk", keep=5), temperature=0.5)
-    drawn = egns_weights(scores, valid, EGNSConfig(selection="sample", keep=5), temperature=0.5, generator=gen)
+    noise = gumbel_noise(6, 20, gen)
+    drawn = egns_weights(scores, valid, EGNSConfig(selection="sample", keep=5), temperature=0.5, noise=noise)
     for weights in (top, drawn):
         assert torch.all(weights[~valid] == 0)
         assert torch.all(weights[0] == 0)
@@ -81,6 +83,20 @@ def test_egns_topk_and_sampling_select_k_valid_negatives():
         kept = set(top[row].nonzero().flatten().tolist())
         best = set(torch.topk(entropy[row], 5).indices.tolist())
         assert kept == best
+
+
+def test_egns_sampling_draws_in_proportion_to_the_weights_and_all_of_a_pool_alike():
+    """Gumbel-top-k with k = 1 picks negative i with probability π_i; k = the pool draws every one."""
+    scores = torch.tensor([[-4.0, 0.0, 0.5, 6.0]])
+    valid = torch.ones_like(scores, dtype=torch.bool)
+    pi = egns_weights(scores, valid, EGNSConfig(), temperature=0.25)
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.zeros(4)
+    for _ in range(4000):
+        counts += egns_weights(scores, valid, EGNSConfig(selection="sample", keep=1), 0.25, gumbel_noise(1, 4, gen))[0]
+    torch.testing.assert_close(counts / 4000, pi[0], atol=0.03, rtol=0)
+    every = egns_weights(scores, valid, EGNSConfig(selection="sample", keep=4), temperature=0.25)
+    torch.testing.assert_close(every, torch.full((1, 4), 0.25))  # as keep = pool − 1 weighs them: alike
 
 
 def test_warmup_weights_are_uniform():

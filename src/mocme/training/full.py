@@ -26,12 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mocme.errors import ConfigError
 from mocme.models.base import KGModel, ScorerTable
 from mocme.training.config import TrainingConfig
 from mocme.training.losses import softmax_cross_entropy, weighted_bce, with_gradient
 from mocme.training.regularizers import Regularizer
-from mocme.training.weighting import binary_entropy, binary_entropy_from_logits, egns_weights
+from mocme.training.weighting import binary_entropy, binary_entropy_from_logits
 
 # Bytes alive per (query, entity) pair while a chunk is scored (heads are scored one after the
 # other): the scores, the gradient kept for the backward pass, and the workspaces of the loss and
@@ -45,16 +44,6 @@ def entity_chunk(batch: int, num_entities: int, memory_mb: float | None) -> int:
         return num_entities
     per_entity = max(batch, 1) * BYTES_PER_PAIR
     return max(1, min(num_entities, int(memory_mb * 2**20 // per_entity)))
-
-
-def check_chunking(config: TrainingConfig, chunk: int, num_entities: int) -> None:
-    """EGNS ``selection: sample`` over all entities draws from the whole weight row at once."""
-    if config.egns.selection == "sample" and chunk < num_entities:
-        raise ConfigError(
-            f"training.egns.selection 'sample' with pool 'all' needs whole (batch x {num_entities}) weight rows, "
-            f"more than training.memory_mb ({config.memory_mb}) allows; raise it, lower training.batch_size, "
-            "or use selection 'weight' or 'topk'"
-        )
 
 
 @dataclass
@@ -112,7 +101,7 @@ class Rows:
         chunks: the ``[start, end)`` entity ranges scored at once.
         num_entities: ``N``.
         denominators: maps this process's count of averaged terms to the denominator to use.
-        generator: for EGNS ``selection: sample``.
+        gumbel: Gumbel noise ``(B, columns)`` for EGNS ``selection: sample``, drawn for the global batch.
     """
 
     targets: Tensor
@@ -120,7 +109,7 @@ class Rows:
     chunks: list[tuple[int, int]]
     num_entities: int
     denominators: Callable[[Tensor], Tensor]
-    generator: torch.Generator | None = None
+    gumbel: Callable[[int], Tensor] | None = None
 
 
 ScorerLoss = Callable[["_Leaves", Rows], tuple[Tensor, Tensor | None]]
@@ -136,7 +125,7 @@ def full_step(
     scorer_loss: ScorerLoss,
     memory_mb: float | None,
     batch_size: int,
-    generator: torch.Generator | None = None,
+    gumbel: Callable[[int], Tensor] | None = None,
     denominators: Callable[[Tensor], Tensor] | None = None,
     scorer_tables: Callable[[Tensor], dict[str, ScorerTable]] | None = None,
     regularizer: Regularizer | None = None,
@@ -162,7 +151,7 @@ def full_step(
     tables = (scorer_tables or model.scorer_tables)(queries)
     num_entities = model.num_entities
     chunk = entity_chunk(max(len(queries), batch_size), num_entities, memory_mb)
-    rows = Rows(targets, labels, _chunks(num_entities, chunk), num_entities, denominators or (lambda c: c), generator)
+    rows = Rows(targets, labels, _chunks(num_entities, chunk), num_entities, denominators or (lambda c: c), gumbel)
     losses: dict[str, Tensor] = {}
     direct: list[Tensor] = []  # terms that back-propagate through the real graph at the end
     leaves = {name: _Leaves.of(table) for name, table in tables.items()}
@@ -420,7 +409,6 @@ def egns_all_loss(config: TrainingConfig, temperature: float | None) -> ScorerLo
     """EGNS over all entities (see :func:`_egns_all`)."""
 
     def loss(leaf: _Leaves, rows: Rows) -> tuple[Tensor, Tensor]:
-        check_chunking(config, rows.chunks[0][1] - rows.chunks[0][0], rows.num_entities)
         return _egns_all(leaf, rows, config, temperature)
 
     return loss
@@ -494,32 +482,40 @@ def _egns_all(leaf: _Leaves, batch: Rows, config: TrainingConfig, temperature: f
     """EGNS over all entities: ``(-log σ(s_pos) - Σ_i π_i log(1 - σ(s_i))) / rows`` (see ``egns_weights``).
 
     Returns the loss value and the terms still to back-propagate through the real graph (the
-    positive term, and for ``topk`` the selected negatives); the other negatives already were.
+    positive term, and for ``topk`` and ``sample`` the chosen negatives); the other negatives already were.
     """
     head = leaf.table
-    targets, labels, chunks, generator, denominators = (
+    targets, labels, chunks, gumbel, denominators = (
         batch.targets,
         batch.labels,
         batch.chunks,
-        batch.generator,
+        batch.gumbel,
         batch.denominators,
     )
     num_entities = batch.num_entities
     smoothing = config.label_smoothing
     keep = min(config.egns.keep, num_entities)
     selection = "weight" if temperature is None or keep >= num_entities else config.egns.selection
+    if config.egns.selection == "sample" and keep >= num_entities:
+        temperature = None  # every negative drawn: each weighs the same
     positive_valid = _positive_valid(head, targets)
     total = head.query.new_zeros((), dtype=torch.float32)
 
-    if selection == "topk":  # pass 1 finds each row's top-k; only those are scored with gradients
+    if selection in ("topk", "sample"):  # pass 1 finds each row's chosen k; only those are scored with gradients
         with torch.no_grad():
             top_values = top_ids = None
             for start, end in chunks:
                 log_weights = _chunk_log_weights(leaf, labels, config, temperature, start, end)
+                if selection == "sample":  # Gumbel-top-k: k drawn without replacement ∝ π
+                    assert gumbel is not None, "egns selection 'sample' needs Gumbel noise"
+                    log_weights = log_weights + gumbel(end - start)
                 top_values, top_ids = _merge_top(top_values, top_ids, log_weights, start, keep)
         assert top_values is not None and top_ids is not None
         chosen_valid = torch.isfinite(top_values)
-        weights = torch.nan_to_num(torch.softmax(top_values, 1), nan=0.0)
+        if selection == "sample":  # drawn negatives weigh the same
+            weights = chosen_valid.float() / chosen_valid.sum(1, keepdim=True).clamp_min(1)
+        else:
+            weights = torch.nan_to_num(torch.softmax(top_values, 1), nan=0.0)
         rows = _rows(positive_valid | chosen_valid.any(1), denominators)
         chosen = head.interaction.score_gathered(head.query, head.table, top_ids)
         negative = weighted_bce(chosen, weights, rows, smoothing)
@@ -536,16 +532,12 @@ def _egns_all(leaf: _Leaves, batch: Rows, config: TrainingConfig, temperature: f
             scores, table_rows, available = leaf.scores(start, end)
             valid = _valid(available, _labels_in(labels, start, end), tuple(scores.shape))
             parts = _logit_parts(scores)
-            if selection == "sample":
-                weights = egns_weights(scores.detach().float(), valid, config.egns, temperature, generator)
-                has_negative = weights.sum(1) > 0
-            else:
-                log_weights = _chunk_log_weights(leaf, labels, config, temperature, start, end, scores, valid, parts)
-                if lse is None:
-                    lse = torch.logsumexp(log_weights, 1)
-                has_negative = torch.isfinite(lse)
-                # exp(log π - lse), in place; a row without negatives (lse = -inf) stays 0, not NaN
-                weights = log_weights.sub_(lse.masked_fill(~has_negative, 0).unsqueeze(1)).exp_()
+            log_weights = _chunk_log_weights(leaf, labels, config, temperature, start, end, scores, valid, parts)
+            if lse is None:
+                lse = torch.logsumexp(log_weights, 1)
+            has_negative = torch.isfinite(lse)
+            # exp(log π - lse), in place; a row without negatives (lse = -inf) stays 0, not NaN
+            weights = log_weights.sub_(lse.masked_fill(~has_negative, 0).unsqueeze(1)).exp_()
             if rows is None:
                 rows = _rows(positive_valid | has_negative, denominators)
             loss = weighted_bce(scores, weights, rows, smoothing, parts=parts)

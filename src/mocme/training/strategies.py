@@ -27,7 +27,13 @@ from mocme.training.full import ScorerLoss, egns_all_loss, egns_softmax_loss, fu
 from mocme.training.negatives import sample_negatives
 from mocme.training.regularizers import REGULARIZERS, Regularizer
 from mocme.training.sampled import NegativeWeights, sampled_losses
-from mocme.training.weighting import egns_temperature, egns_weights, self_adversarial_weights, uniform_weights
+from mocme.training.weighting import (
+    egns_temperature,
+    egns_weights,
+    gumbel_noise,
+    self_adversarial_weights,
+    uniform_weights,
+)
 
 QueryMode = Literal["both", "bernoulli", "unique"]
 
@@ -56,6 +62,11 @@ class Batch:
     known: FilterIndex
     generator: torch.Generator
     denominators: Callable[[Tensor], Tensor] | None = None
+
+    def gumbel(self, columns: int) -> Tensor:
+        """Gumbel noise ``(B, columns)`` for this process's rows, drawn for the whole global batch from
+        the epoch's generator (so a draw does not depend on the number of processes)."""
+        return gumbel_noise(len(self.global_queries), columns, self.generator)[self.share].to(self.queries.device)
 
 
 class Strategy:
@@ -152,7 +163,7 @@ class _AllEntities(Strategy):
             self.scorer_loss(),
             self.config.memory_mb,
             self.config.batch_size,
-            batch.generator,
+            batch.gumbel,
             batch.denominators,
             self.scorer_tables,
             self.regularizer,
@@ -209,8 +220,14 @@ class EGNS(_Sampled, _AllEntities):
         return {"egns_temperature": self.temperature} if self.temperature is not None else {}
 
     def weights(self, batch: Batch) -> NegativeWeights:
-        config, temperature, generator = self.config.egns, self.temperature, batch.generator
-        return lambda scores, valid: egns_weights(scores, valid, config, temperature, generator)
+        config, temperature = self.config.egns, self.temperature
+        drawn = config.selection == "sample" and temperature is not None
+
+        def weigh(scores: Tensor, valid: Tensor) -> Tensor:
+            noise = batch.gumbel(scores.shape[-1]) if drawn else None
+            return egns_weights(scores, valid, config, temperature, noise)
+
+        return weigh
 
     def scorer_loss(self) -> ScorerLoss:
         if self.config.egns.loss == "softmax":

@@ -59,18 +59,27 @@ def egns_temperature(config: EGNSConfig, epoch: int, epochs: int) -> float | Non
     return start * (end / start) ** progress
 
 
+def gumbel_noise(rows: int, columns: int, generator: torch.Generator) -> Tensor:
+    """``(rows, columns)`` standard Gumbel noise on the CPU: ``top-k(log π + noise)`` draws ``k``
+    without replacement ``∝ π`` (the Gumbel-top-k trick)."""
+    uniform = torch.rand((rows, columns), generator=generator).clamp_min_(1e-20)
+    return uniform.log_().neg_().log_().neg_()
+
+
 def egns_weights(
     scores: Tensor,
     valid: Tensor,
     config: EGNSConfig,
     temperature: float | None,
-    generator: torch.Generator | None = None,
+    noise: Tensor | None = None,
 ) -> Tensor:
     """Entropy-guided weights over a pool of negatives; ``(B, C) -> (B, C)``, rows summing to 1.
 
     ``π_i ∝ exp(H_i / τ) · p_i^η``; then either every pool negative keeps its weight (``weight``),
     only the ``keep`` largest are kept and renormalised (``topk``), or ``keep`` are drawn ``∝ π``
-    and weighted equally (``sample``). With ``temperature=None`` (warm-up) the pool is uniform.
+    without replacement and weighted equally (``sample``: the ``keep`` largest ``log π + noise``,
+    ``noise`` Gumbel ``(B, C)``; all of them, uniform, when ``keep`` covers the pool). With
+    ``temperature=None`` (warm-up) the pool is uniform.
     """
     if temperature is None:
         return uniform_weights(valid)
@@ -78,16 +87,15 @@ def egns_weights(
     log_weights = binary_entropy_from_logits(scores) / temperature
     if config.hardness:
         log_weights = log_weights + config.hardness * F.logsigmoid(scores)
-    weights = normalised_weights(log_weights, valid)
     keep = min(config.keep, scores.shape[-1])
+    if config.selection == "sample":
+        if keep >= scores.shape[-1]:  # every negative drawn: each weighs the same
+            return uniform_weights(valid)
+        if noise is None:
+            raise ValueError("egns selection 'sample' needs Gumbel noise")
+        log_weights = log_weights + noise.to(log_weights.device)
     if config.selection == "weight" or keep >= scores.shape[-1]:
-        return weights
-    if config.selection == "topk":
-        top = log_weights.masked_fill(~valid, -math.inf).topk(keep, dim=-1).indices
-        chosen = torch.zeros_like(valid).scatter_(-1, top, True) & valid
-        return normalised_weights(log_weights, chosen)
-    has_any = valid.any(-1)
-    drawn = torch.multinomial(weights[has_any], keep, replacement=False, generator=generator)
-    chosen = torch.zeros_like(valid)
-    chosen[has_any] = torch.zeros_like(valid[has_any]).scatter_(-1, drawn, True)
-    return uniform_weights(chosen & valid)
+        return normalised_weights(log_weights, valid)
+    top = log_weights.masked_fill(~valid, -math.inf).topk(keep, dim=-1).indices
+    chosen = torch.zeros_like(valid).scatter_(-1, top, True) & valid
+    return uniform_weights(chosen) if config.selection == "sample" else normalised_weights(log_weights, chosen)
