@@ -198,3 +198,49 @@ def test_save_layout_refuses_what_would_not_read_back(tmp_path, entity, modality
     with pytest.raises(MocmeError, match=re.escape(message)):
         save_layout(kg, tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_refuses_a_dataset_that_changed_since_it_trained(tmp_path, capsys):
+    """Entity ids come from the files: a reordered train file or replaced features would silently pair
+    the trained rows with other entities, so loading, predicting and resuming refuse, in one line."""
+    from mocme.data.synthetic import SyntheticSpec, generate
+
+    folder = save_layout(generate(SyntheticSpec(num_entities=60, num_relations=3)), tmp_path / "graph")
+    run_dir = tmp_path / "run"
+    tiny = ["--set", "model.dim=8", "--set", "model.relation_dim=4", "--set", "training.epochs=1"]
+    assert main(["train", "--quiet", "--out", str(run_dir), "--set", f"dataset.name={folder}", *tiny]) == 0
+    assert json.loads((run_dir / "metadata.json").read_text())["data"]["entities_sha256"]
+    capsys.readouterr()
+    predict = ["predict", str(run_dir), "--head", "e01", "--relation", "r0"]
+    assert main(predict) == 0
+    capsys.readouterr()
+    text = folder / "features" / "text.safetensors"
+    original = text.read_bytes()
+    from mocme.data import load_layout
+    from mocme.data.layout import save_modality
+
+    kg = load_layout(folder)
+    kg.modalities["text"].features.mul_(2)
+    save_modality(kg.modalities["text"], text, kg.entities)
+    assert main(predict) == 2
+    assert "the 'text' features changed" in capsys.readouterr().err
+    text.write_bytes(original)
+    assert main(predict) == 0
+    capsys.readouterr()
+
+    plain = tmp_path / "plain"  # TSV splits alone: entity ids in order of first appearance
+    plain.mkdir()
+    for split in ("train", "valid", "test"):
+        shutil.copy(folder / f"{split}.tsv", plain / f"{split}.tsv")
+    run_dir = tmp_path / "run-plain"
+    assert main(["train", "--quiet", "--out", str(run_dir), "--set", f"dataset.name={plain}", *tiny]) == 0
+    (run_dir / "metrics.json").unlink()  # so that --resume has something to do
+    capsys.readouterr()
+    predict = ["predict", str(run_dir), "--head", "e01", "--relation", "r0"]
+    train = plain / "train.tsv"
+    train.write_text("".join(reversed(train.read_text().splitlines(keepends=True))))
+    for command in (predict, ["evaluate", str(run_dir)], ["train", "--resume", str(run_dir)]):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert "the dataset differs from the one this run trained on (its entity list" in err
+        assert len(err.strip().splitlines()) == 1

@@ -73,7 +73,7 @@ def train(
         path = group.broadcast(str(path)) if group is not None else path
         run = Run(config, path, kg=kg, group=group, device=device, progress=progress, callbacks=callbacks)
         with run.directory.lock():
-            run.directory.create(config, overwrite=overwrite)
+            run.directory.create(config, overwrite=overwrite, data=run.kg.identity())
             return run.train()
 
 
@@ -108,6 +108,7 @@ def load_run(
     directory = RunDirectory(run_dir)
     config = directory.load_config()
     kg, model = build(config, kg, resolve_device(device) if device is not None else None)
+    directory.check_data(kg.identity())
     name = checkpoint if directory.has_checkpoint(checkpoint) else "last"
     directory.load_weights(name, model)
     model.eval()

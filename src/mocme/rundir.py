@@ -117,8 +117,9 @@ class RunDirectory:
             handle.close()  # releases the lock
 
     # -- creation --------------------------------------------------------------------------------
-    def create(self, config: RunConfig, overwrite: bool = False) -> None:
-        """Start a fresh run here; an existing run is replaced only with ``overwrite``."""
+    def create(self, config: RunConfig, overwrite: bool = False, data: dict[str, Any] | None = None) -> None:
+        """Start a fresh run here; an existing run is replaced only with ``overwrite``. ``data``: the
+        dataset's :meth:`~mocme.data.MultiModalKG.identity`, recorded for :meth:`check_data`."""
         if self.path.exists() and self._has_content():
             if not overwrite:
                 raise RunDirError(
@@ -134,7 +135,7 @@ class RunDirectory:
         self.remove_stale_temp_files()  # left by a creation that was killed before it wrote config.yaml
         (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.config_path, dump_config(config))
-        self.write_metadata(config)
+        self.write_metadata(config, data)
 
     def _has_content(self) -> bool:
         """Whether anything is here besides what a creation killed before writing config.yaml leaves."""
@@ -162,9 +163,36 @@ class RunDirectory:
         for path in self.stale_temp_files():
             path.unlink(missing_ok=True)
 
-    def write_metadata(self, config: RunConfig) -> None:
-        """Record versions, seed and revision in ``metadata.json`` (a resume writes it if a kill lost it)."""
-        write_json_atomic(self.metadata_path, run_metadata(config))
+    def write_metadata(self, config: RunConfig, data: dict[str, Any] | None = None) -> None:
+        """Record versions, seed, revision and the dataset's identity in ``metadata.json`` (a resume
+        writes it if a kill lost it)."""
+        write_json_atomic(self.metadata_path, run_metadata(config) | ({"data": data} if data else {}))
+
+    def check_data(self, data: dict[str, Any]) -> None:
+        """Refuse a dataset other than the one the run trained on (``data``: its identity now), where
+        ``metadata.json`` records one: other entity ids would silently mismatch the trained rows."""
+        try:
+            recorded = json.loads(self.metadata_path.read_text(encoding="utf-8")).get("data")
+        except (OSError, ValueError, AttributeError):
+            return  # no record (a run from before it was kept): nothing to compare
+        if not isinstance(recorded, dict):
+            return
+        changed = [
+            what
+            for key, what in (("entities_sha256", "its entity list"), ("relations_sha256", "its relation list"))
+            if key in recorded and recorded[key] != data[key]
+        ]
+        features = recorded.get("features_sha256", {})
+        changed += [
+            f"the {name!r} features"
+            for name, digest in features.items()
+            if name in data["features_sha256"] and data["features_sha256"][name] != digest
+        ]
+        if changed:
+            raise RunDirError(
+                f"{self.path}: the dataset differs from the one this run trained on ({', '.join(changed)} changed: "
+                "a reordered or edited file gives entities other ids); restore it, or train again"
+            )
 
     def load_config(self) -> RunConfig:
         if not self.config_path.exists():
@@ -247,7 +275,10 @@ class WorkerRunDirectory(RunDirectory):
     def lock(self) -> Iterator[None]:
         yield  # rank 0 holds the run's lock
 
-    def create(self, config: RunConfig, overwrite: bool = False) -> None:
+    def create(self, config: RunConfig, overwrite: bool = False, data: dict[str, Any] | None = None) -> None:
+        pass
+
+    def write_metadata(self, config: RunConfig, data: dict[str, Any] | None = None) -> None:
         pass
 
     def remove_stale_temp_files(self) -> None:

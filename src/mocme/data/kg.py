@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -278,6 +279,15 @@ class MultiModalKG:
             stats[f"{name}_coverage"] = round(modality.coverage, 4)
         return stats
 
+    def identity(self) -> dict[str, Any]:
+        """What a model trained on this graph depends on: the digests of the entity and relation lists
+        (names in id order) and of each modality's features and mask."""
+        return {
+            "entities_sha256": self.entities.digest(),
+            "relations_sha256": self.relations.digest(),
+            "features_sha256": {name: _tensor_digest(m.features, m.mask) for name, m in self.modalities.items()},
+        }
+
     def __repr__(self) -> str:
         mods = ", ".join(f"{m.name}[{m.dim}]" for m in self.modalities.values()) or "structure only"
         return (
@@ -305,3 +315,13 @@ def ranking_queries(triples: Tensor, num_relations: int) -> tuple[Tensor, Tensor
     targets = torch.cat([t, h])
     is_head = torch.cat([torch.zeros_like(h, dtype=torch.bool), torch.ones_like(h, dtype=torch.bool)])
     return queries, targets, is_head
+
+
+def _tensor_digest(*tensors: Tensor) -> str:
+    """SHA-256 of tensors' shapes, dtypes and values."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
