@@ -172,3 +172,24 @@ def test_an_explanation_splits_each_answer_score_over_its_modalities(unified):
         assert all(weights[m] == pytest.approx(alpha[m]) for m in weights if m != "structure" and alpha[m] is not None)
     else:
         assert weights == pytest.approx(alpha)
+
+
+def test_predicting_for_an_entity_never_trained_warns():
+    """An entity in no training triple and without features has an untrained representation."""
+    from mocme.data import MultiModalKG, Vocabulary
+    from mocme.errors import DataWarning
+    from mocme.models import build_model
+    from mocme.models.config import ModelConfig
+
+    kg = MultiModalKG(
+        "w", Vocabulary(["a", "b", "c", "z"]), Vocabulary(["r"]),
+        torch.tensor([[0, 0, 1], [1, 0, 2]]), torch.tensor([[0, 0, 2]]), torch.tensor([[2, 0, 3]]),
+    )  # fmt: skip
+    model = build_model(ModelConfig(name="complex", dim=4), kg)
+    with pytest.warns(DataWarning, match="z is in no training triple and has no features"):
+        mocme.predict(model, kg, "z", "r", top=2)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        mocme.predict(model, kg, "a", "r", top=2)

@@ -12,6 +12,7 @@ over the candidate's modalities, ``s(q, e*_c) = Σ_m c_m s(q, e^m_c)``.
 from __future__ import annotations
 
 import difflib
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
@@ -19,7 +20,7 @@ import torch
 
 from mocme.data.kg import MultiModalKG
 from mocme.data.vocab import Vocabulary
-from mocme.errors import MocmeError
+from mocme.errors import DataWarning, MocmeError
 from mocme.models import KGModel, MoCME
 from mocme.models.fusion import view_coefficients
 
@@ -118,6 +119,14 @@ def _predict(
     """:func:`predict` of a model in eval mode."""
     e = lookup(kg.entities, entity, "entity")
     r = lookup(kg.relations, relation, "relation")
+    in_training = bool((kg.train[:, 0] == e).any() or (kg.train[:, 2] == e).any())
+    if not in_training and not any(bool(m.mask[e]) for m in kg.modalities.values()):
+        warnings.warn(
+            f"{entity} is in no training triple and has no features: its representation was never trained, "
+            "so these answers say nothing about it",
+            DataWarning,
+            stacklevel=3,
+        )
     query = torch.tensor([[e, r if direction == "tail" else r + kg.num_relations]], device=model.device)
     with model.precomputed():
         scorers = model.scorer_scores(query)
