@@ -154,3 +154,31 @@ def test_a_bipartite_graph_with_an_entity_named_like_a_relation_asks_for_the_col
     rows = [(u, items[(i + j) % 4], ("buys", "views")[j % 2]) for i, u in enumerate(users) for j in range(3)]
     with pytest.raises(MocmeError, match="give --columns"):
         detect_columns(Path("x"), [rows])
+
+
+def test_one_file_of_triples_is_cut_into_seeded_transductive_splits(tmp_path, capsys):
+    import random
+
+    from mocme.cli import main
+    from mocme.data.splitting import split_triples
+
+    rng = random.Random(0)
+    triples = [(f"e{rng.randrange(40)}", f"r{rng.randrange(3)}", f"e{rng.randrange(40)}") for _ in range(400)]
+    train, valid, test = split_triples(triples, 0.1, 0.1, seed=1)
+    distinct = list(dict.fromkeys(triples))
+    assert sorted(train + valid + test) == sorted(distinct) and len(valid) == len(test) == round(0.1 * len(distinct))
+    seen = {x for h, r, t in train for x in (h, r, t)}
+    assert all(h in seen and r in seen and t in seen for h, r, t in valid + test)
+    assert split_triples(triples, 0.1, 0.1, seed=1) == (train, valid, test)
+    assert split_triples(triples, 0.1, 0.1, seed=2) != (train, valid, test)
+    with pytest.raises(MocmeError, match="cannot hold out"):
+        split_triples([("a", "r", "b"), ("b", "r", "c")], 0.0, 0.5)
+
+    source = tmp_path / "all.tsv"
+    source.write_text("head\trelation\ttail\n" + "".join(f"{h}\t{r}\t{t}\n" for h, r, t in triples))
+    assert main(["split", str(source), str(tmp_path / "graph"), "--seed", "1"]) == 0
+    assert "train" in capsys.readouterr().out
+    kg, _ = load_folder(tmp_path / "graph")
+    assert (len(kg.train), len(kg.valid), len(kg.test)) == (len(train), len(valid), len(test))
+    assert main(["split", str(source), str(tmp_path / "graph")]) == 2  # no overwrite without --overwrite
+    assert "already has split files" in capsys.readouterr().err

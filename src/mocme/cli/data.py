@@ -124,6 +124,46 @@ def convert(
     typer.echo(f"wrote {dest}: {kg!r}")
 
 
+@app.command("split")
+def split(
+    triples: Annotated[
+        Path,
+        typer.Argument(
+            help="One file of triples: head, relation and tail names separated by tabs, one per line.",
+            show_default=False,
+        ),
+    ],
+    dest: Annotated[Path, typer.Argument(help="Directory to write train.tsv, valid.tsv and test.tsv.")],
+    valid: Annotated[float, typer.Option("--valid", help="Fraction of the triples to hold out for validation.")] = 0.1,
+    test: Annotated[float, typer.Option("--test", help="Fraction of the triples to hold out for testing.")] = 0.1,
+    seed: Annotated[int, typer.Option("--seed", help="Fixes which triples are held out.")] = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace DEST's split files.")] = False,
+) -> None:
+    """Cut a single file of triples into train, valid and test splits that mocme can train on.
+
+    Repeated triples are kept once. A triple is held out only while each of its entities and its
+    relation keeps a training triple, so every entity and relation of valid and test was seen in
+    training. The cut is seeded. Then: mocme train --set dataset.name=DEST.
+    """
+    from mocme.data.foreign import has_header
+    from mocme.data.readers import read_name_triples
+    from mocme.data.splitting import split_triples
+    from mocme.io import write_text_atomic
+
+    names = ("train.tsv", "valid.tsv", "test.tsv")
+    if dest.exists() and not overwrite and any((dest / name).exists() for name in names):
+        fail(f"{dest}: already has split files (pass --overwrite to replace them)")
+    if not triples.is_file():
+        fail(f"{triples}: file not found")
+    _, read = read_name_triples(triples, header=has_header(triples))  # a 'head relation tail' line is no triple
+    parts = split_triples(read, valid, test, seed)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, part in zip(names, parts, strict=True):
+        write_text_atomic(dest / name, "".join(f"{h}\t{r}\t{t}\n" for h, r, t in part))
+    counts = ", ".join(f"{name.removesuffix('.tsv')} {len(part):,}" for name, part in zip(names, parts, strict=True))
+    typer.echo(f"wrote {dest}: {counts} triples; train with --set dataset.name={dest}")
+
+
 def describe(kg: MultiModalKG) -> dict[str, Any]:
     """The statistics ``mocme inspect`` prints, as plain JSON-ready values."""
     from mocme.evaluation.categories import CATEGORIES, relation_categories

@@ -174,11 +174,12 @@ def _check_range(path: Path, triples: Tensor, num_entities: int, num_relations: 
 
 
 # -- tab-separated names ----------------------------------------------------------------------
-def read_name_triples(path: PathLike) -> tuple[Path, list[tuple[str, str, str]]]:
-    """Read ``h<TAB>r<TAB>t`` name triples (kg-bert ``*.tsv``, the project's own layout)."""
+def read_name_triples(path: PathLike, header: bool = False) -> tuple[Path, list[tuple[str, str, str]]]:
+    """Read ``h<TAB>r<TAB>t`` name triples (kg-bert ``*.tsv``, the project's own layout); ``header``:
+    the first line names the columns and is skipped."""
     path, lines = _lines(path)
     triples = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(lines[1:] if header else lines, start=2 if header else 1):
         parts = line.split("\t")
         if len(parts) != 3:
             raise DataError(path, f"expected 3 tab-separated columns 'head relation tail', got {len(parts)}", number)
