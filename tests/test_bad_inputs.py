@@ -244,3 +244,21 @@ def test_a_run_refuses_a_dataset_that_changed_since_it_trained(tmp_path, capsys)
         err = capsys.readouterr().err
         assert "the dataset differs from the one this run trained on (its entity list" in err
         assert len(err.strip().splitlines()) == 1
+
+
+def test_a_run_trained_on_relative_paths_loads_from_any_folder(tmp_path, monkeypatch, capsys):
+    from mocme.data.synthetic import SyntheticSpec, generate
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    save_layout(generate(SyntheticSpec(num_entities=60, num_relations=3)), work / "graph")
+    shutil.copy(work / "graph" / "features" / "text.safetensors", work / "text.safetensors")
+    tiny = ["--set", "model.dim=8", "--set", "model.relation_dim=4", "--set", "training.epochs=1"]
+    features = ["--set", "dataset.features.text.path=text.safetensors"]
+    assert main(["train", "--quiet", "--out", "run", "--set", "dataset.name=graph", *features, *tiny]) == 0
+    saved = (work / "run" / "config.yaml").read_text()
+    assert f"name: {work / 'graph'}" in saved and f"path: {work / 'text.safetensors'}" in saved
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["predict", str(work / "run"), "--head", "e01", "--relation", "r0"]) == 0, capsys.readouterr().err

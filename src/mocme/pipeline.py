@@ -19,6 +19,7 @@ import torch
 
 from mocme.config import RunConfig
 from mocme.data.kg import MultiModalKG
+from mocme.data.loading import with_absolute_paths
 from mocme.device import resolve_device
 from mocme.errors import RunDirError
 from mocme.evaluation import Evaluator
@@ -68,6 +69,8 @@ def train(
     :mod:`mocme.training.distributed`); rank 0 writes the run directory.
     """
     config = config or RunConfig()
+    # the saved config names its files absolutely, so the run loads from any folder
+    config = config.model_copy(update={"dataset": with_absolute_paths(config.dataset)})
     with _process_group(config, distributed) as (group, device):
         path = out or default_run_dir(config)
         path = group.broadcast(str(path)) if group is not None else path

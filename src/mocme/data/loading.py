@@ -59,6 +59,21 @@ class DatasetConfig(BaseModel):
     )
 
 
+def with_absolute_paths(config: DatasetConfig) -> DatasetConfig:
+    """``config`` with its folder and files as absolute paths (a dataset folder named relatively, the
+    data folder, feature files and masks), so that a run saved with it loads from any folder."""
+    name = config.name
+    known = name == "synthetic" or name.startswith("pykeen:") or name.lower() in (b.lower() for b in BENCHMARKS)
+    if not known and Path(name).expanduser().is_dir():
+        name = str(Path(name).expanduser().resolve())
+    features = {
+        key: FeatureFile(path=f.path.expanduser().resolve(), mask=f.mask.expanduser().resolve() if f.mask else None)
+        for key, f in config.features.items()
+    }
+    data_dir = config.data_dir.expanduser().resolve() if config.data_dir is not None else None
+    return config.model_copy(update={"name": name, "features": features, "data_dir": data_dir})
+
+
 def load_dataset(config: DatasetConfig | str | None = None) -> MultiModalKG:
     """Load the graph a :class:`DatasetConfig` (or just a name or directory) describes.
 
