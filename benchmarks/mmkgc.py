@@ -160,19 +160,21 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
     from mocme import pipeline
     from mocme.config import load_config
+    from mocme.data.loading import with_absolute_paths
     from mocme.errors import ConfigError
     from mocme.rundir import RunDirectory
 
     torch.set_num_threads(job["threads"])
     run_dir = Path(job["run_dir"])
     config = load_config(config_path(job["dataset"], job.get("recipe", MOCME_CONFIG)), job["overrides"])
+    config = config.model_copy(update={"dataset": with_absolute_paths(config.dataset)})  # as a run saves it
     directory = RunDirectory(run_dir)
     existing = directory.load_config() if directory.path.joinpath("config.yaml").exists() else None
     if existing is not None and (run_dir / "metrics.json").exists():  # a finished run of this config is reused
-        if config_fingerprint(existing) != config_fingerprint(config):
+        if config_fingerprint(existing) != config_fingerprint(config) or existing.seed != config.seed:
             raise ConfigError(
-                f"{run_dir} holds a finished run of another config; train this one elsewhere with --runs-dir "
-                "(and --out), or remove that folder first"
+                f"{run_dir} holds a finished run of another config or seed; train this one elsewhere with "
+                "--runs-dir (and --out), or remove that folder first"
             )
     elif existing == config and directory.has_checkpoint("last"):
         pipeline.resume(run_dir)  # a killed suite picks up where it stopped
@@ -890,12 +892,13 @@ def _still_its_run(row: dict[str, Any]) -> bool:
     run_dir = Path(row["run_dir"])
     if not (run_dir / "metrics.json").exists():
         return False
+    expected = found = None
     try:
         expected = row.get("config_sha256") or job_fingerprint(row)
         found = config_fingerprint(RunDirectory(run_dir).load_config())
-    except MocmeError:
-        found = None
-    if found != expected:
+    except MocmeError:  # a config that no longer loads: keep the row as recorded
+        pass
+    if found is None or found != expected:
         print(f"{run_dir}: holds another run than its row in the results; the row is kept as recorded", file=sys.stderr)
         return False
     return True

@@ -323,21 +323,41 @@ def test_a_finished_run_of_another_config_is_never_overwritten(suite: Any, tmp_p
     from mocme.errors import ConfigError
 
     monkeypatch.setattr(suite, "config_path", lambda dataset, recipe: None)  # the built-in synthetic default
+    monkeypatch.chdir(tmp_path)
     tiny = ["dataset.synthetic.num_entities=120", "model.dim=8", "model.relation_dim=4", "training.epochs=1"]
+    tiny.append("dataset.data_dir=.")  # relative: the run saves it absolute
     run_dir = tmp_path / "runs" / "variant-seed0"
     job = {"dataset": "MKG-Y", "variant": "MoCME (structure + text)", "recipe": "mocme", "overrides": tiny}
     job |= {"run_dir": str(run_dir), "threads": 1, "seed": 0}
     row = suite.run_one(job)
     assert row["config_sha256"] == suite.job_fingerprint(job) and row["threads"] == 1
     metrics = (run_dir / "metrics.json").read_text()
-    moved = {**job, "overrides": [*tiny, f"dataset.data_dir={tmp_path}"]}
+    moved = {**job, "overrides": [*tiny, f"dataset.data_dir={tmp_path / 'elsewhere'}"]}
     assert suite.run_one(moved)["test"] == row["test"]  # the same run from another checkout: reused
     longer = {**job, "overrides": [*tiny, "training.epochs=2"]}
     with pytest.raises(ConfigError, match="--runs-dir"):
         suite.run_one(longer)
+    with pytest.raises(ConfigError, match="another config or seed"):  # the fingerprint leaves the seed out
+        suite.run_one({**job, "overrides": [*tiny, "seed=1"]})
     assert (run_dir / "metrics.json").read_text() == metrics
+
+    (run_dir / "metrics.json").unlink()  # killed after its last checkpoint: resumed, relative path and all
+    from mocme import pipeline
+
+    calls = []
+    monkeypatch.setattr(pipeline, "resume", lambda path: calls.append(("resume", path)))
+    monkeypatch.setattr(pipeline, "train", lambda *a, **k: calls.append(("train", a)))
+    monkeypatch.setattr(suite, "summarize", lambda job: {"run_dir": job["run_dir"]})
+    suite.run_one(job)
+    assert [name for name, _ in calls] == ["resume"]
+    (run_dir / "metrics.json").write_text(metrics)
+    monkeypatch.undo()
 
     out = tmp_path / "mmkgc"
     suite.write_results(out, [{**row, "config_sha256": "another"}])
     suite.refresh_rows(out)  # the folder holds another config's run than the row says: kept as recorded
     assert json.loads(out.with_suffix(".json").read_text())[0]["config_sha256"] == "another"
+    old = {k: v for k, v in row.items() if k != "config_sha256"} | {"overrides": ["model.no_such_option=1"]}
+    suite.write_results(out, [old])
+    suite.refresh_rows(out)  # an older row whose overrides no longer load: kept, no crash
+    assert json.loads(out.with_suffix(".json").read_text())[0]["overrides"] == ["model.no_such_option=1"]

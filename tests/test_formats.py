@@ -182,3 +182,6 @@ def test_one_file_of_triples_is_cut_into_seeded_transductive_splits(tmp_path, ca
     assert (len(kg.train), len(kg.valid), len(kg.test)) == (len(train), len(valid), len(test))
     assert main(["split", str(source), str(tmp_path / "graph")]) == 2  # no overwrite without --overwrite
     assert "already has split files" in capsys.readouterr().err
+    source.write_text("head\ttail\trelation\n" + "".join(f"{h}\t{t}\t{r}\n" for h, r, t in triples))
+    assert main(["split", str(source), str(tmp_path / "other"), "--seed", "1"]) == 0  # the header's order
+    assert load_folder(tmp_path / "other")[0].relations == kg.relations

@@ -26,6 +26,7 @@ from mocme.config import load_config, validate_config
 from mocme.data import generate
 from mocme.data.synthetic import SyntheticSpec
 from mocme.errors import ConfigError, RenamedWarning
+from mocme.evaluation import Evaluator, side_metrics
 from mocme.models import ModelConfig, build_model
 from mocme.models.base import ScorerTable
 from mocme.models.interactions import INTERACTIONS
@@ -333,11 +334,13 @@ def test_old_strategy_name_is_accepted_with_a_deprecation_message():
 
 
 # -- every strategy learns ------------------------------------------------------------------------------
-# Sampled strategies learn slowly from 64 uniform negatives: they get a larger learning rate.
+# Sampled strategies learn slowly from 64 uniform negatives: they get a larger learning rate
+# (Bernoulli, which corrupts one side per triple, a larger one still: at 0.05 it ends 0.007 above
+# the popularity ranker, at 0.1 0.086 above it).
 LEARNS = {
     "egns": {"lr": 0.05},
     "uniform": {"lr": 0.05},
-    "bernoulli": {"lr": 0.05},
+    "bernoulli": {"lr": 0.1},
     "self_adversarial": {"lr": 0.05},
     "one_vs_all": {"regularizer": "n3", "regularizer_weight": 0.01},
     "k_vs_all": {"lr": 0.02},
@@ -364,7 +367,27 @@ def test_every_strategy_beats_a_random_ranker(tmp_path, name):
         }
     )
     result = pipeline.train(config, tmp_path / "run")
-    n = result.kg.num_entities
+    kg = result.kg
+    n = kg.num_entities
     chance = sum(1 / k for k in range(1, n + 1)) / n  # E[1 / rank] of a uniformly random rank
     mrr = result.metrics["valid"]["both"]["realistic"]["inverse_harmonic_mean_rank"]
     assert mrr > 3 * chance, (name, mrr, chance)
+    # and a ranker that learns nothing about the query entity: how often each entity answers the relation
+    popularity = torch.zeros(2 * kg.num_relations, n)
+    for h, r, t in kg.train.tolist():
+        popularity[r, t] += 1
+        popularity[r + kg.num_relations, h] += 1
+    popular = PopularityRanker(popularity)
+    ranks = Evaluator(kg).ranks(popular, kg.valid)
+    popular_mrr = side_metrics(ranks.optimistic, ranks.pessimistic, ranks.is_head)["both"]["realistic"]
+    assert mrr > popular_mrr["inverse_harmonic_mean_rank"] + 0.02, (name, mrr, popular_mrr)
+
+
+class PopularityRanker:
+    """Scores an answer by how often it answers the query's relation (direction) in train."""
+
+    def __init__(self, counts: torch.Tensor):
+        self.counts = counts
+
+    def score_all(self, queries: torch.Tensor) -> torch.Tensor:
+        return self.counts[queries[:, 1]].clone()

@@ -40,7 +40,8 @@ class Candidate:
     # to the unified scorer's logit); None where the candidate lacks the modality
     contributions: dict[str, float | None] = field(default_factory=dict)
     # the modality that drove the answer: with the unified decision, the largest contribution to its
-    # score; where modality scorers decide too, the modality scorer with the largest probability
+    # score; where modality scorers decide too (or the interaction is a distance, which does not split
+    # over views), the modality scorer with the largest probability
     driver: str | None = None
 
 
@@ -167,7 +168,7 @@ def _predict(
             contributions = {name: None if v != v else v for name, v in zip(model.modalities, values, strict=True)}
         if not explain:
             driver = None
-        elif unified_decides:
+        elif unified_decides and contributions:
             driver = _largest(contributions)
         else:
             driver = _largest({name: p for name, p in scorer_values.items() if name != "joint"})

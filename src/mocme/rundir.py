@@ -304,7 +304,7 @@ def run_metadata(config: RunConfig) -> dict[str, Any]:
         "seed": config.seed,
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         # the global batch is processes × training.batch_size
-        "processes": torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1,
+        "processes": torch.distributed.get_world_size() if _in_process_group() else 1,
         "versions": {
             "mocme": package_version(),
             "python": platform.python_version(),
@@ -320,6 +320,11 @@ def run_metadata(config: RunConfig) -> dict[str, Any]:
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         },
     }
+
+
+def _in_process_group() -> bool:
+    """Whether this process is one of a ``torch.distributed`` group (a build may lack distributed)."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 def _git_revision() -> str | None:

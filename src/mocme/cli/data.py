@@ -145,7 +145,8 @@ def split(
     relation keeps a training triple, so every entity and relation of valid and test was seen in
     training. The cut is seeded. Then: mocme train --set dataset.name=DEST.
     """
-    from mocme.data.foreign import has_header
+    from mocme.data.columns import reorder
+    from mocme.data.foreign import first_line, header_columns
     from mocme.data.readers import read_name_triples
     from mocme.data.splitting import split_triples
     from mocme.io import write_text_atomic
@@ -155,8 +156,9 @@ def split(
         fail(f"{dest}: already has split files (pass --overwrite to replace them)")
     if not triples.is_file():
         fail(f"{triples}: file not found")
-    _, read = read_name_triples(triples, header=has_header(triples))  # a 'head relation tail' line is no triple
-    parts = split_triples(read, valid, test, seed)
+    columns = header_columns(triples, first_line(triples))  # a 'head relation tail' line, in any order
+    _, read = read_name_triples(triples, header=columns is not None)
+    parts = split_triples(reorder(read, columns) if columns else read, valid, test, seed)
     dest.mkdir(parents=True, exist_ok=True)
     for name, part in zip(names, parts, strict=True):
         write_text_atomic(dest / name, "".join(f"{h}\t{r}\t{t}\n" for h, r, t in part))

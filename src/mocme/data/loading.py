@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -65,13 +66,18 @@ def with_absolute_paths(config: DatasetConfig) -> DatasetConfig:
     name = config.name
     known = name == "synthetic" or name.startswith("pykeen:") or name.lower() in (b.lower() for b in BENCHMARKS)
     if not known and Path(name).expanduser().is_dir():
-        name = str(Path(name).expanduser().resolve())
+        name = str(_absolute(Path(name)))
     features = {
-        key: FeatureFile(path=f.path.expanduser().resolve(), mask=f.mask.expanduser().resolve() if f.mask else None)
+        key: FeatureFile(path=_absolute(f.path), mask=_absolute(f.mask) if f.mask else None)
         for key, f in config.features.items()
     }
-    data_dir = config.data_dir.expanduser().resolve() if config.data_dir is not None else None
+    data_dir = _absolute(config.data_dir) if config.data_dir is not None else None
     return config.model_copy(update={"name": name, "features": features, "data_dir": data_dir})
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` from the root, symbolic links kept (a linked feature file keeps its own name and suffix)."""
+    return Path(os.path.abspath(path.expanduser()))
 
 
 def load_dataset(config: DatasetConfig | str | None = None) -> MultiModalKG:
