@@ -335,3 +335,13 @@ def test_sharded_ranks_come_back_in_one_processs_order():
             assert torch.equal(getattr(results[r], name), getattr(alone, name)), name
     metrics = side_metrics(results[1].optimistic, results[1].pessimistic, results[1].is_head)
     assert metrics == side_metrics(alone.optimistic, alone.pessimistic, alone.is_head)
+
+
+def test_relation_popularity_counts_the_answers_of_each_relation_and_direction():
+    from mocme.data import MultiModalKG, Vocabulary
+    from mocme.evaluation import RelationPopularity
+
+    train = torch.tensor([[0, 0, 1], [2, 0, 1], [2, 0, 1], [1, 1, 2], [0, 0, 2]])  # a repeated line counts once
+    kg = MultiModalKG("p", Vocabulary(["a", "b", "c"]), Vocabulary(["r", "s"]), train, train[:1], train[:1])
+    scores = RelationPopularity(kg).score_all(torch.tensor([[0, 0], [1, 2], [0, 1], [2, 3]]))
+    assert scores.tolist() == [[0, 2, 1], [2, 0, 1], [0, 0, 1], [0, 1, 0]]  # r tails; r heads; s tails; s heads

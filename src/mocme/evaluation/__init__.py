@@ -23,6 +23,7 @@ from mocme.evaluation.metrics import (
     short_name,
     side_metrics,
 )
+from mocme.evaluation.popularity import RelationPopularity
 from mocme.evaluation.ranking import filtered_ranks
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "SIDES",
     "Evaluator",
     "Ranks",
+    "RelationPopularity",
     "ScoresAllEntities",
     "Sharding",
     "degree_breakdown",
