@@ -368,18 +368,10 @@ class InterModalFusion(nn.Module):
                 logits = torch.cat([structure, logits[:, 1:]], 1)
             logits = logits / self.log_temperature.exp().clamp_min(MIN_TEMPERATURE)
             alpha = torch.softmax(logits.masked_fill(~available, -math.inf), dim=-1)
-        if self.unified == "anchored" and len(modal) > 1:
-            structure = available[:, :1]
-            rest = alpha[:, 1:].sum(1, keepdim=True)
-            # where structure is available it counts whole; elsewhere the others' weights already sum to 1
-            joint = modal[0] * structure.to(modal[0].dtype)
-            scale = torch.where(structure, torch.ones_like(rest), 1 / rest.clamp_min(1e-12))
-            for m in range(1, len(modal)):
-                joint = torch.addcmul(joint, alpha[:, m : m + 1] * scale, modal[m])
-            return joint, alpha
-        joint = alpha[:, :1] * modal[0]
+        weights = view_coefficients(alpha, available, self.unified)
+        joint = weights[:, :1] * modal[0]
         for m in range(1, len(modal)):
-            joint = torch.addcmul(joint, alpha[:, m : m + 1], modal[m])
+            joint = torch.addcmul(joint, weights[:, m : m + 1], modal[m])
         return joint, alpha
 
 
@@ -389,6 +381,7 @@ def view_coefficients(alpha: Tensor, available: Tensor, unified: str) -> Tensor:
     has it and ``α`` on the others (renormalised where it lacks structure)."""
     if unified != "anchored" or alpha.shape[1] < 2:
         return alpha
+    # where structure is available it counts whole; elsewhere the others' weights already sum to 1
     structure = available[:, :1]
     rest = alpha[:, 1:].sum(1, keepdim=True)
     scale = torch.where(structure, torch.ones_like(rest), 1 / rest.clamp_min(1e-12))
