@@ -124,9 +124,10 @@ class Run:
     def resume(self) -> RunResult:
         """Continue from ``checkpoints/last.pt``; ends exactly as an uninterrupted run would."""
         self.directory.remove_stale_temp_files()  # partial writes of the killed process; never checkpoints
+        identity = self.kg.identity()
         if not self.directory.metadata_path.exists():  # killed between config.yaml and metadata.json
-            self.directory.write_metadata(self.config, self.kg.identity())
-        self.directory.check_data(self.kg.identity())
+            self.directory.write_metadata(self.config, identity)
+        self.directory.check_data(identity)
         if self.directory.metrics_path.exists():  # finished: the test split is not scored again
             self.select()
             return RunResult(self.directory, self.kg, self.model, self.directory.metrics())

@@ -152,7 +152,7 @@ def split(
     from mocme.io import write_text_atomic
 
     names = ("train.tsv", "valid.tsv", "test.tsv")
-    if dest.exists() and not overwrite and any((dest / name).exists() for name in names):
+    if not overwrite and any((dest / name).exists() for name in names):
         fail(f"{dest}: already has split files (pass --overwrite to replace them)")
     if not triples.is_file():
         fail(f"{triples}: file not found")

@@ -99,14 +99,13 @@ def _header_roles(line: str) -> str:
     return "".join(HEADER_ROLES.get(p.strip().lower(), "?") for p in line.split("\t"))
 
 
-def has_header(path: Path) -> bool:
-    """Whether the first line of a triples file names its head, relation and tail columns."""
+def _has_header(path: Path) -> bool:
     return sorted(_header_roles(first_line(path))) == ["h", "r", "t"]
 
 
 def is_pykeen(folder: Path) -> bool:
     train = folder / "train.tsv"
-    return exists(train) and (exists(folder / "valid.tsv") or has_header(train))
+    return exists(train) and (exists(folder / "valid.tsv") or _has_header(train))
 
 
 def is_kgbert(folder: Path) -> bool:
