@@ -269,44 +269,37 @@ def test_dura_of_distmult_by_hand():
     torch.testing.assert_close(t.grad, 0.5 * torch.tensor([[4.0, 2.0]]))
 
 
-@pytest.mark.parametrize(("name", "regularizer"), [("complex", N3), ("complex", DURA), ("tucker", DURA)])
-def test_regularisers_penalise_the_embeddings_not_a_dropped_out_copy(name, regularizer):
-    """With input and core dropout on, training mode gives the same penalty as eval mode."""
-    kg = generate(SyntheticSpec(num_entities=60, num_relations=3, modalities={}))
+MOCME_WITH_DROPOUT = {"interaction": "complex", "structure_dropout": 0.0, "modality_scorers": True}
+
+
+@pytest.mark.parametrize(
+    ("model", "regularizer", "tables", "rel"),
+    [
+        ({"name": "complex", "core_dropout": 0.5}, N3, {"structure"}, 1e-6),
+        ({"name": "complex", "core_dropout": 0.5}, DURA, {"structure"}, 1e-6),
+        ({"name": "tucker", "core_dropout": 0.5}, DURA, {"structure"}, 1e-6),
+        # MoCME: the fused query encoding without its input and output dropout
+        ({"name": "mocme", **MOCME_WITH_DROPOUT}, N3, {"structure", "text", "visual", "joint"}, 1e-5),
+        ({"name": "mocme", **MOCME_WITH_DROPOUT}, DURA, {"structure", "text", "visual", "joint"}, 1e-5),
+    ],
+    ids=["complex-n3", "complex-dura", "tucker-dura", "mocme-n3", "mocme-dura"],
+)
+def test_regularisers_penalise_the_embeddings_not_a_dropped_out_copy(model, regularizer, tables, rel):
+    """With dropout on, training mode gives every scorer the same penalty as eval mode."""
+    structural = model["name"] != "mocme"
+    kg = generate(SyntheticSpec(num_entities=60, num_relations=3, **({"modalities": {}} if structural else {})))
     torch.manual_seed(0)
-    config = ModelConfig(name=name, dim=16, relation_dim=8, dropout=0.5, core_dropout=0.5)
-    model = build_model(config, kg)
+    built = build_model(ModelConfig(dim=16, relation_dim=8, dropout=0.5, **model), kg)
     queries, answers = kg.train[:40, :2], kg.train[:40, 2]
     pairs = (torch.arange(40), answers)
     values = []
     for training in (False, True):
-        model.train(training)
-        table = model.scorer_tables(queries)["structure"]
-        values.append(float(regularizer(0.1)(table, pairs, lambda c: c).detach()))
-    assert values[1] == pytest.approx(values[0], rel=1e-6)
-
-
-@pytest.mark.parametrize("regularizer", [N3, DURA])
-def test_mocme_regularisers_penalise_the_query_encoding_without_dropout(regularizer):
-    """MoCME's penalty subject is the fused query encoding without its input and output dropout."""
-    kg = generate(SyntheticSpec(num_entities=60, num_relations=3))
-    torch.manual_seed(0)
-    config = ModelConfig(
-        name="mocme", interaction="complex", dim=16, dropout=0.5, structure_dropout=0.0, modality_scorers=True
-    )
-    model = build_model(config, kg)
-    queries, answers = kg.train[:40, :2], kg.train[:40, 2]
-    pairs = (torch.arange(40), answers)
-    values = []
-    for training in (False, True):
-        model.train(training)
-        tables = model.scorer_tables(queries)
-        values.append(
-            {name: float(regularizer(0.1)(table, pairs, lambda c: c).detach()) for name, table in tables.items()}
-        )
-    assert set(values[0]) == {"structure", "text", "visual", "joint"}
+        built.train(training)
+        penalties = built.scorer_tables(queries).items()
+        values.append({name: float(regularizer(0.1)(table, pairs, lambda c: c).detach()) for name, table in penalties})
+    assert set(values[0]) == tables
     for name, value in values[0].items():
-        assert values[1][name] == pytest.approx(value, rel=1e-5), name
+        assert values[1][name] == pytest.approx(value, rel=rel), name
 
 
 def test_dura_refuses_distance_models_and_sampled_strategies():
