@@ -370,17 +370,17 @@ def test_cli_evaluate_breakdown_shows_the_seen_groups(held_out, capsys):
 
 
 def test_a_converted_dataset_keeps_its_text_encoder_record(held_out, tmp_path):
-    """``mocme convert`` (save_layout) carries a feature file's sidecar, so new entities can still be
-    given by text to a run trained on the converted folder."""
+    """``mocme convert`` carries a feature file's sidecar, so new entities can still be given by text
+    to a run trained on the converted folder."""
     from mocme.data.loading import DatasetConfig, load_dataset
     from mocme.inductive import _text_sidecar
 
     _, _, run_dir = held_out
     root = run_dir.parent
-    kg = load_dataset(
-        DatasetConfig(name=str(root / "graph"), features={"text": {"path": str(root / "text.safetensors")}})
-    )
-    copy = load_layout(save_layout(kg, tmp_path / "copy"))
+    feature = root / "text.safetensors"
+    kg = load_dataset(DatasetConfig(name=str(root / "graph"), features={"text": {"path": str(feature)}}))
+    assert main(["convert", str(root / "graph"), str(tmp_path / "copy"), "--feature", f"text={feature}"]) == 0
+    copy = load_layout(tmp_path / "copy")
     record = _text_sidecar(copy.modalities["text"])
     assert not isinstance(record, str), record
     assert record[0]["kind"] == "text" and record[0]["file"] == "text.safetensors"

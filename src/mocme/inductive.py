@@ -18,7 +18,6 @@ entity only by the embedding it trained for it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from mocme.data.published import read_entity_vectors
 from mocme.data.readers import normalised_text, read_new_entity_text
 from mocme.errors import DataError, MocmeError
 from mocme.features import text as text_features
-from mocme.features.cache import sidecar_path, stored_checksum
+from mocme.features.cache import source_sidecar
 from mocme.features.runtime import quiet_downloads
 from mocme.io import resolve
 from mocme.models import KGModel, MoCME
@@ -344,16 +343,9 @@ def _encode_texts(kg: MultiModalKG, texts: dict[str, str], device: str) -> dict[
 
 def _text_sidecar(modality: Modality) -> tuple[dict[str, Any], Path] | str:
     """The sidecar record of a modality made by a text encoder, or why there is none."""
-    source = Path(modality.source) if modality.source else None
-    if source is None or source.suffix != ".safetensors" or not source.is_file():
-        return f"made from {modality.source or 'an unknown source'}, which has no feature sidecar"
-    sidecar = sidecar_path(source)
-    try:
-        info = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return f"{source} has no readable feature sidecar ({sidecar.name})"
-    if info.get("kind") != "text":
-        return f"{source} was made by '{info.get('kind', '?')}', not a text encoder"
-    if info.get("checksum") != stored_checksum(source):
-        return f"{sidecar} describes another extraction than {source.name}"
-    return info, sidecar
+    found = source_sidecar(modality.source)
+    if isinstance(found, str):
+        return found
+    if found[0].get("kind") != "text":
+        return f"{modality.source} was made by '{found[0].get('kind', '?')}', not a text encoder"
+    return found

@@ -23,10 +23,11 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from mocme.data.kg import SPLITS, Modality, MultiModalKG
@@ -83,11 +84,18 @@ def load_layout(directory: PathLike, name: str | None = None) -> MultiModalKG:
     return kg
 
 
-def save_layout(kg: MultiModalKG, directory: PathLike, overwrite: bool = False, description: str = "") -> Path:
+def save_layout(
+    kg: MultiModalKG,
+    directory: PathLike,
+    overwrite: bool = False,
+    description: str = "",
+    sidecars: Mapping[str, dict[str, Any]] | None = None,
+) -> Path:
     """Write ``kg`` in the project's layout. The directory appears complete or not at all.
 
     ``overwrite`` replaces a dataset saved in this layout (or an empty folder), never a folder of
-    other files.
+    other files. ``sidecars``: per modality, the record of how its features were made (a feature
+    file's sidecar), written beside the saved features with its extraction checksum in their header.
     """
     directory = Path(directory)
     if directory.exists() and not overwrite:
@@ -122,7 +130,7 @@ def save_layout(kg: MultiModalKG, directory: PathLike, overwrite: bool = False, 
             (tmp / "features").mkdir()
             for modality in kg.modalities.values():
                 target = tmp / "features" / f"{modality.name}.safetensors"
-                record = _source_record(modality)
+                record = (sidecars or {}).get(modality.name)
                 save_modality(modality, target, kg.entities, record.get("checksum") if record else None)
                 if record is not None:  # what made the features (a text encoder, for entities added later)
                     record = {**record, "file": target.name}
@@ -165,18 +173,3 @@ def save_modality(modality: Modality, path: PathLike, entities: Vocabulary, chec
         str(path),
         metadata=metadata | ({"checksum": checksum} if checksum else {}),
     )
-
-
-def _source_record(modality: Modality) -> dict | None:
-    """The sidecar record (``<file>.json``) of the feature file a modality was read from, where it
-    describes that file (the same extraction checksum in both), else ``None``."""
-    source = Path(modality.source) if modality.source else None
-    if source is None or source.suffix != ".safetensors" or not source.is_file():
-        return None
-    try:
-        record = json.loads(source.with_suffix(".json").read_text(encoding="utf-8"))
-        with safe_open(str(source), framework="pt") as handle:
-            stored = (handle.metadata() or {}).get("checksum")
-    except Exception:  # no sidecar, or an unreadable one: nothing to carry over
-        return None
-    return record if isinstance(record, dict) and stored and record.get("checksum") == stored else None

@@ -98,6 +98,23 @@ def stored_checksum(path: PathLike) -> str | None:
         return None
 
 
+def source_sidecar(source: str | None) -> tuple[dict[str, Any], Path] | str:
+    """The sidecar record and path of the feature file a modality was read from (``Modality.source``),
+    where the record describes that very file (the same extraction checksum in both), or why there is none."""
+    path = Path(source) if source else None
+    if path is None or path.suffix != ".safetensors" or not path.is_file():
+        return f"made from {source or 'an unknown source'}, which has no feature sidecar"
+    sidecar = sidecar_path(path)
+    try:
+        record = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return f"{path} has no readable feature sidecar ({sidecar.name})"
+    stored = stored_checksum(path)
+    if not isinstance(record, dict) or stored is None or record.get("checksum") != stored:
+        return f"{sidecar} describes another extraction than {path.name}"
+    return record, sidecar
+
+
 def up_to_date(path: PathLike, request: str) -> FeatureFile | None:
     """The existing output when it and its sidecar were made for exactly this request, else ``None``.
 
