@@ -64,8 +64,7 @@ def with_absolute_paths(config: DatasetConfig) -> DatasetConfig:
     """``config`` with its folder and files as absolute paths (a dataset folder named relatively, the
     data folder, feature files and masks), so that a run saved with it loads from any folder."""
     name = config.name
-    known = name == "synthetic" or name.startswith("pykeen:") or name.lower() in (b.lower() for b in BENCHMARKS)
-    if not known and Path(name).expanduser().is_dir():
+    if not _is_named_dataset(name) and Path(name).expanduser().is_dir():
         name = str(_absolute(Path(name)))
     features = {
         key: FeatureFile(path=_absolute(f.path), mask=_absolute(f.mask) if f.mask else None)
@@ -121,6 +120,11 @@ def _warn_dropped(kg: MultiModalKG, dropped: dict[str, int]) -> None:
         )
 
 
+def _is_named_dataset(name: str) -> bool:
+    """Whether ``name`` names a dataset (the synthetic graph, a PyKEEN or benchmark dataset), not a folder."""
+    return name == "synthetic" or name.startswith("pykeen:") or name.lower() in (b.lower() for b in BENCHMARKS)
+
+
 def _load_graph(config: DatasetConfig) -> MultiModalKG:
     if config.name == "synthetic":
         return generate(config.synthetic)
@@ -128,7 +132,7 @@ def _load_graph(config: DatasetConfig) -> MultiModalKG:
         from mocme.interop.pykeen import from_pykeen
 
         return from_pykeen(config.name)
-    if config.name.lower() in (b.lower() for b in BENCHMARKS):
+    if _is_named_dataset(config.name):
         return load_benchmark(config.name, config.data_dir)
     folder = Path(config.name)
     if not folder.is_dir():
