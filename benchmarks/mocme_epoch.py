@@ -40,6 +40,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -113,6 +114,7 @@ def _worker(args: argparse.Namespace) -> None:
     import torch
 
     import mocme
+    from mocme.allocator import keep_freed_memory
     from mocme.data.kg import MultiModalKG
     from mocme.data.loading import DatasetConfig, load_dataset
     from mocme.models import ModelConfig, build_model
@@ -120,6 +122,7 @@ def _worker(args: argparse.Namespace) -> None:
     from mocme.training.trainer import Trainer
 
     torch.set_num_threads(args.threads)
+    allocator = keep_freed_memory()  # as every run does (mocme.run.build); MOCME_MALLOC=system: glibc's defaults
     if args.setting == "recipe":
         run_config = _recipe_config(args, args.version)
         with warnings.catch_warnings():
@@ -173,6 +176,8 @@ def _worker(args: argparse.Namespace) -> None:
         "full_epoch_steps": full_steps,
         "loss": record["loss"],
         "load": os.getloadavg()[0],
+        "keeps_freed_memory": allocator,
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     print(json.dumps(result))
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from mocme.allocator import keep_freed_memory
 from mocme.config import RunConfig
 from mocme.data.kg import MultiModalKG
 from mocme.data.loading import load_dataset
@@ -53,6 +54,7 @@ def build(
     """
     if config.threads:
         torch.set_num_threads(config.threads)
+    keep_freed_memory()
     kg = kg if kg is not None else load_dataset(config.dataset)
     torch.manual_seed(config.seed)
     model = build_model(config.model, kg).to(device or resolve_device(config.device))
