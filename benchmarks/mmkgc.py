@@ -279,12 +279,24 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
         "run_dir": job["run_dir"],
         "seed": config.seed,
         "config_sha256": config_fingerprint(config),
+        "cpus": _cpus(directory),
     } | {key: job[key] for key in ("threads", "jobs") if key in job}
     if by_seen:
         row["test_by_seen"] = by_seen
     if by_degree:
         row["test_by_degree"] = by_degree
     return row | {key: job[key] for key in ("valid_heads", "valid_heads_queries") if key in job}
+
+
+def _cpus(directory: Any) -> list[str]:
+    """The CPU models the run's epochs ran on (its start and each resume, as ``metadata.json`` records
+    them; runs from before the record have none): its wall-clock is theirs."""
+    try:
+        metadata = json.loads(directory.metadata_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    parts = [metadata.get("hardware", {}), *(part.get("hardware", {}) for part in metadata.get("resumes", []))]
+    return sorted({part["cpu"] for part in parts if part.get("cpu")})
 
 
 def _test_groups(metrics: dict[str, Any], breakdown: str) -> dict[str, Any]:

@@ -331,6 +331,7 @@ def test_a_finished_run_of_another_config_is_never_overwritten(suite: Any, tmp_p
     job |= {"run_dir": str(run_dir), "threads": 1, "seed": 0}
     row = suite.run_one(job)
     assert row["config_sha256"] == suite.job_fingerprint(job) and row["threads"] == 1
+    assert len(row["cpus"]) == 1 and row["cpus"][0]  # the machine its wall-clock was measured on
     metrics = (run_dir / "metrics.json").read_text()
     moved = {**job, "overrides": [*tiny, f"dataset.data_dir={tmp_path / 'elsewhere'}"]}
     assert suite.run_one(moved)["test"] == row["test"]  # the same run from another checkout: reused

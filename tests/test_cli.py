@@ -72,6 +72,7 @@ def test_train_writes_a_complete_run_directory(tiny_run):
     assert config["training"]["epochs"] == 2 and config["model"]["dim"] == 16
     metadata = json.loads((tiny_run / "metadata.json").read_text())
     assert {"versions", "seed", "git_revision", "hardware"} <= set(metadata)
+    assert metadata["hardware"]["cpu"]  # the CPU's model: wall-clock times depend on it
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     assert {"valid", "test", "selected_epoch"} <= set(metrics)
     trace = [json.loads(line) for line in (tiny_run / "trace.jsonl").read_text().splitlines()]

@@ -81,6 +81,10 @@ def test_resume_after_a_kill_ends_exactly_like_an_uninterrupted_run(tmp_path, mo
         assert torch.equal(a, b), name
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in whole.directory.trace()]
     assert [{k: v for k, v in r.items() if k != "seconds"} for r in resumed.directory.trace()] == strip
+    metadata = json.loads((tmp_path / "killed" / "metadata.json").read_text())
+    assert [part["epoch"] for part in metadata["resumes"]] == [2]  # where the wall-clock's second part began
+    assert metadata["resumes"][0]["hardware"]["cpu"] == metadata["hardware"]["cpu"]
+    assert "resumes" not in json.loads((tmp_path / "whole" / "metadata.json").read_text())
 
 
 def test_same_seed_is_bit_identical_and_other_seeds_differ(tmp_path):

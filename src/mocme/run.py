@@ -151,6 +151,7 @@ class Run:
                     f"config.yaml describes ({type(err).__name__}: {str(err).splitlines()[-1].strip()[:160]})"
                 ) from None
         self.directory.truncate_trace(self.trainer.epoch)
+        self.directory.record_resume(self.trainer.epoch)
         return self.train()
 
     def validate(self, epoch: int) -> Validation:

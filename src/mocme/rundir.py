@@ -168,6 +168,24 @@ class RunDirectory:
         writes it if a kill lost it)."""
         write_json_atomic(self.metadata_path, run_metadata(config) | ({"data": data} if data else {}))
 
+    def record_resume(self, epoch: int) -> None:
+        """Append to ``metadata.json``'s ``resumes`` when, at which epoch, with which code and on
+        which machine this run continues: the wall-clock of its epochs may come from several."""
+        try:
+            metadata = json.loads(self.metadata_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # an unreadable record is left as it is, not replaced by a partial one
+        if not isinstance(metadata, dict):
+            return
+        part = {
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "epoch": epoch,
+            "git_revision": _git_revision(),
+            "hardware": hardware(),
+        }
+        metadata["resumes"] = [*metadata.get("resumes", []), part]
+        write_json_atomic(self.metadata_path, metadata)
+
     def check_data(self, data: dict[str, Any]) -> None:
         """Refuse a dataset other than the one the run trained on (``data``: its identity now), where
         ``metadata.json`` records one: other entity ids would silently mismatch the trained rows."""
@@ -281,6 +299,9 @@ class WorkerRunDirectory(RunDirectory):
     def write_metadata(self, config: RunConfig, data: dict[str, Any] | None = None) -> None:
         pass
 
+    def record_resume(self, epoch: int) -> None:
+        pass
+
     def remove_stale_temp_files(self) -> None:
         pass
 
@@ -312,14 +333,32 @@ def run_metadata(config: RunConfig) -> dict[str, Any]:
             "numpy": numpy.__version__,
         },
         "git_revision": _git_revision(),
-        "hardware": {
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        },
+        "hardware": hardware(),
     }
+
+
+def hardware() -> dict[str, Any]:
+    """The machine this process runs on: a run resumed elsewhere records each part's (``resumes``)."""
+    return {
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _in_process_group() -> bool:
