@@ -295,8 +295,12 @@ def _cpus(directory: Any) -> list[str]:
         metadata = json.loads(directory.metadata_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    parts = [metadata.get("hardware", {}), *(part.get("hardware", {}) for part in metadata.get("resumes", []))]
-    return sorted({part["cpu"] for part in parts if part.get("cpu")})
+    if not isinstance(metadata, dict):
+        return []
+    resumes = metadata.get("resumes")
+    parts = [metadata, *(resumes if isinstance(resumes, list) else [])]
+    machines = [part.get("hardware") for part in parts if isinstance(part, dict)]
+    return sorted({m["cpu"] for m in machines if isinstance(m, dict) and isinstance(m.get("cpu"), str)})
 
 
 def _test_groups(metrics: dict[str, Any], breakdown: str) -> dict[str, Any]:

@@ -151,7 +151,8 @@ class Run:
                     f"config.yaml describes ({type(err).__name__}: {str(err).splitlines()[-1].strip()[:160]})"
                 ) from None
         self.directory.truncate_trace(self.trainer.epoch)
-        self.directory.record_resume(self.trainer.epoch)
+        if self.trainer.epoch < self.config.training.epochs and not self.selection.stopped_early:
+            self.directory.record_resume(self.trainer.epoch)  # epochs will run here: on this machine
         return self.train()
 
     def validate(self, epoch: int) -> Validation:

@@ -177,13 +177,14 @@ class RunDirectory:
             return  # an unreadable record is left as it is, not replaced by a partial one
         if not isinstance(metadata, dict):
             return
+        earlier = metadata.get("resumes")
         part = {
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "epoch": epoch,
             "git_revision": _git_revision(),
             "hardware": hardware(),
         }
-        metadata["resumes"] = [*metadata.get("resumes", []), part]
+        metadata["resumes"] = [*(earlier if isinstance(earlier, list) else []), part]
         write_json_atomic(self.metadata_path, metadata)
 
     def check_data(self, data: dict[str, Any]) -> None:
