@@ -373,6 +373,7 @@ def test_a_converted_dataset_keeps_its_text_encoder_record(held_out, tmp_path):
     """``mocme convert`` carries a feature file's sidecar, so new entities can still be given by text
     to a run trained on the converted folder."""
     from mocme.data.loading import DatasetConfig, load_dataset
+    from mocme.features import feature_sidecars
     from mocme.inductive import _text_sidecar
 
     _, _, run_dir = held_out
@@ -384,4 +385,7 @@ def test_a_converted_dataset_keeps_its_text_encoder_record(held_out, tmp_path):
     record = _text_sidecar(copy.modalities["text"])
     assert not isinstance(record, str), record
     assert record[0]["kind"] == "text" and record[0]["file"] == "text.safetensors"
+    saved = load_layout(save_layout(kg, tmp_path / "api", sidecars=feature_sidecars(kg)))  # the same from Python
+    assert _text_sidecar(saved.modalities["text"])[0]["kind"] == "text"
+    assert isinstance(_text_sidecar(load_layout(save_layout(kg, tmp_path / "bare")).modalities["text"]), str)
     assert torch.equal(copy.modalities["text"].features, kg.modalities["text"].features)

@@ -116,18 +116,13 @@ def convert(
     """
     from mocme.data.layout import save_layout
     from mocme.data.loading import load_dataset
-    from mocme.features.cache import source_sidecar
+    from mocme.features.cache import feature_sidecars
 
     if dest.exists() and not overwrite:
         fail(f"{dest}: already exists (pass --overwrite to replace it)")
     kg = load_dataset(_dataset_config(source, features, masks, data_dir, columns, held_out))
-    sidecars = {}  # how extracted features were made, so that new entities' text can be encoded the same way
-    for name, modality in kg.modalities.items():
-        found = source_sidecar(modality.source)
-        if isinstance(found, tuple):
-            sidecars[name] = found[0]
     description = f"converted from {source} by 'mocme convert'"
-    save_layout(kg, dest, overwrite=overwrite, description=description, sidecars=sidecars)
+    save_layout(kg, dest, overwrite=overwrite, description=description, sidecars=feature_sidecars(kg))
     typer.echo(f"wrote {dest}: {kg!r}")
 
 

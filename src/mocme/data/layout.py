@@ -95,7 +95,9 @@ def save_layout(
 
     ``overwrite`` replaces a dataset saved in this layout (or an empty folder), never a folder of
     other files. ``sidecars``: per modality, the record of how its features were made (a feature
-    file's sidecar), written beside the saved features with its extraction checksum in their header.
+    file's sidecar: ``mocme.features.feature_sidecars(kg)``), written beside the saved features with
+    its extraction checksum in their header; without it, no sidecar is written, and new entities
+    cannot later be given to a run on this folder by their text.
     """
     directory = Path(directory)
     if directory.exists() and not overwrite:

@@ -8,7 +8,7 @@ Optional dependencies are imported on use: the ``text`` extra (sentence-transfor
 bundled MiniLM), the ``image`` extra (transformers, pillow) and the ``hdf5`` extra (h5py).
 """
 
-from mocme.features.cache import FeatureFile, feature_path
+from mocme.features.cache import FeatureFile, feature_path, feature_sidecars
 from mocme.features.image import extract_image_features, match_images
 from mocme.features.importing import import_features, read_row_names
 from mocme.features.text import DEFAULT_MODEL, encode_texts, entity_texts, extract_text_features, load_text_encoder
@@ -21,6 +21,7 @@ __all__ = [
     "extract_image_features",
     "extract_text_features",
     "feature_path",
+    "feature_sidecars",
     "import_features",
     "load_text_encoder",
     "match_images",

@@ -115,6 +115,18 @@ def source_sidecar(source: str | None) -> tuple[dict[str, Any], Path] | str:
     return record, sidecar
 
 
+def feature_sidecars(kg: MultiModalKG) -> dict[str, dict[str, Any]]:
+    """Per modality of ``kg`` read from an extracted feature file, that file's sidecar record: what
+    ``mocme.data.save_layout(kg, folder, sidecars=...)`` needs to keep how the features were made
+    (so that new entities' text can later be encoded by the same encoder)."""
+    records = {}
+    for name, modality in kg.modalities.items():
+        found = source_sidecar(modality.source)
+        if isinstance(found, tuple):
+            records[name] = found[0]
+    return records
+
+
 def up_to_date(path: PathLike, request: str) -> FeatureFile | None:
     """The existing output when it and its sidecar were made for exactly this request, else ``None``.
 
