@@ -72,12 +72,14 @@ def _graph():
 def _worker(args: argparse.Namespace) -> None:
     import torch
 
+    from mocme.allocator import keep_freed_memory
     from mocme.evaluation import evaluate
     from mocme.models import ModelConfig, build_model
     from mocme.training.config import TrainingConfig
     from mocme.training.trainer import Trainer
 
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as every run does (mocme.run.build); MOCME_MALLOC=system: glibc's defaults
     kg = _graph()
     torch.manual_seed(0)
     model = build_model(ModelConfig(name=args.model, dim=DIMS[args.model], relation_dim=8, dropout=0.0), kg)
