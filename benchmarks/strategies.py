@@ -71,15 +71,13 @@ def main() -> None:
     from inductive import chance as filtered_chance
     from mocme.data import generate
     from mocme.data.synthetic import SyntheticSpec
-    from mocme.evaluation import Evaluator, RelationPopularity, side_metrics
+    from mocme.evaluation import RelationPopularity, evaluate
     from mocme.training.strategies import STRATEGIES
 
     torch.set_num_threads(args.threads)
     kg = generate(SyntheticSpec(**GRAPH))
     chance = filtered_chance(kg, kg.valid)["mrr"]  # a random ranking of each query's filtered candidates
-    ranks = Evaluator(kg).ranks(RelationPopularity(kg), kg.valid)
-    popularity = side_metrics(ranks.optimistic, ranks.pessimistic, ranks.is_head)["both"]["realistic"]
-    popularity_mrr = popularity["inverse_harmonic_mean_rank"]
+    popularity_mrr = evaluate(RelationPopularity(kg), kg, "valid")["both"]["realistic"]["inverse_harmonic_mean_rank"]
     rows = []
     for name in STRATEGIES:
         values, seconds = zip(*(run(name, seed) for seed in range(args.seeds)), strict=True)

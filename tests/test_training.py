@@ -233,15 +233,14 @@ def test_structure_only_mocme_tracks_its_structural_scorer_on_the_strong_recipe(
     often each entity answers each relation), so that tracking it means learning as much.
     """
     from mocme.data import load_dataset
-    from mocme.evaluation import Evaluator, RelationPopularity, side_metrics
+    from mocme.evaluation import RelationPopularity, evaluate
 
     learnable = {"num_entities": 200, "structure_factors": 8, "triples_per_entity": 30, "modalities": {}}
     dataset = {"modalities": [], "synthetic": learnable}
     baseline, base_curve = strong_recipe_mrr(tmp_path, "complex", {"name": "complex"}, dataset)
     mocme, mocme_curve = strong_recipe_mrr(tmp_path, "mocme", {"interaction": "complex", **RECIPE_MOCME}, dataset)
     kg = load_dataset(validate_config({"dataset": dataset}).dataset)
-    ranks = Evaluator(kg).ranks(RelationPopularity(kg), kg.valid)
-    popular = side_metrics(ranks.optimistic, ranks.pessimistic, ranks.is_head)["both"]["realistic"]
+    popular = evaluate(RelationPopularity(kg), kg, "valid")["both"]["realistic"]
     assert baseline > popular["inverse_harmonic_mean_rank"] + 0.05, (baseline, popular)
     assert mocme >= baseline - 0.01, (mocme_curve, base_curve)
     for ours, theirs in zip(mocme_curve["curve"], base_curve["curve"], strict=True):
