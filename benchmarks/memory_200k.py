@@ -6,7 +6,7 @@ The graph is random (seeded): 200,000 entities, 50 relations, 1,000,000 training
 
 - ``baseline``: load the graph, build the model, the filter indexes, the gradients and the
   optimiser state, score nothing;
-- ``train``: 3 steps of 1-N training (``training.negatives: one_to_n``, batch 512), once with
+- ``train``: 3 steps of 1-N training (``training.negatives: k_vs_all``, batch 512), once with
   ``training.memory_mb`` (entities scored in chunks) and once without a limit;
 - ``evaluate``: filtered ranking of 2,000 test triples (both directions), with
   ``evaluation.memory_mb`` at the budget and at 16 times it.
@@ -84,7 +84,7 @@ def _worker(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
     model = build_model(ModelConfig(name=args.model, dim=DIMS[args.model], relation_dim=8, dropout=0.0), kg)
     budget = None if args.budget_mb <= 0 else args.budget_mb
-    config = TrainingConfig(negatives="one_to_n", batch_size=BATCH, memory_mb=budget, lr=1e-3)
+    config = TrainingConfig(negatives="k_vs_all", batch_size=BATCH, memory_mb=budget, lr=1e-3)
     trainer = Trainer(model, kg, config)
     # Everything but the scoring, so that the baseline holds it too: the training queries, both
     # filter indexes, the gradients and the optimiser state.

@@ -8,7 +8,7 @@ Two settings, with the same data, model size, batch and optimiser (Adam, lr 1e-3
   (``num_negs_per_pos=32``, unfiltered) and ``BCEWithLogitsLoss``.
 - ``lcwa``: 1-N, every query scored against all 14,541 entities. TuckER (relation dimension 32, no
   dropout or batch norm) and DistMult, dimension 200, batch 1024 queries, binary cross-entropy.
-  mocme: ``training.negatives=one_to_n``; PyKEEN: ``LCWATrainingLoop`` over inverse triples with
+  mocme: ``training.negatives=k_vs_all``; PyKEEN: ``LCWATrainingLoop`` over inverse triples with
   ``BCEWithLogitsLoss``. PyKEEN materialises ``batch × entities × dim`` tensors here (12 GB at
   batch 1024), so it runs with ``sub_batch_size`` (gradients accumulated over sub-batches: the same
   updates as batch 1024) to fit in memory. PyKEEN's automatic memory optimisation is off on both
@@ -89,7 +89,7 @@ def _run_mocme(args: argparse.Namespace, warmup, kg) -> dict[str, Any]:
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(name=args.model, dim=DIM, relation_dim=RELATION_DIM, dropout=0.0), kg)
-    negatives = "uniform" if args.setting == "slcwa" else "one_to_n"
+    negatives = "uniform" if args.setting == "slcwa" else "k_vs_all"
     config = TrainingConfig(negatives=negatives, num_negatives=NEGATIVES, batch_size=BATCH, lr=LR, memory_mb=None)
     Trainer(model, warmup, config).train_epoch(0)
     trainer = Trainer(model, kg, config)

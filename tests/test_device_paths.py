@@ -66,8 +66,8 @@ def test_gathered_scoring_matches_the_sparse_cpu_kernels(name, monkeypatch):
 
 @pytest.mark.parametrize(
     "training",
-    [{"negatives": "egns"}, {"negatives": "one_to_n"}, {"negatives": "egns", "pool": "all"}],
-    ids=["egns", "one_to_n", "egns-all"],
+    [{"negatives": "egns"}, {"negatives": "k_vs_all"}, {"negatives": "egns", "pool": "all"}],
+    ids=["egns", "k_vs_all", "egns-all"],
 )
 def test_bf16_mixed_precision_trains_close_to_fp32(tmp_path, training):
     fp32 = pipeline.train(tiny_config(**training), tmp_path / "fp32")

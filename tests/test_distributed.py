@@ -45,9 +45,9 @@ def _run(command: list[str], env_extra: dict[str, str] | None = None) -> subproc
     [
         {"negatives": "egns"},
         {"negatives": "egns", "egns": {"selection": "sample", "keep": 8, "warmup_epochs": 0}},
-        {"negatives": "one_to_n"},
+        {"negatives": "k_vs_all"},
     ],
-    ids=["egns", "egns-sample", "one_to_n"],
+    ids=["egns", "egns-sample", "k_vs_all"],
 )
 def test_two_gloo_processes_match_one_process_with_the_same_effective_batch(tmp_path, negatives):
     two = tmp_path / "two"

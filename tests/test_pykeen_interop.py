@@ -37,7 +37,7 @@ def test_mocme_trains_on_pykeen_nations_through_the_run_config(tmp_path):
     result = mocme.train(
         dataset={"name": "pykeen:Nations"},
         model={"dim": 32, "relation_dim": 16},
-        training={"epochs": 6, "eval_every": 3, "batch_size": 256, "negatives": "one_to_n"},
+        training={"epochs": 6, "eval_every": 3, "batch_size": 256, "negatives": "k_vs_all"},
         out=tmp_path / "nations",
     )
     assert result.metrics["dataset"] == "Nations" and result.metrics["modalities"] == ["structure"]

@@ -33,7 +33,7 @@ def tiny_config(**training):
         {"negatives": "uniform"},
         {"negatives": "bernoulli"},
         {"negatives": "self_adversarial"},
-        {"negatives": "one_to_n", "label_smoothing": 0.1},
+        {"negatives": "k_vs_all", "label_smoothing": 0.1},
         {"negatives": "k_vs_all", "k_vs_all_average": "queries"},
         {"negatives": "one_vs_all", "optimizer": "adagrad", "regularizer": "n3", "regularizer_weight": 0.01},
         {"negatives": "one_vs_all", "mask_known": True, "regularizer": "dura", "regularizer_weight": 0.01},
@@ -64,7 +64,7 @@ def _interrupt_after(monkeypatch, completed_epochs: int):
     monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
 
 
-@pytest.mark.parametrize("negatives", ["egns", "one_to_n"])
+@pytest.mark.parametrize("negatives", ["egns", "k_vs_all"])
 def test_resume_after_a_kill_ends_exactly_like_an_uninterrupted_run(tmp_path, monkeypatch, negatives):
     config = tiny_config(negatives=negatives, schedule="cosine", egns={"warmup_epochs": 1})
     whole = pipeline.train(config, tmp_path / "whole")

@@ -111,8 +111,9 @@ def convert(
 
     SOURCE is validated exactly as 'mocme inspect' does. DEST receives entities.txt, relations.txt,
     train/valid/test.tsv (names), entity_text.tsv when there is text, and features/NAME.safetensors
-    (features plus mask) per modality. DEST appears complete or not at all: on any error nothing is
-    left behind, and an existing DEST is replaced only with --overwrite.
+    (features plus mask) per modality, with features/NAME.json where the feature file has the record
+    'mocme features' writes beside it (which encoder made it). DEST appears complete or not at all: on
+    any error nothing is left behind, and an existing DEST is replaced only with --overwrite.
     """
     from mocme.data.layout import save_layout
     from mocme.data.loading import load_dataset

@@ -398,7 +398,7 @@ def k_vs_all_loss(smoothing: float, average: str = "pairs") -> ScorerLoss:
 
     def loss(leaf: _Leaves, rows: Rows) -> tuple[Tensor, None]:
         per_entity = average == "pairs"
-        return _one_to_n(
+        return _k_vs_all(
             leaf, rows.labels, smoothing, rows.chunks, rows.num_entities, rows.denominators, per_entity
         ), None
 
@@ -424,7 +424,7 @@ def _labels_in(labels: tuple[Tensor, Tensor], start: int, end: int) -> tuple[Ten
     return rows[inside], cols[inside] - start
 
 
-def _one_to_n(
+def _k_vs_all(
     leaf: _Leaves,
     labels: tuple[Tensor, Tensor],
     smoothing: float,
